@@ -1,0 +1,141 @@
+"""Apache Airflow provider for the HighLevel (LeadConnector) Contacts API.
+
+Airflow discovers this package through the ``apache_airflow_provider`` entry point, which
+points at :func:`get_provider_info`. Nothing here imports Airflow or the hook: provider
+discovery and the connection form are served from this dictionary alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: Connection type of a HighLevel connection and the default connection id.
+CONN_TYPE = "ghl"
+DEFAULT_CONN_ID = "ghl_default"
+DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
+DEFAULT_API_VERSION = "2021-07-28"
+
+_OPERATOR_MODULES = [
+    "contacts",
+    "tasks",
+    "notes",
+    "tags",
+    "appointments",
+    "followers",
+    "campaigns",
+    "workflows",
+    "businesses",
+]
+_SENSOR_MODULES = ["contacts", "tasks", "notes"]
+_TRIGGER_MODULES = ["changes", "events"]
+
+#: Connection form: custom fields stored in ``Connection.extra`` (read by the hook under both the
+#: short name and the prefixed ``extra__ghl__<name>`` name).
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "location_id": {
+        "label": "Location ID",
+        "description": "HighLevel sub-account (location) id the connection works in.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "auth_type": {
+        "label": "Auth type",
+        "description": "private_token: a Private Integration token in 'Access token'. "
+        "oauth: an OAuth 2.0 app; tokens are refreshed and rotated through the token store.",
+        "schema": {"type": ["string", "null"], "default": "private_token", "enum": ["private_token", "oauth"]},
+    },
+    "client_id": {
+        "label": "OAuth client ID",
+        "schema": {"type": ["string", "null"]},
+    },
+    "client_secret": {
+        "label": "OAuth client secret",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "refresh_token": {
+        "label": "OAuth initial refresh token",
+        "description": "Used once, to seed an empty token store; after that the store holds the "
+        "rotated refresh token.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    "user_type": {
+        "label": "OAuth token user type",
+        "description": "Location for a sub-account token; Company for an agency token that the hook "
+        "exchanges for a location token.",
+        "schema": {"type": ["string", "null"], "default": "Location", "enum": ["Location", "Company"]},
+    },
+    "company_id": {
+        "label": "Company (agency) ID",
+        "description": "Needed with an agency (Company) token, for /oauth/locationToken.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "token_store": {
+        "label": "Token store",
+        "description": "Where rotated OAuth tokens are kept: 'variable' (default, one Airflow Variable "
+        "per connection), 'variable:<key>', 'file:<path>', or a dotted path to a TokenStore class.",
+        "schema": {"type": ["string", "null"], "default": "variable"},
+    },
+    "api_version": {
+        "label": "API version",
+        "description": "Value of the Version header.",
+        "schema": {"type": ["string", "null"], "default": DEFAULT_API_VERSION},
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider metadata Airflow reads at discovery (see ``provider.yaml.schema.json``)."""
+    pkg = "airflow_provider_contacts"
+    return {
+        "package-name": "airflow-provider-contacts",
+        "name": "HighLevel Contacts",
+        "description": "HighLevel (LeadConnector) Contacts API: hook, operators, sensors, triggers "
+        "and reconciliation into SQL targets.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "HighLevel Contacts",
+                "external-doc-url": "https://highlevel.stoplight.io/docs/integrations/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "HighLevel Contacts", "python-modules": [f"{pkg}.hooks.contacts"]}
+        ],
+        "operators": [
+            {
+                "integration-name": "HighLevel Contacts",
+                "python-modules": [f"{pkg}.operators.{m}" for m in _OPERATOR_MODULES],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "HighLevel Contacts",
+                "python-modules": [f"{pkg}.sensors.{m}" for m in _SENSOR_MODULES],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "HighLevel Contacts",
+                "python-modules": [f"{pkg}.triggers.{m}" for m in _TRIGGER_MODULES],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": f"{pkg}.hooks.contacts.ContactsHook",
+                "hook-name": "HighLevel Contacts",
+                "connection-type": CONN_TYPE,
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "Base URL", "password": "Access token"},
+                    "placeholders": {
+                        "host": DEFAULT_BASE_URL,
+                        "password": "Private Integration token, or the current OAuth access token",
+                        "location_id": "ve9EPM428h8vShlRW1KT",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,69 @@
+"""Test-wide setup: an isolated AIRFLOW_HOME and Airflow's unit-test settings.
+
+Airflow reads its configuration when first imported, so everything here happens at import time of
+this conftest, before any test module imports Airflow. The sandbox fixtures (``sandbox``,
+``sandbox_factory``) come from the package's own pytest plugin,
+``airflow_provider_contacts.sandbox.pytest_plugin``, registered through the ``pytest11`` entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helpers such as airflow_cluster
+
+_home = Path(tempfile.mkdtemp(prefix="ghl-airflow-home-"))
+os.environ["AIRFLOW_HOME"] = str(_home)
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home / 'airflow.db'}"
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata database (SQLite in the session's AIRFLOW_HOME).
+
+    ``dag.test()`` and Variables need it; migrating once per session costs a few seconds.
+    """
+    from airflow.utils import db
+
+    db.initdb()
+    return _home
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the PostgreSQL server for target tests, from ``GHL_TEST_POSTGRES_URL``."""
+    url = os.environ.get("GHL_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("GHL_TEST_POSTGRES_URL is not set: PostgreSQL target tests need a server (.ci/run sets it)")
+    return url
+
+
+@pytest.fixture(scope="session")
+def airflow_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real Airflow deployment (api-server, scheduler with LocalExecutor, dag-processor,
+    triggerer) over the repository's ``dags/``, wired to a sandbox HighLevel API in a child
+    process (300 contacts, seed 7) through ``AIRFLOW_CONN_GHL_DEFAULT``.
+
+    Offers ``run_dag(dag_id, conf=None, timeout=300) -> DagRunResult``, ``sandbox`` and
+    ``airflow_home``. Starting it takes about 20 s; it is shared by the whole session.
+    """
+    from airflow_cluster import AirflowCluster
+
+    from airflow_provider_contacts.sandbox.testing import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig(contacts=300, seed=7), subprocess=True) as sandbox:
+        home = tmp_path_factory.mktemp("airflow-cluster")
+        cluster = AirflowCluster(home, {"AIRFLOW_CONN_GHL_DEFAULT": sandbox.conn_json()})
+        cluster.sandbox = sandbox  # type: ignore[attr-defined]
+        with cluster:
+            yield cluster
