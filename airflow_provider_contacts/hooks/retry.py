@@ -1,0 +1,78 @@
+"""Retry policy of the hook: what is retried, how often, and how long to wait.
+
+* Retried: 429 (after ``Retry-After`` or one rate-limit window), 5xx, connection errors, timeouts
+  and broken answers (truncated body, invalid JSON on a 2xx).
+* Not retried: other 4xx (a 401 is retried once, after a token refresh, by the hook).
+* Bounded by ``max_retries`` (failures), ``max_throttled`` (429s) and ``max_elapsed_s`` (total
+  time of one call, waits included).
+* Waits: exponential backoff with full jitter, ``uniform(0, min(cap_s, base_s * 2**attempt))``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Mapping
+
+#: HTTP statuses that are retried with backoff (besides 429, which has its own rules).
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds and waits of the hook's retries.
+
+    :param max_retries: retries after 5xx / network / broken answers (0 disables them).
+    :param max_throttled: retries after 429 answers.
+    :param max_elapsed_s: give up when the next wait would end later than this after the first try.
+    :param base_s: first backoff ceiling in seconds; doubles each retry.
+    :param cap_s: largest backoff ceiling in seconds.
+    """
+
+    max_retries: int = 5
+    max_throttled: int = 10
+    max_elapsed_s: float = 120.0
+    base_s: float = 0.25
+    cap_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0 or self.max_throttled < 0:
+            raise ValueError("max_retries and max_throttled must be >= 0")
+        if self.max_elapsed_s <= 0 or self.base_s <= 0 or self.cap_s <= 0:
+            raise ValueError("max_elapsed_s, base_s and cap_s must be > 0")
+
+    def backoff_s(self, attempt: int) -> float:
+        """Full-jitter wait before retry number ``attempt`` (1-based)."""
+        ceiling = min(self.cap_s, self.base_s * (2 ** max(0, attempt - 1)))
+        return random.uniform(0, ceiling)
+
+
+def retry_after_s(headers: Mapping[str, str], default_s: float) -> float:
+    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP date), else the rate-limit
+    interval header, else ``default_s``. Always at least a few milliseconds, at most 10 minutes."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    wait: float | None = None
+    raw = lowered.get("retry-after")
+    if raw:
+        try:
+            wait = float(raw)
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(raw)
+                wait = (when - datetime.now(timezone.utc)).total_seconds()
+            except (TypeError, ValueError):
+                wait = None
+    if wait is None:
+        interval_ms = lowered.get("x-ratelimit-interval-milliseconds")
+        try:
+            wait = float(interval_ms) / 1000.0 if interval_ms else None
+        except ValueError:
+            wait = None
+    if wait is None:
+        wait = default_s
+    return min(max(wait, 0.005), 600.0)
+
+
+__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "retry_after_s"]

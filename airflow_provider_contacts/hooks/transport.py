@@ -1,0 +1,261 @@
+"""The request loop of the hook: auth header, pacing, retries and error mapping.
+
+One :meth:`Transport.request` call is one logical API call. It
+
+1. takes a slot from the shared :class:`~airflow_provider_contacts.hooks.pacing.RateLimiter`
+   (which may raise :class:`GHLDailyLimitError` before the daily limit),
+2. sends the request with ``Authorization: Bearer <token>`` and the (connect, read) timeouts,
+3. feeds the ``X-RateLimit-*`` headers back to the limiter,
+4. retries per :class:`~airflow_provider_contacts.hooks.retry.RetryPolicy`: 429 after
+   ``Retry-After`` (holding every thread of the process), 5xx / network errors / broken bodies with
+   jittered backoff, a 401 once after the token source refreshed the token,
+5. maps other errors to the :mod:`airflow_provider_contacts.errors` hierarchy.
+
+Writes that must not be repeated blindly (creates) pass ``replay_safe=False``: an ambiguous failure
+(the request may have been processed) raises :class:`AmbiguousWrite` instead of being retried, so
+the caller can look for the created record first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from airflow_provider_contacts.auth import TokenSource
+from airflow_provider_contacts.errors import (
+    GHLAPIError,
+    GHLAuthError,
+    GHLRateLimitError,
+    GHLServerError,
+    GHLTransportError,
+    error_class_for_status,
+)
+from airflow_provider_contacts.hooks.pacing import RateLimiter
+from airflow_provider_contacts.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, retry_after_s
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HookStats:
+    """Counters of one hook instance (thread-safe). ``throttled`` counts 429 answers."""
+
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    refreshes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Increment counter ``name`` by ``n``."""
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict (for XCom and run reports)."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "throttled": self.throttled,
+                "retries": self.retries,
+                "refreshes": self.refreshes,
+            }
+
+    def __getitem__(self, name: str) -> int:
+        return self.as_dict()[name]
+
+
+class AmbiguousWrite(Exception):
+    """A non-replay-safe write failed in a way that may have left it processed on the server."""
+
+    def __init__(self, error: GHLAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def api_error_message(body: Any, fallback: str) -> tuple[str, str | None]:
+    """``(message, traceId)`` from a HighLevel error body (message may be a string or a list)."""
+    if not isinstance(body, dict):
+        return fallback, None
+    message = body.get("message") or body.get("error_description") or body.get("error") or fallback
+    if isinstance(message, list):
+        message = "; ".join(str(m) for m in message)
+    trace_id = body.get("traceId") or body.get("trace_id")
+    return str(message), (str(trace_id) if trace_id else None)
+
+
+def _connection_never_reached(exc: requests.RequestException) -> bool:
+    """True when the request certainly did not reach the server (safe to resend a write)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return isinstance(exc, requests.exceptions.ConnectionError) and (
+        "NewConnectionError" in text or "Connection refused" in text
+    )
+
+
+class Transport:
+    """Sends API requests for one hook. See the module docstring for the rules.
+
+    :param session: returns the hook's cached ``requests.Session``.
+    :param base_url: API base URL without trailing slash.
+    :param token_source: gives (and refreshes) the bearer token.
+    :param limiter: the shared limiter of (base URL, location).
+    :param retry: retry bounds.
+    :param timeout: ``(connect, read)`` seconds.
+    :param daily_reserve: daily requests to leave untouched.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: Callable[[], requests.Session],
+        base_url: str,
+        token_source: TokenSource,
+        limiter: RateLimiter,
+        retry: RetryPolicy,
+        timeout: tuple[float, float],
+        daily_reserve: int,
+        stats: HookStats,
+    ) -> None:
+        self._session = session
+        self.base_url = base_url
+        self.token_source = token_source
+        self.limiter = limiter
+        self.retry = retry
+        self.timeout = timeout
+        self.daily_reserve = daily_reserve
+        self.stats = stats
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        scope: str | None = None,
+        replay_safe: bool = True,
+    ) -> Any:
+        """Send one API call and return its parsed JSON body (``{}`` for an empty body).
+
+        :param operation: contacts.json ``operationId`` (for errors and logs).
+        :param scope: the OAuth scope the call needs (named in 403 errors).
+        :param replay_safe: ``False`` for creates: ambiguous failures raise :class:`AmbiguousWrite`.
+        :raises GHLAPIError: (a subclass) for errors that are not retried or outlast the retries.
+        """
+        url = f"{self.base_url}{path}"
+        started = time.monotonic()
+        failures = throttles = 0
+        refreshed = False
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+        while True:
+            token = self.token_source.get_access_token()
+            self.limiter.acquire(self.daily_reserve)
+            error: GHLAPIError
+            reached = True
+            try:
+                self.stats.add("requests")
+                resp = self._session().request(
+                    method,
+                    url,
+                    params=clean_params or None,
+                    json=json_body,
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=self.timeout,
+                )
+                self.limiter.update_from_headers(resp.headers)
+            except requests.RequestException as exc:
+                reached = not _connection_never_reached(exc)
+                error = GHLTransportError(
+                    f"no usable answer from {self.base_url} ({type(exc).__name__})", operation=operation
+                )
+                resp = None
+            finally:
+                self.limiter.release()
+
+            if resp is not None:
+                status = resp.status_code
+                if 200 <= status < 300:
+                    try:
+                        return resp.json() if resp.content.strip() else {}
+                    except ValueError:
+                        error = GHLTransportError(
+                            f"HTTP {status} with a body that is not valid JSON (truncated?)",
+                            status=status,
+                            operation=operation,
+                        )
+                else:
+                    try:
+                        body = resp.json()
+                    except ValueError:
+                        body = None
+                    message, trace_id = api_error_message(body, resp.reason or f"HTTP {status}")
+                    if status == 401 and not refreshed:
+                        refreshed = True
+                        before = getattr(self.token_source, "refreshes", 0)
+                        if self.token_source.on_unauthorized(token):
+                            self.stats.add("refreshes", getattr(self.token_source, "refreshes", 0) - before)
+                            log.info("%s: 401 with the current token; retrying with a refreshed token", operation)
+                            continue
+                    if status == 429:
+                        throttles += 1
+                        self.stats.add("throttled")
+                        wait = retry_after_s(resp.headers, self.limiter.retry_after_default())
+                        self.limiter.hold(wait)
+                        if throttles > self.retry.max_throttled or time.monotonic() - started + wait > self.retry.max_elapsed_s:
+                            raise GHLRateLimitError(
+                                f"{message}; still rate limited after {throttles} attempts - lower the "
+                                "concurrency or spread the work over more time",
+                                status=429,
+                                trace_id=trace_id,
+                                operation=operation,
+                            )
+                        self.stats.add("retries")
+                        log.info("%s: 429, waiting %.2f s (attempt %d)", operation, wait, throttles)
+                        continue  # the limiter's hold makes every thread wait
+                    if status in RETRYABLE_STATUSES:
+                        error = GHLServerError(message, status=status, trace_id=trace_id, operation=operation)
+                    else:
+                        raise self._client_error(status, message, trace_id, operation, scope)
+
+            # A retryable failure: a 5xx, no answer, or a broken body.
+            if not replay_safe and reached:
+                raise AmbiguousWrite(error)
+            failures += 1
+            wait = self.retry.backoff_s(failures)
+            if failures > self.retry.max_retries or time.monotonic() - started + wait > self.retry.max_elapsed_s:
+                error.message = f"{error.message} (gave up after {failures} attempts)"
+                raise type(error)(
+                    error.message, status=error.status, trace_id=error.trace_id, operation=operation
+                )
+            self.stats.add("retries")
+            log.warning("%s: %s; retry %d in %.2f s", operation, error.message, failures, wait)
+            time.sleep(wait)
+
+    @staticmethod
+    def _client_error(
+        status: int, message: str, trace_id: str | None, operation: str, scope: str | None
+    ) -> GHLAPIError:
+        if status == 401:
+            message = (
+                f"{message}: the token is invalid or expired; put a valid Private Integration token "
+                "in the connection's password, or re-authorise the OAuth app"
+            )
+        elif status == 403:
+            needed = f"'{scope}'" if scope else "the scope this call needs"
+            message = f"{message}: the token lacks the {needed} scope; add it to the app/integration and re-authorise"
+        cls = error_class_for_status(status)
+        if cls is GHLAuthError and status not in (401, 403):  # pragma: no cover - defensive
+            cls = GHLAPIError
+        return cls(message, status=status, trace_id=trace_id, operation=operation)
+
+
+__all__ = ["AmbiguousWrite", "HookStats", "Transport", "api_error_message"]

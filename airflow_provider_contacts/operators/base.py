@@ -1,0 +1,341 @@
+"""Shared base of the HighLevel Contacts operators.
+
+Every operator wraps exactly one Contacts API operation (one ``operationId`` of contacts.json) and
+one :class:`~airflow_provider_contacts.hooks.contacts.ContactsHook` method. The base class owns
+what they all share:
+
+* ``ghl_conn_id`` (default ``ghl_default``) and an optional ``location_id`` override, both
+  templated, and the cached :attr:`GHLBaseOperator.hook`;
+* input checks that run *before* any request: ids must be non-empty strings without ``/``, bodies
+  (dicts, or JSON strings after templating) are validated with the hook's pydantic request models
+  so that the error names the field and the fix (:class:`GHLInputError`, which fails the task
+  without retries - retrying cannot fix a bad input);
+* result shaping: a small JSON-serialisable dict for XCom (ids, counts, key fields), never a
+  whole location.
+
+A concrete operator declares ``operation_id``, its templated parameters, and implements
+:meth:`GHLBaseOperator.call` (the one hook call) and, if needed, :meth:`GHLBaseOperator.shape`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+from airflow_provider_contacts import DEFAULT_CONN_ID
+from airflow_provider_contacts.errors import GHLNotFoundError, GHLValidationError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.models import RequestModel
+
+M = TypeVar("M", bound="RequestModel")
+
+
+class GHLInputError(GHLValidationError, AirflowFailException):
+    """An operator or sensor parameter is invalid; raised before any request is sent.
+
+    It is a :class:`~airflow_provider_contacts.errors.GHLValidationError` (``status`` is ``None``)
+    and an ``AirflowFailException``, so the task fails at once instead of retrying an input that
+    cannot succeed.
+    """
+
+
+def input_error(owner: str, param: str, problem: str, operation: str | None = None) -> GHLInputError:
+    """Build the error for a bad parameter: ``"<owner>: parameter '<param>': <problem>"``."""
+    return GHLInputError(f"{owner}: parameter '{param}': {problem}", operation=operation)
+
+
+def check_id(owner: str, param: str, value: Any, operation: str | None = None) -> str:
+    """Return ``value`` as a clean id, or raise :class:`GHLInputError` naming ``param``.
+
+    Ids are interpolated into URL paths, so they must be non-empty strings without ``/``, ``?`` or
+    ``#``; surrounding whitespace (a common templating artefact) is stripped.
+    """
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise input_error(
+            owner,
+            param,
+            f"needs a HighLevel id (a non-empty string), got {value!r}; pass the id, e.g. "
+            "\"{{ ti.xcom_pull(task_ids='create_contact')['id'] }}\"",
+            operation,
+        )
+    text = value.strip()
+    if any(ch in text for ch in "/?#") or any(ch.isspace() for ch in text):
+        raise input_error(owner, param, f"{text!r} is not an id (it contains '/', '?', '#' or spaces)", operation)
+    return text
+
+
+def check_id_list(owner: str, param: str, values: Any, operation: str | None = None) -> list[str]:
+    """Return ``values`` (a list, or a JSON list / comma-separated string) as a list of clean ids."""
+    items = coerce_list(owner, param, values, operation)
+    if not items:
+        raise input_error(owner, param, "needs at least one id", operation)
+    return [check_id(owner, f"{param}[{i}]", v, operation) for i, v in enumerate(items)]
+
+
+def coerce_list(owner: str, param: str, values: Any, operation: str | None = None) -> list[Any]:
+    """A list from a list/tuple/set, a JSON or Python list literal, or a comma-separated string."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        text = values.strip()
+        if text.startswith("["):
+            parsed = _parse_literal(text)
+            if not isinstance(parsed, list):
+                raise input_error(owner, param, f"{text!r} is not a JSON list", operation)
+            return parsed
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if isinstance(values, (list, tuple, set, frozenset)):
+        return list(values)
+    raise input_error(owner, param, f"needs a list, got {type(values).__name__}", operation)
+
+
+def _parse_literal(text: str) -> Any:
+    """Parse a JSON text, or a Python literal (what non-native Jinja renders a dict/list into)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return _UNPARSEABLE
+
+
+_UNPARSEABLE = object()
+
+
+def coerce_mapping(owner: str, param: str, value: Any, operation: str | None = None) -> dict[str, Any]:
+    """A dict from a mapping, a pydantic model, or a JSON object string (rendered templates)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_unset=True, by_alias=True)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        parsed = _parse_literal(value.strip())
+        if isinstance(parsed, dict):
+            return parsed
+        raise input_error(
+            owner,
+            param,
+            f"must be a JSON object (a dict), got the string {value[:80]!r}; pass a dict or a JSON "
+            "object, or set render_template_as_native_obj=True on the DAG for templated dicts",
+            operation,
+        )
+    if value is None:
+        return {}
+    raise input_error(owner, param, f"must be a dict, got {type(value).__name__}", operation)
+
+
+def validate_request(
+    owner: str, param: str, model: type[M], value: Any, operation: str | None = None
+) -> M:
+    """Validate ``value`` against the hook's request model; errors name ``param`` and each field."""
+    from airflow_provider_contacts.models import validate_body
+
+    data = value if isinstance(value, model) else coerce_mapping(owner, param, value, operation)
+    try:
+        return validate_body(model, data, operation or owner)
+    except GHLValidationError as exc:
+        raise input_error(owner, param, exc.message, operation) from None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn hook results (pydantic models, lists of them, datetimes) into JSON-able data."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def succeeded(result: Any) -> bool:
+    """Whether a hook result reports success (``True``, or a ``succeded``/``success`` flag)."""
+    if isinstance(result, bool):
+        return result
+    data = to_jsonable(result)
+    if isinstance(data, Mapping):
+        for key in ("succeded", "succeeded", "success"):
+            if key in data:
+                return bool(data[key])
+    return result is not None
+
+
+def pick(record: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
+    """The ``fields`` of ``record`` that are present and not ``None`` (key fields for XCom)."""
+    return {f: record[f] for f in fields if record.get(f) is not None}
+
+
+class GHLBaseOperator(BaseOperator):
+    """Base of every HighLevel Contacts operator: one operation, one hook call, a small result.
+
+    :param ghl_conn_id: Airflow connection of type ``ghl`` (default ``ghl_default``). Templated.
+    :param location_id: location (sub-account) to work in; defaults to the connection's
+        ``location_id`` extra. Templated.
+
+    Subclasses set ``operation_id`` (the contacts.json ``operationId`` they wrap), extend
+    ``template_fields`` with their own parameters, implement :meth:`call` and may override
+    :meth:`validate` (checks before any request) and :meth:`shape` (the XCom result).
+    """
+
+    #: The contacts.json ``operationId`` this operator wraps.
+    operation_id: ClassVar[str]
+    #: Name of the ContactsHook method this operator calls (it carries the same ``operation_id``).
+    hook_method: ClassVar[str]
+    #: Key fields of a returned record that go to XCom (``None``: the whole record).
+    result_fields: ClassVar[Sequence[str] | None] = None
+
+    template_fields: Sequence[str] = ("ghl_conn_id", "location_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"body": "json", "filters": "json"}
+    ui_color = "#dbe9ff"
+    ui_fgcolor = "#1a1a1a"
+
+    def __init__(
+        self,
+        *,
+        ghl_conn_id: str = DEFAULT_CONN_ID,
+        location_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ghl_conn_id = ghl_conn_id
+        self.location_id = location_id
+
+    # -- helpers for subclasses ------------------------------------------------------------
+    @property
+    def _owner(self) -> str:
+        return f"{type(self).__name__}(task_id={self.task_id!r})"
+
+    def _id(self, param: str) -> str:
+        """The templated id parameter ``param``, checked (see :func:`check_id`)."""
+        return check_id(self._owner, param, getattr(self, param), self.operation_id)
+
+    def _ids(self, param: str) -> list[str]:
+        """The templated list-of-ids parameter ``param``, checked."""
+        return check_id_list(self._owner, param, getattr(self, param), self.operation_id)
+
+    def _body(self, model: type[M], param: str = "body", value: Any = None) -> M:
+        """The templated body parameter ``param`` validated against ``model``."""
+        raw = getattr(self, param) if value is None else value
+        return validate_request(self._owner, param, model, raw, self.operation_id)
+
+    def _list_body(self, model: type[M], param: str) -> M:
+        """Validate the list parameter ``param`` as ``{param: [...]}`` against ``model``."""
+        values = coerce_list(self._owner, param, getattr(self, param), self.operation_id)
+        return validate_request(self._owner, param, model, {param: values}, self.operation_id)
+
+    @cached_property
+    def hook(self) -> ContactsHook:
+        """The hook for ``ghl_conn_id`` and ``location_id`` (created once per task run)."""
+        from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+        location = self.location_id.strip() if isinstance(self.location_id, str) else None
+        return ContactsHook(ghl_conn_id=self.ghl_conn_id, location_id=location or None)
+
+    # -- the template ----------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check rendered parameters before any request; raise :class:`GHLInputError`."""
+
+    def call(self, hook: ContactsHook) -> Any:
+        """Make the one hook call of this operator and return its result."""
+        raise NotImplementedError
+
+    def shape(self, result: Any) -> Any:
+        """Turn the hook result into the small JSON-able XCom value."""
+        data = to_jsonable(result)
+        if self.result_fields is not None and isinstance(data, Mapping):
+            return pick(data, self.result_fields)
+        return data
+
+    def execute(self, context: Context) -> Any:
+        """Validate inputs, call the hook once, and return the shaped result (pushed to XCom)."""
+        self.validate()
+        result = self.call(self.hook)
+        shaped = self.shape(result)
+        self.log.info("%s (%s) done: %s", self.operation_id, type(self).__name__, _summary(shaped))
+        return shaped
+
+
+class GHLContactOperator(GHLBaseOperator):
+    """Base of operators that act on one contact (``/contacts/{contactId}/...``).
+
+    :param contact_id: the contact's id. Templated.
+    """
+
+    template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "contact_id")
+
+    def __init__(self, *, contact_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.contact_id = contact_id
+
+    def validate(self) -> None:
+        super().validate()
+        self._id("contact_id")
+
+
+class GHLDeleteMixin:
+    """Adds ``missing_ok`` to a delete operator (mix in before the operator base class).
+
+    :param missing_ok: treat an already deleted (404) object as success (default True), which
+        makes the delete idempotent; with False a re-run fails on the missing object.
+    """
+
+    log: Any
+
+    def __init__(self, *, missing_ok: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.missing_ok = missing_ok
+
+    def _delete(self, request: Callable[[], Any]) -> bool:
+        """Run the delete ``request``; ``False`` when the object was already gone and ``missing_ok``."""
+        try:
+            return bool(request())
+        except GHLNotFoundError:
+            if not self.missing_ok:
+                raise
+            self.log.info("already deleted (404); missing_ok=True, so this counts as done")
+            return False
+
+
+def _summary(value: Any) -> str:
+    """A short, secret-free description of an XCom value for the task log."""
+    if isinstance(value, Mapping):
+        keys = ", ".join(f"{k}={value[k]!r}" for k in list(value)[:6] if not isinstance(value[k], (list, dict)))
+        counts = ", ".join(f"{k}: {len(v)} item(s)" for k, v in value.items() if isinstance(v, (list, dict)))
+        return "; ".join(p for p in (keys, counts) if p) or "{}"
+    if isinstance(value, list):
+        return f"{len(value)} item(s)"
+    return repr(value)[:200]
+
+
+__all__ = [
+    "GHLBaseOperator",
+    "GHLContactOperator",
+    "GHLDeleteMixin",
+    "GHLInputError",
+    "check_id",
+    "check_id_list",
+    "coerce_list",
+    "coerce_mapping",
+    "input_error",
+    "pick",
+    "succeeded",
+    "to_jsonable",
+    "validate_request",
+]

@@ -1,0 +1,63 @@
+"""Operators for the followers (users following a contact): add, remove."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_contacts.models import FollowersBody
+from airflow_provider_contacts.operators.base import GHLContactOperator, pick, to_jsonable
+
+if TYPE_CHECKING:
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+
+class _ContactFollowers(GHLContactOperator):
+    """Base of the follower operators: adds ``followers`` (templated list of user ids)."""
+
+    template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "followers")
+
+    def __init__(self, *, followers: list[str] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.followers = followers
+
+    def validate(self) -> None:
+        super().validate()
+        self._list_body(FollowersBody, "followers")
+
+    def shape(self, result: Any) -> dict[str, Any]:
+        data = to_jsonable(result)
+        return {"contact_id": self._id("contact_id"), **pick(data, ("followers", "followersAdded", "followersRemoved"))}
+
+
+class GHLAddFollowersOperator(_ContactFollowers):
+    """Add followers (user ids) to a contact (``POST /contacts/{contactId}/followers``).
+
+    :param followers: user ids (list, JSON list or comma-separated string). Templated.
+
+    XCom: ``{"contact_id", "followers", "followersAdded"}``. Idempotent.
+    """
+
+    operation_id = "add-followers-contact"
+    hook_method = "add_followers"
+
+    def call(self, hook: ContactsHook) -> Any:
+        return hook.add_followers(self._id("contact_id"), self._list_body(FollowersBody, "followers").followers)
+
+
+class GHLRemoveFollowersOperator(_ContactFollowers):
+    """Remove followers from a contact (``DELETE /contacts/{contactId}/followers``).
+
+    :param followers: user ids. Templated.
+
+    XCom: ``{"contact_id", "followers", "followersRemoved"}``. Idempotent.
+    """
+
+    operation_id = "remove-followers-contact"
+    hook_method = "remove_followers"
+
+    def call(self, hook: ContactsHook) -> Any:
+        return hook.remove_followers(self._id("contact_id"), self._list_body(FollowersBody, "followers").followers)
+
+
+__all__ = ["GHLAddFollowersOperator", "GHLRemoveFollowersOperator"]

@@ -1,0 +1,145 @@
+"""Operators for the notes of a contact: list, get, create, update, delete.
+
+Each operator wraps one contacts.json operation (its ``operation_id``) and one hook call. Bodies
+are validated with the hook's request models (``CreateNote``, ``UpdateNote``) before any request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_contacts.models import CreateNote, UpdateNote
+from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin
+from airflow_provider_contacts.operators.output import GHLContactRecordsOperator
+
+if TYPE_CHECKING:
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+#: Key fields of a note in XCom results and output tables.
+NOTE_KEY_FIELDS: tuple[str, ...] = ("id", "contactId", "title", "userId", "pinned", "dateAdded")
+
+
+class _OneNote(GHLContactOperator):
+    """Base of operators on one existing note: adds ``note_id`` (templated)."""
+
+    template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "note_id")
+    result_fields = NOTE_KEY_FIELDS
+
+    def __init__(self, *, note_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.note_id = note_id
+
+    def validate(self) -> None:
+        super().validate()
+        self._id("note_id")
+
+
+class GHLListNotesOperator(GHLContactRecordsOperator):
+    """List every note of a contact (``GET /contacts/{contactId}/notes``).
+
+    Output: XCom (at most ``max_xcom_records``), ``output_table`` or ``output_path``.
+    Reading only: idempotent.
+    """
+
+    operation_id = "get-all-notes"
+    hook_method = "list_notes"
+    key_fields = NOTE_KEY_FIELDS
+
+    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+        return hook.list_notes(self._id("contact_id"))
+
+
+class GHLGetNoteOperator(_OneNote):
+    """Get one note of a contact (``GET /contacts/{contactId}/notes/{id}``).
+
+    :param note_id: the note id. Templated.
+
+    XCom: the note's key fields. Reading only: idempotent.
+    """
+
+    operation_id = "get-note"
+    hook_method = "get_note"
+
+    def call(self, hook: ContactsHook) -> Any:
+        return hook.get_note(self._id("contact_id"), self._id("note_id"))
+
+
+class GHLCreateNoteOperator(GHLContactOperator):
+    """Add a note to a contact (``POST /contacts/{contactId}/notes``).
+
+    :param body: ``{"body": ..., "title": ..., "userId": ..., "color": "#FFAA00", "pinned": false}``
+        (``body`` required). Templated.
+
+    XCom: the new note's key fields. **Not idempotent**: a retry or re-run adds another note.
+    """
+
+    operation_id = "create-note"
+    hook_method = "create_note"
+    result_fields = NOTE_KEY_FIELDS
+    template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "body")
+
+    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.body = body
+
+    def validate(self) -> None:
+        super().validate()
+        self._body(CreateNote)
+
+    def call(self, hook: ContactsHook) -> Any:
+        return hook.create_note(self._id("contact_id"), self._body(CreateNote))
+
+
+class GHLUpdateNoteOperator(_OneNote):
+    """Update a note (``PUT /contacts/{contactId}/notes/{id}``).
+
+    :param note_id: the note id. Templated.
+    :param body: only the fields to change. Templated.
+
+    XCom: the note's key fields. Idempotent.
+    """
+
+    operation_id = "update-note"
+    hook_method = "update_note"
+    template_fields: Sequence[str] = (*_OneNote.template_fields, "body")
+
+    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.body = body
+
+    def validate(self) -> None:
+        super().validate()
+        self._body(UpdateNote)
+
+    def call(self, hook: ContactsHook) -> Any:
+        return hook.update_note(self._id("contact_id"), self._id("note_id"), self._body(UpdateNote))
+
+
+class GHLDeleteNoteOperator(GHLDeleteMixin, _OneNote):
+    """Delete a note (``DELETE /contacts/{contactId}/notes/{id}``).
+
+    :param note_id: the note id. Templated.
+    :param missing_ok: treat an already deleted (404) note as success (default True: idempotent).
+
+    XCom: ``{"contact_id", "note_id", "deleted": bool}`` (``False``: it was already gone).
+    """
+
+    operation_id = "delete-note"
+    hook_method = "delete_note"
+
+    def call(self, hook: ContactsHook) -> bool:
+        return self._delete(lambda: hook.delete_note(self._id("contact_id"), self._id("note_id")))
+
+    def shape(self, result: Any) -> dict[str, Any]:
+        return {"contact_id": self._id("contact_id"), "note_id": self._id("note_id"), "deleted": bool(result)}
+
+
+__all__ = [
+    "NOTE_KEY_FIELDS",
+    "GHLCreateNoteOperator",
+    "GHLDeleteNoteOperator",
+    "GHLGetNoteOperator",
+    "GHLListNotesOperator",
+    "GHLUpdateNoteOperator",
+]

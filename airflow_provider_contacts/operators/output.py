@@ -1,0 +1,364 @@
+"""Write many records to a target instead of XCom.
+
+XCom is for small values. Operators that can return many records (search, list, by business)
+take the same output parameters, handled here:
+
+* ``output_table`` + ``output_conn_id``: rows go to a table through any common-sql connection
+  (``DbApiHook.insert_rows`` with ``replace=True`` and ``replace_index=["id"]``, so re-running a task
+  updates rows instead of duplicating them; each dialect renders its own upsert: ``REPLACE INTO``
+  for SQLite/MySQL, ``ON CONFLICT`` for PostgreSQL, ``MERGE`` for MSSQL). The table is created
+  when missing (``create_table=True``): ``id`` (primary key), one text column per key field
+  (snake_case), and ``record`` with the whole record as JSON.
+* ``output_path``: JSON Lines (one record per line) written through
+  :class:`airflow.sdk.ObjectStoragePath`, so ``file://``, ``s3://``, ``gs://``... all work (with the
+  matching provider installed; ``output_conn_id`` then names the storage connection). The file
+  is replaced on each run.
+* neither: the records go to XCom, but at most ``max_xcom_records`` of them (default 1,000); past
+  that the task fails with an error telling to set ``output_table`` or ``output_path``.
+
+Records are streamed: pages are written in batches of ``batch_size`` as they arrive, so memory
+stays bounded by one batch whatever the size of the location.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from airflow_provider_contacts.operators.base import GHLBaseOperator, GHLContactOperator, input_error, to_jsonable
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+#: Default cap of records pushed to XCom.
+DEFAULT_MAX_XCOM_RECORDS = 1_000
+#: Default number of records written per batch (one transaction / one flush).
+DEFAULT_BATCH_SIZE = 500
+
+_TABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+
+
+def snake_case(name: str) -> str:
+    """``dateAdded`` -> ``date_added`` (column names that need no quoting in any dialect)."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where records go and the XCom cap (validated by :meth:`check`)."""
+
+    output_table: str | None = None
+    output_conn_id: str | None = None
+    output_path: str | None = None
+    max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    create_table: bool = True
+
+    def check(self, owner: str, operation: str | None = None) -> None:
+        """Raise :class:`~airflow_provider_contacts.operators.base.GHLInputError` on a bad combination."""
+        if self.output_table and self.output_path:
+            raise input_error(owner, "output_table", "set either output_table or output_path, not both", operation)
+        if self.output_table:
+            if not self.output_conn_id:
+                raise input_error(
+                    owner,
+                    "output_conn_id",
+                    "output_table needs output_conn_id: the id of a common-sql connection "
+                    "(sqlite, postgres, mysql, ...) to write the table through",
+                    operation,
+                )
+            if not _TABLE_RE.match(self.output_table):
+                raise input_error(
+                    owner, "output_table", f"{self.output_table!r} is not a table name ('table' or 'schema.table')", operation
+                )
+        if not isinstance(self.max_xcom_records, int) or self.max_xcom_records < 0:
+            raise input_error(owner, "max_xcom_records", "must be an integer >= 0", operation)
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise input_error(owner, "batch_size", "must be an integer >= 1", operation)
+
+    @property
+    def has_target(self) -> bool:
+        """True when records go to a table or a file rather than XCom."""
+        return bool(self.output_table or self.output_path)
+
+
+class RecordWriter(Protocol):
+    """A target that accepts batches of API records (JSON-able dicts with an ``id``)."""
+
+    def write(self, batch: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def close(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class TableWriter:
+    """Upserts records into ``table`` through the common-sql connection ``conn_id``.
+
+    :param key_fields: API fields stored as their own (text) columns besides ``id`` and ``record``.
+    """
+
+    def __init__(self, conn_id: str, table: str, key_fields: Sequence[str], create_table: bool = True) -> None:
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+        from airflow.sdk import BaseHook
+
+        hook = BaseHook.get_connection(conn_id).get_hook()
+        if not isinstance(hook, DbApiHook):
+            raise input_error(
+                f"output connection {conn_id!r}",
+                "output_conn_id",
+                f"is of type {type(hook).__name__}, not a SQL (common-sql DbApiHook) connection",
+            )
+        self.hook = hook
+        self.conn_id = conn_id
+        self.table = table
+        self.key_fields = [f for f in key_fields if f != "id"]
+        self.columns = ["id", *(snake_case(f) for f in self.key_fields), "record"]
+        self.rows_written = 0
+        if create_table:
+            self._ensure_table()
+
+    def _ensure_table(self) -> None:
+        from sqlalchemy import Column, MetaData, String, Table, Text, inspect
+
+        schema, _, name = self.table.rpartition(".")
+        engine = self.hook.get_sqlalchemy_engine()
+        try:
+            if inspect(engine).has_table(name, schema=schema or None):
+                return
+            table = Table(
+                name,
+                MetaData(schema=schema or None),
+                Column("id", String(64), primary_key=True),
+                *(Column(col, Text) for col in self.columns[1:]),
+            )
+            table.create(engine, checkfirst=True)
+        finally:
+            engine.dispose()
+
+    def _row(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for field in self.key_fields:
+            value = record.get(field)
+            values.append(json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value)
+        return (record.get("id"), *values, json.dumps(record, ensure_ascii=False, sort_keys=True))
+
+    def write(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        rows = [self._row(r) for r in batch]
+        self.hook.insert_rows(
+            self.table,
+            rows,
+            target_fields=self.columns,
+            commit_every=len(rows),
+            replace=True,
+            replace_index=["id"],
+        )
+        self.rows_written += len(rows)
+
+    def close(self) -> None:
+        """Nothing to flush: every batch is committed by ``insert_rows``."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"output_table": self.table, "output_conn_id": self.conn_id}
+
+
+class JsonLinesWriter:
+    """Writes records as JSON Lines to ``path`` (any :class:`airflow.sdk.ObjectStoragePath` URL)."""
+
+    def __init__(self, path: str, conn_id: str | None = None) -> None:
+        from airflow.sdk import ObjectStoragePath
+
+        self.path = ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)
+        parent = self.path.parent
+        if not parent.exists():
+            parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w", encoding="utf-8")
+
+    def write(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        self._file.write("".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in batch))
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {"output_path": str(self.path)}
+
+
+def _batches(records: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
+    iterator = iter(records)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def deliver_records(
+    records: Iterable[Mapping[str, Any]],
+    options: OutputOptions,
+    *,
+    owner: str,
+    key_fields: Sequence[str],
+    operation: str | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Stream ``records`` to the target of ``options``, or collect them for XCom.
+
+    :returns: with a target ``{"count": n, "output_table"|"output_path": ...}``; without one
+        ``{"count": n, "records": [...]}``.
+    :raises GHLInputError: without a target, when there are more than ``max_xcom_records``
+        records (raised as soon as the cap is passed, before anything is pushed).
+    """
+    options.check(owner, operation)
+    if not options.has_target:
+        collected = list(islice(iter(records), options.max_xcom_records + 1))
+        if len(collected) > options.max_xcom_records:
+            raise input_error(
+                owner,
+                "max_xcom_records",
+                f"more than {options.max_xcom_records} records match; XCom is for small values. "
+                "Set output_table (+ output_conn_id) or output_path to write them to a table or a file, "
+                "narrow the search, or raise max_xcom_records",
+                operation,
+            )
+        return {"count": len(collected), "records": collected}
+
+    writer: RecordWriter
+    if options.output_table:
+        writer = TableWriter(options.output_conn_id or "", options.output_table, key_fields, options.create_table)
+    else:
+        writer = JsonLinesWriter(options.output_path or "", options.output_conn_id)
+    count = 0
+    try:
+        for batch in _batches(records, options.batch_size):
+            writer.write(batch)
+            count += len(batch)
+            if log is not None:
+                log.info("wrote %d record(s) so far to %s", count, writer.describe())
+    finally:
+        writer.close()
+    return {"count": count, **writer.describe()}
+
+
+class GHLRecordsOperator(GHLBaseOperator):
+    """Base of operators that can return many records (search, list, contacts of a business).
+
+    :param output_table: write the records to this table ('table' or 'schema.table') instead of
+        XCom; created when missing. Templated.
+    :param output_conn_id: common-sql connection of ``output_table`` (or the storage connection of
+        ``output_path``). Templated.
+    :param output_path: write the records as JSON Lines to this ObjectStoragePath URL (e.g.
+        ``file:///data/contacts.jsonl``, ``s3://bucket/contacts.jsonl``) instead of XCom. Templated.
+    :param max_xcom_records: without a target, fail rather than push more records than this to
+        XCom (default 1,000).
+    :param batch_size: records per batch written to the target (one transaction / one flush).
+    :param create_table: create ``output_table`` when it does not exist (default True).
+    :param max_records: stop after this many records (``None``: every record).
+
+    XCom result: ``{"count": n, "records": [...]}`` without a target, ``{"count": n,
+    "output_table": ..., "output_conn_id": ...}`` or ``{"count": n, "output_path": ...}`` with one.
+    Reading only: idempotent.
+    """
+
+    #: API fields stored as their own columns in ``output_table`` (besides ``id`` and ``record``).
+    key_fields: ClassVar[Sequence[str]] = ("id",)
+
+    template_fields: Sequence[str] = (
+        *GHLBaseOperator.template_fields,
+        "output_table",
+        "output_conn_id",
+        "output_path",
+    )
+
+    def __init__(
+        self,
+        *,
+        output_table: str | None = None,
+        output_conn_id: str | None = None,
+        output_path: str | None = None,
+        max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        create_table: bool = True,
+        max_records: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.max_records = max_records
+        self.output_table = output_table
+        self.output_conn_id = output_conn_id
+        self.output_path = output_path
+        self.max_xcom_records = max_xcom_records
+        self.batch_size = batch_size
+        self.create_table = create_table
+
+    @property
+    def output_options(self) -> OutputOptions:
+        """The rendered output parameters."""
+        return OutputOptions(
+            output_table=(self.output_table or "").strip() or None,
+            output_conn_id=(self.output_conn_id or "").strip() or None,
+            output_path=(self.output_path or "").strip() or None,
+            max_xcom_records=self.max_xcom_records,
+            batch_size=self.batch_size,
+            create_table=self.create_table,
+        )
+
+    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+        """The records (hook models), lazily: the one hook call (an iterator or a list)."""
+        raise NotImplementedError
+
+    def validate(self) -> None:
+        super().validate()
+        if self.max_records is not None and (
+            isinstance(self.max_records, bool) or not isinstance(self.max_records, int) or self.max_records < 1
+        ):
+            raise input_error(self._owner, "max_records", "must be a positive integer or None", self.operation_id)
+
+    def call(self, hook: ContactsHook) -> Iterator[dict[str, Any]]:
+        records = iter(self.iter_records(hook))
+        if self.max_records is not None:
+            records = islice(records, self.max_records)
+        return (to_jsonable(record) for record in records)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate, stream the records to the target (or collect them for XCom), return the summary."""
+        self.validate()
+        options = self.output_options
+        options.check(self._owner, self.operation_id)
+        result = deliver_records(
+            self.call(self.hook),
+            options,
+            owner=self._owner,
+            key_fields=self.key_fields,
+            operation=self.operation_id,
+            log=self.log,
+        )
+        self.log.info("%s (%s): %d record(s)", self.operation_id, type(self).__name__, result["count"])
+        return result
+
+
+class GHLContactRecordsOperator(GHLRecordsOperator, GHLContactOperator):
+    """Base of operators that list records of one contact (tasks, notes, appointments).
+
+    :param contact_id: the contact's id. Templated.
+    """
+
+    template_fields: Sequence[str] = (*GHLRecordsOperator.template_fields, "contact_id")
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "GHLContactRecordsOperator",
+    "GHLRecordsOperator",
+    "DEFAULT_MAX_XCOM_RECORDS",
+    "JsonLinesWriter",
+    "OutputOptions",
+    "RecordWriter",
+    "TableWriter",
+    "deliver_records",
+    "snake_case",
+]

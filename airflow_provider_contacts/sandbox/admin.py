@@ -1,0 +1,283 @@
+"""The admin surface under ``/_sandbox/``: kept apart from the API, answered to loopback clients only.
+
+No auth, no ``Version`` header, no rate limit, no faults, no latency, not counted. Routes (JSON):
+
+====================================================  ==============================================
+``GET  /_sandbox/info``                               location id, private token, company id, locations
+``GET  /_sandbox/dump?locationId=``                   ``{contacts, tasks, notes, customFields}`` (API-shaped)
+``POST /_sandbox/contacts``                           create a contact as a CRM user would (``locationId`` optional)
+``PUT|DELETE /_sandbox/contacts/{id}``                update / delete a contact
+``POST /_sandbox/contacts/{id}/tasks``                create a task (title, dueDate, completed default)
+``PUT|DELETE /_sandbox/contacts/{id}/tasks/{tid}``    update / delete a task
+``POST /_sandbox/contacts/{id}/notes``                create a note
+``PUT|DELETE /_sandbox/contacts/{id}/notes/{nid}``    update / delete a note
+``GET  /_sandbox/counters``, ``POST /_sandbox/counters/reset``
+``GET|POST /_sandbox/config``                         read / change ``SandboxConfig`` fields at run time
+``POST /_sandbox/tokens``                             mint a token ``{scopes, lifetime_s, location_id}``
+``POST /_sandbox/oauth/clients``                      register an OAuth app ``{scopes}``
+``POST /_sandbox/oauth/authorize``                    authorization code ``{client_id, location_id, user_type, company_id}``
+``POST /_sandbox/locations``                          add a location ``{contacts}``
+``PUT  /_sandbox/locations/{id}/settings``            per-location ``{allow_duplicates}``
+``POST /_sandbox/reset``                              fresh seeded state ``{seed, contacts}``
+====================================================  ==============================================
+
+Admin task/note changes follow the same quirks as the API (they leave the contact's
+``dateUpdated`` alone unless ``activity_touches_contact``); contact changes move ``dateUpdated``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from .api_common import answer, sandbox_state
+from .auth import check_scopes, private_token_for
+from .dates import iso_from_ms, now_ms
+from .errors import APIError
+from .schemas import CreateTaskParams, NotesDTO, UpdateContactDto, UpdateNoteDTO, UpdateTaskBody, parse_body, read_json, validate_data
+from .state import SandboxState
+
+ADMIN_PREFIX = "/_sandbox"
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def loopback_only(request: Request) -> None:
+    """Refuse admin calls from anything but the loopback interface."""
+    host = request.client.host if request.client else None
+    if not is_loopback(host):
+        raise APIError(403, f"The sandbox admin surface answers loopback clients only (request came from {host})")
+
+
+router = APIRouter(prefix=ADMIN_PREFIX, dependencies=[Depends(loopback_only)], include_in_schema=True)
+
+
+async def _object(request: Request) -> dict[str, Any]:
+    data = await read_json(request, required=False)
+    if not isinstance(data, dict):
+        raise APIError(422, ["body must be a JSON object"])
+    return data
+
+
+def _state(request: Request) -> SandboxState:
+    return sandbox_state(request)
+
+
+@router.get("/info")
+async def info(request: Request) -> JSONResponse:
+    """Identifiers of the running sandbox."""
+    return answer(_state(request).info())
+
+
+@router.get("/dump")
+async def dump(request: Request) -> JSONResponse:
+    """Every contact, task, note and custom field of a location (default: the primary one)."""
+    return answer(_state(request).store.dump(request.query_params.get("locationId")))
+
+
+@router.post("/contacts")
+async def create_contact(request: Request) -> JSONResponse:
+    """Create a contact like a CRM user (no duplicate check); fields as in UpdateContactDto."""
+    st = _state(request)
+    data = await _object(request)
+    loc = st.store.location(data.pop("locationId", None) or st.store.primary_location_id)
+    _, fields = validate_data(UpdateContactDto, data)
+    return answer({"contact": st.store.create_contact(loc, fields, check_duplicates=False)}, 201)
+
+
+@router.put("/contacts/{contact_id}")
+async def update_contact(request: Request, contact_id: str) -> JSONResponse:
+    """Update a contact (moves ``dateUpdated``)."""
+    st = _state(request)
+    _, fields = await parse_body(request, UpdateContactDto, required=False)
+    loc = st.store.contact_location(contact_id)
+    if not fields:
+        st.store.touch(loc, contact_id)
+        return answer({"contact": loc.contacts[contact_id]})
+    saved = st.config.allow_duplicates
+    st.config.allow_duplicates = True  # a CRM user may create duplicates by hand
+    try:
+        contact = st.store.update_contact(contact_id, fields)
+    finally:
+        st.config.allow_duplicates = saved
+    return answer({"contact": contact})
+
+
+@router.delete("/contacts/{contact_id}")
+async def delete_contact(request: Request, contact_id: str) -> JSONResponse:
+    """Delete a contact with its tasks and notes."""
+    _state(request).store.delete_contact(contact_id)
+    return answer({"succeded": True})
+
+
+@router.post("/contacts/{contact_id}/tasks")
+async def create_task(request: Request, contact_id: str) -> JSONResponse:
+    """Create a task; ``title``, ``dueDate`` (tomorrow) and ``completed`` (false) have defaults."""
+    st = _state(request)
+    data = {"title": "Sandbox task", "dueDate": iso_from_ms(now_ms() + int(timedelta(days=1).total_seconds() * 1000)),
+            "completed": False, **(await _object(request))}
+    _, fields = validate_data(CreateTaskParams, data)
+    return answer({"task": st.store.create_task(contact_id, fields)}, 201)
+
+
+@router.put("/contacts/{contact_id}/tasks/{task_id}")
+async def update_task(request: Request, contact_id: str, task_id: str) -> JSONResponse:
+    """Update a task."""
+    _, fields = await parse_body(request, UpdateTaskBody, required=False)
+    return answer({"task": _state(request).store.update_task(contact_id, task_id, fields)})
+
+
+@router.delete("/contacts/{contact_id}/tasks/{task_id}")
+async def delete_task(request: Request, contact_id: str, task_id: str) -> JSONResponse:
+    """Delete a task."""
+    _state(request).store.delete_task(contact_id, task_id)
+    return answer({"succeded": True})
+
+
+@router.post("/contacts/{contact_id}/notes")
+async def create_note(request: Request, contact_id: str) -> JSONResponse:
+    """Create a note (``body`` defaults to a placeholder text)."""
+    data = {"body": "Sandbox note", **(await _object(request))}
+    _, fields = validate_data(NotesDTO, data)
+    return answer({"note": _state(request).store.create_note(contact_id, fields)}, 201)
+
+
+@router.put("/contacts/{contact_id}/notes/{note_id}")
+async def update_note(request: Request, contact_id: str, note_id: str) -> JSONResponse:
+    """Update a note."""
+    _, fields = await parse_body(request, UpdateNoteDTO, required=False)
+    return answer({"note": _state(request).store.update_note(contact_id, note_id, fields)})
+
+
+@router.delete("/contacts/{contact_id}/notes/{note_id}")
+async def delete_note(request: Request, contact_id: str, note_id: str) -> JSONResponse:
+    """Delete a note."""
+    _state(request).store.delete_note(contact_id, note_id)
+    return answer({"succeded": True})
+
+
+@router.get("/counters")
+async def counters(request: Request) -> JSONResponse:
+    """API request counters."""
+    return answer(_state(request).counters.as_dict())
+
+
+@router.post("/counters/reset")
+async def reset_counters(request: Request) -> JSONResponse:
+    """Zero the counters."""
+    st = _state(request)
+    st.counters = type(st.counters)()
+    return answer(st.counters.as_dict())
+
+
+@router.get("/config")
+async def get_config(request: Request) -> JSONResponse:
+    """The current configuration."""
+    return answer(_state(request).config.to_dict())
+
+
+@router.post("/config")
+async def configure(request: Request) -> JSONResponse:
+    """Change configuration fields; answers the whole new configuration."""
+    st = _state(request)
+    try:
+        cfg = st.configure(**(await _object(request)))
+    except (ValueError, TypeError) as exc:
+        raise APIError(422, [str(exc)]) from None
+    return answer(cfg.to_dict())
+
+
+@router.post("/tokens")
+async def issue_token(request: Request) -> JSONResponse:
+    """Mint an access token: ``scopes`` (default all), ``lifetime_s``, ``location_id`` (default primary)."""
+    st = _state(request)
+    data = await _object(request)
+    location_id = data.get("location_id") or st.store.primary_location_id
+    st.store.location(location_id)
+    lifetime = data.get("lifetime_s")
+    token, info = st.tokens.issue(company_id=st.store.company_id, location_id=location_id,
+                                  scopes=check_scopes(data.get("scopes")),
+                                  lifetime_s=float(lifetime) if lifetime is not None else None,
+                                  integration_id=f"issued:{location_id}")
+    return answer({"access_token": token, "expires_at": info.expires_at, "scopes": sorted(info.scopes),
+                   "locationId": location_id})
+
+
+@router.post("/oauth/clients")
+async def create_oauth_client(request: Request) -> JSONResponse:
+    """Register an OAuth app with ``scopes`` (default all)."""
+    client = _state(request).tokens.create_client(check_scopes((await _object(request)).get("scopes")))
+    return answer({"client_id": client.client_id, "client_secret": client.client_secret,
+                   "scopes": sorted(client.scopes)})
+
+
+@router.post("/oauth/authorize")
+async def authorize(request: Request) -> JSONResponse:
+    """The consent step: an authorization code for ``client_id`` (Location or Company install)."""
+    st = _state(request)
+    data = await _object(request)
+    user_type = data.get("user_type") or "Location"
+    if user_type not in ("Location", "Company"):
+        raise APIError(422, ["user_type must be one of the following values: Location, Company"])
+    company_id = data.get("company_id") or st.store.company_id
+    if company_id != st.store.company_id:
+        raise APIError(400, f"company_id {company_id} is not the sandbox's company ({st.store.company_id})")
+    location_id = None
+    if user_type == "Location":
+        location_id = data.get("location_id") or st.store.primary_location_id
+        st.store.location(location_id)
+    code = st.tokens.authorize(str(data.get("client_id") or ""), user_type=user_type, company_id=company_id,
+                               location_id=location_id, approved_locations=list(st.store.locations))
+    return answer({"code": code})
+
+
+@router.post("/locations")
+async def add_location(request: Request) -> JSONResponse:
+    """Add a seeded location with ``contacts`` contacts; answers its id and private token."""
+    st = _state(request)
+    contacts = int((await _object(request)).get("contacts") or 0)
+    if contacts < 0:
+        raise APIError(422, ["contacts must not be less than 0"])
+    loc = st.add_location(contacts)
+    return answer({"locationId": loc.location_id, "token": private_token_for(st.config.seed, loc.location_id)}, 201)
+
+
+@router.put("/locations/{location_id}/settings")
+async def location_settings(request: Request, location_id: str) -> JSONResponse:
+    """Per-location settings: ``allow_duplicates`` (true/false, or null for the config default)."""
+    st = _state(request)
+    loc = st.store.location(location_id)
+    data = await _object(request)
+    if "allow_duplicates" in data:
+        value = data["allow_duplicates"]
+        if value is not None and not isinstance(value, bool):
+            raise APIError(422, ["allow_duplicates must be a boolean value or null"])
+        loc.allow_duplicates = value
+    return answer({"locationId": loc.location_id, "allow_duplicates": st.store.allow_duplicates(loc)})
+
+
+@router.post("/reset")
+async def reset(request: Request) -> JSONResponse:
+    """Fresh seeded state and initial config (optionally another ``seed``/``contacts``)."""
+    st = _state(request)
+    data = await _object(request)
+    try:
+        st.reset(seed=data.get("seed"), contacts=data.get("contacts"))
+    except (ValueError, TypeError) as exc:
+        raise APIError(422, [str(exc)]) from None
+    return answer(st.info())

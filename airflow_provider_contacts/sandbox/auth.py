@@ -1,0 +1,202 @@
+"""Tokens, scopes and OAuth 2.0 of the sandbox (ghl-oauth/Authorization.md, oauth.json).
+
+- The seeded Private Integration token (``pit-...``) has every scope, never expires and is
+  deterministic per seed, so a child-process sandbox and its parent agree on it.
+- OAuth apps (``create_oauth_client``) get a client id and secret; ``authorize`` stands in for the
+  marketplace consent screen and returns an authorization code (single use, 10 minutes).
+- ``POST /oauth/token``: ``authorization_code`` and ``refresh_token`` grants. Each refresh returns
+  a new refresh token and the old one stops working at once (HighLevel's rule); access tokens
+  live ``access_token_lifetime_s``; refresh tokens a year.
+- ``user_type=Company`` gives an agency token; ``POST /oauth/locationToken`` exchanges it (scope
+  ``oauth.write``) for a location token of the same app.
+Unknown or expired tokens answer 401 ``Invalid JWT``. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from .config import ALL_SCOPES
+from .errors import APIError
+from .ids import new_id, new_secret
+
+AUTH_CODE_LIFETIME_S = 600
+
+
+@dataclass
+class TokenInfo:
+    """What an access token grants."""
+
+    integration_id: str  # the app (client id) or private integration; part of the rate-limit key
+    user_type: str  # "Location" | "Company"
+    company_id: str
+    location_id: str | None
+    scopes: frozenset[str]
+    expires_at: float | None  # epoch seconds; None = never
+    user_id: str = ""
+
+    def expired(self) -> bool:
+        """True once the token's lifetime is over."""
+        return self.expires_at is not None and time.time() >= self.expires_at
+
+
+@dataclass
+class OAuthClient:
+    """A marketplace app."""
+
+    client_id: str
+    client_secret: str
+    scopes: frozenset[str]
+
+
+@dataclass
+class Grant:
+    """What an authorization code or refresh token stands for."""
+
+    client_id: str
+    user_type: str
+    company_id: str
+    location_id: str | None
+    scopes: frozenset[str]
+    user_id: str
+    expires_at: float
+    approved_locations: list[str] = field(default_factory=list)
+
+
+def private_token_for(seed: int, location_id: str) -> str:
+    """The deterministic private integration token of a seeded location."""
+    digest = hashlib.sha256(f"ghl-sandbox:{seed}:{location_id}".encode()).hexdigest()
+    return f"pit-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def check_scopes(scopes: list[str] | None) -> frozenset[str]:
+    """Validate scope names (``None`` = every scope)."""
+    if scopes is None:
+        return frozenset(ALL_SCOPES)
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise APIError(422, [f"scopes: unknown scope(s) {unknown}; known scopes: {list(ALL_SCOPES)}"])
+    return frozenset(scopes)
+
+
+class TokenRegistry:
+    """Access tokens, OAuth clients, authorization codes and refresh tokens."""
+
+    def __init__(self, access_token_lifetime_s: int, refresh_token_lifetime_s: int) -> None:
+        self.access_token_lifetime_s = access_token_lifetime_s
+        self.refresh_token_lifetime_s = refresh_token_lifetime_s
+        self.tokens: dict[str, TokenInfo] = {}
+        self.clients: dict[str, OAuthClient] = {}
+        self.codes: dict[str, Grant] = {}
+        self.refresh_tokens: dict[str, Grant] = {}
+
+    def lookup(self, token: str | None) -> TokenInfo:
+        """The token's grant, or 401 ``Invalid JWT`` when unknown or expired."""
+        info = self.tokens.get(token or "")
+        if info is None or info.expired():
+            raise APIError(401, "Invalid JWT")
+        return info
+
+    def add_private_token(self, token: str, company_id: str, location_id: str) -> None:
+        """Register a never-expiring private integration token with every scope."""
+        self.tokens[token] = TokenInfo(
+            integration_id=f"private:{location_id}", user_type="Location", company_id=company_id,
+            location_id=location_id, scopes=frozenset(ALL_SCOPES), expires_at=None, user_id="sandbox-admin",
+        )
+
+    def issue(self, *, company_id: str, location_id: str | None, scopes: frozenset[str],
+              lifetime_s: float | None = None, integration_id: str = "issued", user_type: str = "Location",
+              user_id: str = "") -> tuple[str, TokenInfo]:
+        """Mint an access token (``lifetime_s`` default: the configured access token lifetime)."""
+        lifetime = self.access_token_lifetime_s if lifetime_s is None else lifetime_s
+        token = new_secret("sbx-at-")
+        info = TokenInfo(integration_id, user_type, company_id, location_id, scopes, time.time() + lifetime, user_id)
+        self.tokens[token] = info
+        return token, info
+
+    def create_client(self, scopes: frozenset[str]) -> OAuthClient:
+        """Register an OAuth app."""
+        client = OAuthClient(f"{new_id().lower()[:24]}-{new_id()[:8].lower()}", new_secret("", 18), scopes)
+        self.clients[client.client_id] = client
+        return client
+
+    def authorize(self, client_id: str, *, user_type: str, company_id: str, location_id: str | None,
+                  approved_locations: list[str]) -> str:
+        """An authorization code for the app (the marketplace consent step)."""
+        client = self.clients.get(client_id)
+        if client is None:
+            raise APIError(400, f"client_id {client_id!r} is not a registered OAuth app; create one first")
+        code = new_secret("", 20)
+        self.codes[code] = Grant(client_id, user_type, company_id, location_id, client.scopes,
+                                 f"user-{new_id()[:12]}", time.time() + AUTH_CODE_LIFETIME_S, approved_locations)
+        return code
+
+    def _client(self, client_id: str | None, client_secret: str | None) -> OAuthClient:
+        client = self.clients.get(client_id or "")
+        if client is None or client.client_secret != client_secret:
+            raise APIError(401, "Invalid client: client_id or client_secret is wrong", error="invalid_client")
+        return client
+
+    def exchange(self, form: dict[str, str]) -> dict[str, object]:
+        """``POST /oauth/token``: redeem a code or rotate a refresh token."""
+        for name in ("client_id", "client_secret", "grant_type"):
+            if not form.get(name):
+                raise APIError(422, [f"{name} should not be empty"])
+        client = self._client(form.get("client_id"), form.get("client_secret"))
+        grant_type = form["grant_type"]
+        if grant_type == "authorization_code":
+            code = form.get("code") or ""
+            grant = self.codes.pop(code, None)
+            if grant is None or grant.expires_at < time.time() or grant.client_id != client.client_id:
+                raise APIError(400, "Invalid grant: authorization code is invalid", error="invalid_grant")
+        elif grant_type == "refresh_token":
+            old = form.get("refresh_token") or ""
+            grant = self.refresh_tokens.pop(old, None)  # single use: gone at once
+            if grant is None or grant.expires_at < time.time() or grant.client_id != client.client_id:
+                raise APIError(400, "Invalid grant: refresh token is invalid", error="invalid_grant")
+        else:
+            raise APIError(422, [f"grant_type must be one of the following values: authorization_code, refresh_token "
+                                 f"(got {grant_type!r})"])
+        requested_type = form.get("user_type")
+        if requested_type and requested_type != grant.user_type:
+            raise APIError(400, f"user_type {requested_type!r} does not match the installation ({grant.user_type})")
+        access, _ = self.issue(company_id=grant.company_id, location_id=grant.location_id, scopes=grant.scopes,
+                               integration_id=f"app:{client.client_id}", user_type=grant.user_type,
+                               user_id=grant.user_id)
+        refresh = new_secret("sbx-rt-")
+        self.refresh_tokens[refresh] = Grant(grant.client_id, grant.user_type, grant.company_id, grant.location_id,
+                                             grant.scopes, grant.user_id, time.time() + self.refresh_token_lifetime_s,
+                                             grant.approved_locations)
+        body: dict[str, object] = {
+            "access_token": access, "token_type": "Bearer", "expires_in": self.access_token_lifetime_s,
+            "refresh_token": refresh, "scope": " ".join(sorted(grant.scopes)), "userType": grant.user_type,
+            "companyId": grant.company_id, "userId": grant.user_id, "isBulkInstallation": False,
+        }
+        if grant.user_type == "Location":
+            body["locationId"] = grant.location_id
+        else:
+            body["approvedLocations"] = list(grant.approved_locations)
+            body["installToFutureLocations"] = True
+            body["approveAllLocations"] = True
+        return body
+
+    def location_token(self, agency: TokenInfo, company_id: str, location_id: str,
+                       company_locations: list[str]) -> dict[str, object]:
+        """``POST /oauth/locationToken``: a location token for an agency token's app."""
+        if agency.user_type != "Company":
+            raise APIError(401, "This route needs an agency (Company) access token; "
+                                "get one with user_type=Company from POST /oauth/token")
+        if company_id != agency.company_id:
+            raise APIError(400, f"companyId {company_id} does not match the token's company")
+        if location_id not in company_locations:
+            raise APIError(400, f"Location {location_id} is not part of company {company_id}")
+        scopes = frozenset(s for s in agency.scopes if not s.startswith("oauth."))
+        token, _ = self.issue(company_id=company_id, location_id=location_id, scopes=scopes,
+                              integration_id=agency.integration_id, user_type="Location", user_id=agency.user_id)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.access_token_lifetime_s,
+                "scope": " ".join(sorted(scopes)), "locationId": location_id, "userId": agency.user_id,
+                "planId": None, "appId": agency.integration_id.removeprefix("app:"), "versionId": None}

@@ -1,0 +1,146 @@
+"""``SandboxAdmin``: an HTTP client of the sandbox's ``/_sandbox/`` admin surface (see ``admin.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+class SandboxAdminError(RuntimeError):
+    """An admin call failed; carries the HTTP status and the sandbox's message."""
+
+    def __init__(self, status: int, message: Any) -> None:
+        super().__init__(f"sandbox admin call failed ({status}): {message}")
+        self.status = status
+        self.message = message
+
+
+class SandboxAdmin:
+    """Drive a running sandbox like a CRM user and read what happened.
+
+    ``base_url`` is the sandbox's root URL (``http://127.0.0.1:<port>``).
+    """
+
+    def __init__(self, base_url: str, on_reset: Callable[[dict[str, Any]], None] | None = None,
+                 timeout_s: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=f"{self.base_url}/_sandbox", timeout=timeout_s)
+        self._on_reset = on_reset
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def _call(self, method: str, path: str, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        response = self._http.request(method, path, json=json, params=params)
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message")
+            except ValueError:
+                message = response.text
+            raise SandboxAdminError(response.status_code, message)
+        return response.json()
+
+    # -- data -------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """``location_id``, ``token``, ``company_id``, ``locations``, ``api_version``."""
+        return self._call("GET", "/info")
+
+    def dump(self, location_id: str | None = None) -> dict[str, Any]:
+        """``{"contacts", "tasks", "notes", "customFields"}`` of a location, API-shaped."""
+        return self._call("GET", "/dump", params={"locationId": location_id} if location_id else None)
+
+    def create_contact(self, location_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        """Create a contact (UpdateContactDto fields); no duplicate check, like a CRM user."""
+        body = {**fields, **({"locationId": location_id} if location_id else {})}
+        return self._call("POST", "/contacts", json=body)["contact"]
+
+    def update_contact(self, contact_id: str, **fields: Any) -> dict[str, Any]:
+        """Update a contact (no fields: just touch ``dateUpdated``)."""
+        return self._call("PUT", f"/contacts/{contact_id}", json=fields)["contact"]
+
+    def delete_contact(self, contact_id: str) -> None:
+        """Delete a contact with its tasks and notes."""
+        self._call("DELETE", f"/contacts/{contact_id}")
+
+    def create_task(self, contact_id: str, **fields: Any) -> dict[str, Any]:
+        """Create a task (``title``, ``dueDate``, ``completed`` have defaults)."""
+        return self._call("POST", f"/contacts/{contact_id}/tasks", json=fields)["task"]
+
+    def update_task(self, contact_id: str, task_id: str, **fields: Any) -> dict[str, Any]:
+        """Update a task."""
+        return self._call("PUT", f"/contacts/{contact_id}/tasks/{task_id}", json=fields)["task"]
+
+    def delete_task(self, contact_id: str, task_id: str) -> None:
+        """Delete a task."""
+        self._call("DELETE", f"/contacts/{contact_id}/tasks/{task_id}")
+
+    def create_note(self, contact_id: str, **fields: Any) -> dict[str, Any]:
+        """Create a note (``body`` has a default)."""
+        return self._call("POST", f"/contacts/{contact_id}/notes", json=fields)["note"]
+
+    def update_note(self, contact_id: str, note_id: str, **fields: Any) -> dict[str, Any]:
+        """Update a note."""
+        return self._call("PUT", f"/contacts/{contact_id}/notes/{note_id}", json=fields)["note"]
+
+    def delete_note(self, contact_id: str, note_id: str) -> None:
+        """Delete a note."""
+        self._call("DELETE", f"/contacts/{contact_id}/notes/{note_id}")
+
+    # -- counters and config -------------------------------------------------------------------------
+    def counters(self) -> dict[str, Any]:
+        """``{"total", "by_operation", "status_429", "status_401", "faults"}``."""
+        return self._call("GET", "/counters")
+
+    def reset_counters(self) -> None:
+        """Zero the counters."""
+        self._call("POST", "/counters/reset")
+
+    def config(self) -> dict[str, Any]:
+        """The current ``SandboxConfig`` as a dict."""
+        return self._call("GET", "/config")
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """Change ``SandboxConfig`` fields at run time (e.g. ``rate_limit="5/1"``, ``fault_rate=0.1``)."""
+        return self._call("POST", "/config", json=settings)
+
+    def set_location_settings(self, location_id: str, *, allow_duplicates: bool | None) -> dict[str, Any]:
+        """Per-location "Allow Duplicate Contact" (``None``: follow the config)."""
+        return self._call("PUT", f"/locations/{location_id}/settings", json={"allow_duplicates": allow_duplicates})
+
+    # -- auth ---------------------------------------------------------------------------------------
+    def issue_token(self, scopes: list[str] | None = None, lifetime_s: float | None = None,
+                    location_id: str | None = None) -> str:
+        """Mint an access token with ``scopes`` (default every scope) for a location."""
+        return self._call("POST", "/tokens", json={"scopes": scopes, "lifetime_s": lifetime_s,
+                                                   "location_id": location_id})["access_token"]
+
+    def create_oauth_client(self, scopes: list[str] | None = None) -> tuple[str, str]:
+        """Register an OAuth app: ``(client_id, client_secret)``."""
+        data = self._call("POST", "/oauth/clients", json={"scopes": scopes})
+        return data["client_id"], data["client_secret"]
+
+    def authorize(self, client_id: str, location_id: str | None = None, user_type: str = "Location",
+                  company_id: str | None = None) -> str:
+        """The marketplace consent step: an authorization code for ``POST /oauth/token``."""
+        return self._call("POST", "/oauth/authorize", json={"client_id": client_id, "location_id": location_id,
+                                                            "user_type": user_type, "company_id": company_id})["code"]
+
+    # -- locations and state -------------------------------------------------------------------------
+    def add_location(self, contacts: int = 0) -> str:
+        """Add a seeded location; returns its id (its private token: ``location_token(id)``)."""
+        data = self._call("POST", "/locations", json={"contacts": contacts})
+        return data["locationId"]
+
+    def location_token(self, location_id: str) -> str:
+        """A token with every scope for ``location_id``."""
+        return self.issue_token(location_id=location_id, lifetime_s=10 * 365 * 86_400)
+
+    def reset(self, seed: int | None = None, contacts: int | None = None) -> dict[str, Any]:
+        """Fresh seeded state and initial config; returns the new ``info()``."""
+        info = self._call("POST", "/reset", json={"seed": seed, "contacts": contacts})
+        if self._on_reset:
+            self._on_reset(info)
+        return info

@@ -1,0 +1,148 @@
+"""Run-time configuration of the sandbox (``SandboxConfig``).
+
+Every field can be given to ``SandboxServer``, on the command line (``--<field-with-dashes>``) and
+changed at run time with ``SandboxAdmin.configure(**fields)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "delay", "drop")
+"""Every fault the sandbox can inject (see ``faults.py``)."""
+
+ALL_SCOPES: tuple[str, ...] = (
+    "contacts.readonly",
+    "contacts.write",
+    "locations.readonly",
+    "locations/tasks.readonly",
+    "locations/tasks.write",
+    "locations/customFields.readonly",
+    "locations/customFields.write",
+    "oauth.readonly",
+    "oauth.write",
+)
+"""Scopes the sandbox knows (names from ghl-oauth/Scopes.md)."""
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|ms)?\s*$")
+
+
+def parse_rate_limit(value: str | None) -> tuple[int, float] | None:
+    """Parse ``"100/10"`` (100 requests per 10 s; ``"5/500ms"`` also works) into ``(max, seconds)``.
+
+    ``None``, ``""``, ``"off"`` and ``"none"`` mean no burst limit.
+    """
+    if value is None or str(value).strip().lower() in ("", "off", "none", "0"):
+        return None
+    m = _RATE_RE.match(str(value))
+    if not m:
+        raise ValueError(
+            f"rate_limit: {value!r} is not '<requests>/<seconds>' (e.g. '100/10' for HighLevel's burst limit), "
+            "or None to disable"
+        )
+    count, window, unit = int(m.group(1)), float(m.group(2)), m.group(3) or "s"
+    seconds = window / 1000.0 if unit == "ms" else window
+    if count <= 0 or seconds <= 0:
+        raise ValueError(f"rate_limit: {value!r} needs a positive request count and window")
+    return count, seconds
+
+
+@dataclass
+class SandboxConfig:
+    """Everything that shapes a sandbox run. Units are in the field names (``_s``, ``_ms``).
+
+    Data: ``seed`` and ``contacts`` (per seeded location), ``locations`` (number of locations,
+    all under one agency), ``tasks_per_contact``/``notes_per_contact`` (mean of the long-tailed
+    distribution; roughly 1 contact in 100 gets 50+ of each).
+
+    Auth: ``access_token_lifetime_s`` of OAuth access tokens and issued tokens (the private token
+    never expires); ``api_version`` is the only accepted ``Version`` header.
+
+    Limits: ``rate_limit`` burst window ``"<n>/<seconds>"`` per (integration, location) or
+    ``None`` for none; ``daily_limit`` requests per UTC day per (integration, location).
+
+    Faults: ``fault_rate`` (0..1) of API requests get one of ``fault_kinds``; ``fault_delay_ms``
+    for the "delay" kind; ``latency_ms`` added to every API request.
+
+    Quirks of the real API (all on by default, as on HighLevel): ``tasks_without_updated_at``
+    (tasks carry no update timestamp), ``activity_touches_contact=False`` (task and note changes
+    leave the contact's ``dateUpdated`` alone), ``create_422_after_create_rate`` (fraction of
+    ``POST /contacts/`` answered 422 although the contact was created), ``allow_duplicates``
+    (the location's "Allow Duplicate Contact" setting, off by default) with
+    ``duplicate_match_order`` (fields checked for duplicates and upsert matching, in order).
+    """
+
+    seed: int = 7
+    contacts: int = 200
+    locations: int = 1
+    tasks_per_contact: float = 1.5
+    notes_per_contact: float = 1.0
+    access_token_lifetime_s: int = 86_400
+    refresh_token_lifetime_s: int = 365 * 86_400
+    api_version: str = "2021-07-28"
+    rate_limit: str | None = None
+    daily_limit: int | None = 200_000
+    latency_ms: float = 0.0
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = ("500", "502", "503")
+    fault_delay_ms: float = 1500.0
+    tasks_without_updated_at: bool = True
+    activity_touches_contact: bool = False
+    create_422_after_create_rate: float = 0.0
+    allow_duplicates: bool = False
+    duplicate_match_order: tuple[str, ...] = ("email", "phone")
+    max_search_page_limit: int = 500
+    max_search_window: int = 10_000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field and the fix when a value cannot work."""
+        if self.contacts < 0:
+            raise ValueError("contacts: must be >= 0")
+        if self.locations < 1:
+            raise ValueError("locations: must be >= 1")
+        parse_rate_limit(self.rate_limit)
+        if self.daily_limit is not None and self.daily_limit <= 0:
+            raise ValueError("daily_limit: must be a positive number of requests per day, or None")
+        for name in ("fault_rate", "create_422_after_create_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name}: {value!r} is a fraction and must be between 0.0 and 1.0")
+        if isinstance(self.fault_kinds, str):
+            self.fault_kinds = tuple(k.strip() for k in self.fault_kinds.split(",") if k.strip())
+        self.fault_kinds = tuple(str(k) for k in self.fault_kinds)
+        unknown = [k for k in self.fault_kinds if k not in FAULT_KINDS]
+        if unknown or not self.fault_kinds:
+            raise ValueError(f"fault_kinds: {unknown or 'empty'} not allowed; use a non-empty subset of {list(FAULT_KINDS)}")
+        self.duplicate_match_order = tuple(self.duplicate_match_order)
+        if not set(self.duplicate_match_order) <= {"email", "phone"} or not self.duplicate_match_order:
+            raise ValueError("duplicate_match_order: use ('email', 'phone'), ('phone', 'email'), ('email',) or ('phone',)")
+        if self.latency_ms < 0 or self.fault_delay_ms < 0:
+            raise ValueError("latency_ms/fault_delay_ms: must be >= 0 milliseconds")
+        if self.access_token_lifetime_s <= 0:
+            raise ValueError("access_token_lifetime_s: must be a positive number of seconds")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict of every field (tuples become lists)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SandboxConfig:
+        """Build from a dict, rejecting unknown keys with the list of known ones."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown SandboxConfig field(s) {unknown}; known fields: {sorted(names)}")
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+
+    def updated(self, **changes: Any) -> SandboxConfig:
+        """A validated copy with ``changes`` applied (unknown names rejected)."""
+        merged = self.to_dict()
+        merged.update(changes)
+        return SandboxConfig.from_dict(merged)

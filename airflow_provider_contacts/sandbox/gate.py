@@ -1,0 +1,171 @@
+"""The API gate: an ASGI middleware in front of every API route (not the ``/_sandbox/`` admin routes).
+
+For each request, in this order: a ``traceId`` (body and ``X-Trace-Id`` header), the counter of its
+operationId, latency, Bearer token (401 ``Invalid JWT``), ``Version`` header (400), scopes (403
+naming the scope), the rate limit (429 plus the five ``X-RateLimit-*`` headers and ``Retry-After``)
+and then the fault draw (5xx / delay / dropped connection). Only then does the route run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.routing import Match, Route
+
+from .errors import APIError
+from .faults import FAULT_MESSAGES
+from .state import SandboxState
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ADMIN_PREFIX = "/_sandbox"
+TRACE_HEADER = "X-Trace-Id"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """Gate rules of one API operation."""
+
+    operation_id: str
+    scopes: tuple[str, ...]  # any one of them suffices; () = no scope needed
+    auth: bool = True
+    version: bool = True
+
+
+def _headers(extra: dict[str, str], content_type: str | None = None) -> list[tuple[bytes, bytes]]:
+    out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+    if content_type:
+        out.append((b"content-type", content_type.encode("latin-1")))
+    return out
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+    """Send a complete JSON response."""
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": _headers({**headers, "content-length": str(len(payload))}, "application/json")})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            text = value.decode("latin-1").strip()
+            if text[:7].lower() == "bearer ":
+                return text[7:].strip()
+            return None
+    return None
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+class ApiGate:
+    """ASGI middleware applying auth, version, scopes, limits, faults and counting to API routes."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState, routes: list[Any], operations: dict[str, Operation]) -> None:
+        self.app = app
+        self.state = state
+        self.routes = routes
+        self.operations = operations
+
+    def _operation(self, scope: Scope) -> Operation | None:
+        for route in self.routes:
+            if isinstance(route, Route):
+                match, _ = route.matches(scope)
+                if match is Match.FULL:
+                    op_id = getattr(route, "operation_id", None) or route.name
+                    return self.operations.get(op_id)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id = str(uuid.uuid4())
+        scope.setdefault("state", {})["trace_id"] = trace_id
+        extra: dict[str, str] = {TRACE_HEADER: trace_id}
+        if scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, self._with_headers(send, extra))
+            return
+        st = self.state
+        cfg = st.config
+        op = self._operation(scope)
+        st.counters.by_operation[op.operation_id if op else "unknown"] += 1
+        if cfg.latency_ms > 0:
+            await asyncio.sleep(cfg.latency_ms / 1000.0)
+        if op is None:
+            await self.app(scope, receive, self._with_headers(send, extra))
+            return
+        try:
+            info = None
+            if op.auth:
+                try:
+                    info = st.tokens.lookup(_bearer(scope))
+                except APIError:
+                    st.counters.status_401 += 1
+                    raise
+            if op.version:
+                version = _header(scope, b"version")
+                if not version:
+                    raise APIError(400, f"Version header was not found; send 'Version: {cfg.api_version}'")
+                if version != cfg.api_version:
+                    raise APIError(400, f"Version header {version!r} is invalid; send 'Version: {cfg.api_version}'")
+            if info is not None and op.scopes and not info.scopes.intersection(op.scopes):
+                raise APIError(403, f"The token is not authorized for this scope. Missing scope: {op.scopes[0]}")
+        except APIError as exc:
+            await send_json(send, exc.status, exc.body(trace_id), extra)
+            return
+        if info is not None:
+            decision = st.limiter.check((info.integration_id, info.location_id or info.company_id))
+            extra.update(decision.headers)
+            if not decision.allowed:
+                st.counters.status_429 += 1
+                await send_json(send, 429, APIError(429, "Too many requests").body(trace_id), extra)
+                return
+            scope["state"]["token"] = info
+        plan = st.faults.draw(cfg.fault_rate, cfg.fault_kinds)
+        if plan.kind is not None:
+            st.counters.faults += 1
+            if plan.kind in FAULT_MESSAGES:
+                status = int(plan.kind)
+                await send_json(send, status, APIError(status, FAULT_MESSAGES[plan.kind]).body(trace_id), extra)
+                return
+            if plan.kind == "delay":
+                await asyncio.sleep(cfg.fault_delay_ms / 1000.0)
+            elif plan.kind == "drop":
+                await self._drop(send, extra)
+                return
+        await self.app(scope, receive, self._with_headers(send, extra))
+
+    @staticmethod
+    async def _drop(send: Send, extra: dict[str, str]) -> None:
+        """Announce a body, send a piece of it, then give up: the server closes the connection."""
+        partial = b'{"contacts":[{"id":"'
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": _headers({**extra, "content-length": "4096"}, "application/json")})
+        await send({"type": "http.response.body", "body": partial, "more_body": True})
+        # Returning with the body incomplete makes uvicorn close the connection.
+
+    @staticmethod
+    def _with_headers(send: Send, extra: dict[str, str]) -> Send:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []), *_headers(extra)]
+            await send(message)
+
+        return wrapped

@@ -1,0 +1,88 @@
+"""Rate limits per (integration, location), as on HighLevel (ghl-oauth/Authorization.md).
+
+- Burst: a true sliding window. A request is admitted when fewer than ``max`` requests were
+  admitted in the last ``window`` seconds; ``X-RateLimit-Remaining`` is what is left of it.
+  Rejected requests (429) do not use up the window.
+- Daily: a fixed window per UTC calendar day.
+Every API response carries ``X-RateLimit-Limit-Daily``, ``X-RateLimit-Daily-Remaining``,
+``X-RateLimit-Interval-Milliseconds``, ``X-RateLimit-Max`` and ``X-RateLimit-Remaining``; a 429 also
+carries ``Retry-After`` (seconds until a slot frees).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from .config import parse_rate_limit
+
+DEFAULT_BURST = (100, 10.0)  # what HighLevel publishes; reported in headers when the limit is off
+
+
+@dataclass
+class _Bucket:
+    times: deque[float] = field(default_factory=deque)
+    day: int = -1
+    day_count: int = 0
+
+
+@dataclass
+class Decision:
+    """The outcome of one request against the limits, with the headers to send."""
+
+    allowed: bool
+    headers: dict[str, str]
+
+
+class RateLimiter:
+    """Sliding-window burst limit plus daily limit, per key."""
+
+    def __init__(self, rate_limit: str | None, daily_limit: int | None) -> None:
+        self.configure(rate_limit, daily_limit)
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+
+    def configure(self, rate_limit: str | None, daily_limit: int | None) -> None:
+        """Change the limits (buckets keep their history)."""
+        self.burst = parse_rate_limit(rate_limit)
+        self.daily = daily_limit
+
+    def reset(self) -> None:
+        """Forget all usage."""
+        self._buckets.clear()
+
+    def check(self, key: tuple[str, str], now: float | None = None) -> Decision:
+        """Admit or reject one request for ``key``; admitted requests are counted."""
+        now = time.monotonic() if now is None else now
+        day = int(time.time() // 86_400)
+        b = self._buckets.setdefault(key, _Bucket())
+        if b.day != day:
+            b.day, b.day_count = day, 0
+        limit, window = self.burst or DEFAULT_BURST
+        while b.times and b.times[0] <= now - window:
+            b.times.popleft()
+        allowed = True
+        retry_after = 0.0
+        if self.daily is not None and b.day_count >= self.daily:
+            allowed = False
+            retry_after = (day + 1) * 86_400 - time.time()
+        elif self.burst is not None and len(b.times) >= limit:
+            allowed = False
+            retry_after = b.times[0] + window - now
+        if allowed:
+            b.times.append(now)
+            b.day_count += 1
+            if self.burst is None and len(b.times) > limit:
+                b.times.popleft()
+        daily = self.daily if self.daily is not None else 0
+        headers = {
+            "X-RateLimit-Limit-Daily": str(daily),
+            "X-RateLimit-Daily-Remaining": str(max(daily - b.day_count, 0)),
+            "X-RateLimit-Interval-Milliseconds": str(int(window * 1000)),
+            "X-RateLimit-Max": str(limit),
+            "X-RateLimit-Remaining": str(max(limit - len(b.times), 0) if self.burst is not None else limit),
+        }
+        if not allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return Decision(allowed, headers)

@@ -1,0 +1,90 @@
+"""The whole run-time state of one sandbox: config, data, tokens, limits, faults and counters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .auth import TokenRegistry, private_token_for
+from .config import SandboxConfig
+from .faults import FaultInjector
+from .limits import RateLimiter
+from .store import LocationState, Store
+
+
+@dataclass
+class Counters:
+    """API request counters (admin routes are not counted)."""
+
+    by_operation: Counter[str] = field(default_factory=Counter)
+    status_429: int = 0
+    status_401: int = 0
+    faults: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape ``SandboxAdmin.counters()`` returns."""
+        return {
+            "total": sum(self.by_operation.values()),
+            "by_operation": dict(self.by_operation),
+            "status_429": self.status_429,
+            "status_401": self.status_401,
+            "faults": self.faults,
+        }
+
+
+class SandboxState:
+    """Config, store, tokens, rate limiter, fault injector and counters; ``reset`` rebuilds them."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.initial_config = config
+        self.reset()
+
+    def reset(self, seed: int | None = None, contacts: int | None = None) -> None:
+        """Back to a freshly seeded state with the initial config (optionally another seed/size)."""
+        changes: dict[str, Any] = {}
+        if seed is not None:
+            changes["seed"] = seed
+        if contacts is not None:
+            changes["contacts"] = contacts
+        self.config = self.initial_config.updated(**changes) if changes else self.initial_config
+        self.store = Store(self.config)
+        self.tokens = TokenRegistry(self.config.access_token_lifetime_s, self.config.refresh_token_lifetime_s)
+        for loc in self.store.locations.values():
+            self._register_location(loc)
+        self.limiter = RateLimiter(self.config.rate_limit, self.config.daily_limit)
+        self.faults = FaultInjector(self.config.seed)
+        self.counters = Counters()
+
+    def _register_location(self, loc: LocationState) -> None:
+        self.tokens.add_private_token(private_token_for(self.config.seed, loc.location_id), self.store.company_id,
+                                      loc.location_id)
+
+    def add_location(self, contacts: int = 0) -> LocationState:
+        """A new seeded location with its own private token."""
+        loc = self.store.add_location(contacts)
+        self._register_location(loc)
+        return loc
+
+    def configure(self, **changes: Any) -> SandboxConfig:
+        """Change config fields at run time (validated); returns the new config."""
+        if "seed" in changes or "contacts" in changes or "locations" in changes:
+            raise ValueError("seed, contacts and locations shape the data: use reset(seed=..., contacts=...) "
+                             "or add_location() instead of configure()")
+        self.config = self.config.updated(**changes)
+        self.store.config = self.config
+        self.limiter.configure(self.config.rate_limit, self.config.daily_limit)
+        self.tokens.access_token_lifetime_s = self.config.access_token_lifetime_s
+        self.tokens.refresh_token_lifetime_s = self.config.refresh_token_lifetime_s
+        return self.config
+
+    def info(self) -> dict[str, Any]:
+        """Identifiers a client needs: primary location, its token, company and all locations."""
+        primary = self.store.primary_location_id
+        return {
+            "location_id": primary,
+            "token": private_token_for(self.config.seed, primary),
+            "company_id": self.store.company_id,
+            "locations": list(self.store.locations),
+            "api_version": self.config.api_version,
+        }

@@ -1,0 +1,192 @@
+"""Run a sandbox from Python: ``with SandboxServer(SandboxConfig(contacts=500)) as sb: ...``.
+
+Thread mode (default) serves uvicorn on a background thread on a free 127.0.0.1 port; the
+subprocess mode (``subprocess=True``) runs ``python -m airflow_provider_contacts.sandbox`` as a
+child process (for benchmarks and real Airflow services) and reads its start banner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess as sp
+import sys
+import tempfile
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from .client import SandboxAdmin
+from .config import SandboxConfig
+from .server import base_url_of, bind_socket, build_server
+
+__all__ = ["SandboxConfig", "SandboxServer", "SandboxStartError"]
+
+
+class SandboxStartError(RuntimeError):
+    """The sandbox did not come up."""
+
+
+class SandboxServer:
+    """A running sandbox; use as a context manager (or ``start()``/``stop()``).
+
+    After start: ``base_url``, ``location_id``, ``token`` (private integration token with every scope),
+    ``company_id``, ``admin`` (``SandboxAdmin``) and ``conn_json(**extra)``.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None, *, subprocess: bool = False,
+                 host: str = "127.0.0.1", startup_timeout_s: float = 60.0) -> None:
+        self.config = config or SandboxConfig()
+        self.subprocess = subprocess
+        self.host = host
+        self.startup_timeout_s = startup_timeout_s
+        self.base_url = ""
+        self._info: dict[str, Any] = {}
+        self._admin: SandboxAdmin | None = None
+        self._thread: threading.Thread | None = None
+        self._server: Any = None
+        self._proc: sp.Popen[str] | None = None
+        self._stderr_path: str | None = None
+
+    # -- identifiers ----------------------------------------------------------------------------------
+    @property
+    def location_id(self) -> str:
+        """Id of the primary seeded location."""
+        return self._info["location_id"]
+
+    @property
+    def token(self) -> str:
+        """Private integration token of the primary location (every scope, never expires)."""
+        return self._info["token"]
+
+    @property
+    def company_id(self) -> str:
+        """Id of the agency (company) owning the locations."""
+        return self._info["company_id"]
+
+    @property
+    def admin(self) -> SandboxAdmin:
+        """Client of the admin surface."""
+        if self._admin is None:
+            raise SandboxStartError("the sandbox is not running; use `with SandboxServer(cfg) as sb:`")
+        return self._admin
+
+    def conn_json(self, **extra_overrides: Any) -> str:
+        """Value for ``AIRFLOW_CONN_GHL_DEFAULT`` pointing at this sandbox with its private token."""
+        extra = {"location_id": self.location_id, **extra_overrides}
+        return json.dumps({"conn_type": "ghl", "host": self.base_url, "password": self.token, "extra": extra})
+
+    def client(self, token: str | None = None, *, version: str | None = "2021-07-28",
+               timeout_s: float = 30.0) -> httpx.Client:
+        """An ``httpx.Client`` for the API with ``Authorization: Bearer`` (default: the private token)
+        and the ``Version`` header preset (``version=None`` leaves it out). Close it after use."""
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        if version:
+            headers["Version"] = version
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+
+    def _refresh_info(self, info: dict[str, Any]) -> None:
+        self._info = {**self._info, **info}
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def __enter__(self) -> SandboxServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> SandboxServer:
+        """Start serving and wait until the sandbox answers."""
+        if self.subprocess:
+            self._start_child()
+        else:
+            self._start_thread()
+        self._admin = SandboxAdmin(self.base_url, on_reset=self._refresh_info)
+        self._wait_ready()
+        self._info = self._admin.info()
+        return self
+
+    def _start_thread(self) -> None:
+        sock = bind_socket(self.host, 0)
+        self.base_url = base_url_of(sock)
+        self._server, _ = build_server(self.config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name=f"ghl-sandbox-{self.base_url}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise SandboxStartError("the sandbox server thread exited during start-up (see log output)")
+            if time.monotonic() > deadline:
+                raise SandboxStartError(f"the sandbox did not start within {self.startup_timeout_s} s")
+            time.sleep(0.01)
+
+    def _start_child(self) -> None:
+        fd, self._stderr_path = tempfile.mkstemp(prefix="ghl-sandbox-", suffix=".log")
+        os.close(fd)
+        cmd = [sys.executable, "-m", "airflow_provider_contacts.sandbox", "--host", self.host, "--port", "0",
+               "--config-json", json.dumps(self.config.to_dict())]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self._stderr_path, "w") as err:
+            self._proc = sp.Popen(cmd, stdout=sp.PIPE, stderr=err, text=True, env=env)
+        line_box: list[str] = []
+        reader = threading.Thread(target=lambda: line_box.append(self._proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(self.startup_timeout_s)
+        if not line_box or not line_box[0].strip():
+            self.stop()
+            raise SandboxStartError(f"the sandbox child process printed no start banner; stderr:\n{self._stderr_tail()}")
+        banner = json.loads(line_box[0])
+        self.base_url = banner["base_url"]
+
+    def _stderr_tail(self) -> str:
+        if not self._stderr_path or not os.path.exists(self._stderr_path):
+            return ""
+        with open(self._stderr_path, errors="replace") as fh:
+            return fh.read()[-4000:]
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            try:
+                if httpx.get(f"{self.base_url}/_sandbox/info", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self._proc is not None and self._proc.poll() is not None:
+                raise SandboxStartError(f"the sandbox child process exited ({self._proc.returncode}):\n"
+                                        f"{self._stderr_tail()}")
+            if time.monotonic() > deadline:
+                raise SandboxStartError(f"the sandbox at {self.base_url} did not answer within {self.startup_timeout_s} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop serving (terminates the child process in subprocess mode)."""
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        if self._server is not None:
+            self._server.should_exit = True
+            if self._thread is not None:
+                self._thread.join(10)
+            self._server = None
+            self._thread = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(10)
+                except sp.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait(5)
+            if self._proc.stdout:
+                self._proc.stdout.close()
+            self._proc = None
+        if self._stderr_path and os.path.exists(self._stderr_path):
+            os.unlink(self._stderr_path)
+            self._stderr_path = None

@@ -1,0 +1,207 @@
+"""Shared base of the HighLevel sensors: poke, reschedule and deferrable modes over one condition.
+
+A sensor builds a :class:`~airflow_provider_contacts.triggers.conditions.Condition` from its
+rendered parameters and checks it:
+
+* ``mode="poke"``: in the worker, every ``poke_interval`` seconds, through the hook;
+* ``mode="reschedule"``: the same check, the worker slot is freed between pokes;
+* ``deferrable=True`` (default: ``[operators] default_deferrable``): the task defers to
+  :class:`~airflow_provider_contacts.triggers.changes.GHLChangeTrigger`, which checks the same
+  condition with the async client in the triggerer; ``execute_complete`` returns its result or
+  raises on a timeout/error event.
+
+``since`` parameters default to the moment the sensor started waiting (the first poke; in
+reschedule mode the first try's start; in deferrable mode the moment it defers). The sensor's
+XCom value is the condition's small JSON result (ids and key fields).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+from airflow_provider_contacts import DEFAULT_CONN_ID
+from airflow_provider_contacts.operators.base import check_id, input_error, to_jsonable
+from airflow_provider_contacts.triggers.changes import GHLChangeTrigger
+from airflow_provider_contacts.triggers.conditions import Condition, iso
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+
+class HookSource:
+    """The synchronous condition source: the hook's reads, answers dumped to API-shaped dicts."""
+
+    def __init__(self, hook: ContactsHook) -> None:
+        self.hook = hook
+
+    @staticmethod
+    def _dump(records: Iterable[Any]) -> list[dict[str, Any]]:
+        return [to_jsonable(r) for r in records]
+
+    def search_contacts(self, filters: list[dict[str, Any]], sort: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+        found = self.hook.iter_search_contacts(filters=filters, sort=sort, page_limit=max(1, min(500, limit)))
+        return self._dump(islice(found, limit))
+
+    def list_tasks(self, contact_id: str) -> list[dict[str, Any]]:
+        return self._dump(self.hook.list_tasks(contact_id))
+
+    def get_task(self, contact_id: str, task_id: str) -> list[dict[str, Any]]:
+        return self._dump([self.hook.get_task(contact_id, task_id)])
+
+    def list_notes(self, contact_id: str) -> list[dict[str, Any]]:
+        return self._dump(self.hook.list_notes(contact_id))
+
+    def open_tasks(self, contact_id: str | None) -> list[dict[str, Any]]:
+        if contact_id:
+            return [t for t in self.list_tasks(contact_id) if not t.get("completed")]
+        return self._dump(self.hook.iter_location_tasks(completed=False))
+
+
+def _seconds(value: timedelta | float | int | str, owner: str, param: str) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise input_error(owner, param, f"must be a timedelta or a number of seconds, got {value!r}") from None
+
+
+class GHLBaseSensor(BaseSensorOperator):
+    """Base of the HighLevel sensors.
+
+    :param ghl_conn_id: connection of type ``ghl`` (default ``ghl_default``). Templated.
+    :param location_id: location override. Templated.
+    :param deferrable: wait in the triggerer instead of a worker slot (default: the
+        ``[operators] default_deferrable`` setting).
+    :param poke_interval: seconds between checks (all modes; the trigger uses it too).
+    :param timeout: seconds before the sensor gives up (all modes).
+
+    Subclasses implement :meth:`build_condition`.
+    """
+
+    template_fields: Sequence[str] = ("ghl_conn_id", "location_id")
+    ui_color = "#f2e6ff"
+
+    def __init__(
+        self,
+        *,
+        ghl_conn_id: str = DEFAULT_CONN_ID,
+        location_id: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ghl_conn_id = ghl_conn_id
+        self.location_id = location_id
+        self.deferrable = deferrable
+        self._condition: Condition | None = None
+
+    # -- for subclasses --------------------------------------------------------------------
+    @property
+    def _owner(self) -> str:
+        return f"{type(self).__name__}(task_id={self.task_id!r})"
+
+    def _id(self, param: str, optional: bool = False) -> str | None:
+        value = getattr(self, param)
+        if optional and (value is None or (isinstance(value, str) and value.strip() in ("", "None"))):
+            return None
+        return check_id(self._owner, param, value)
+
+    def _since(self, value: Any, started_at: datetime, param: str = "since") -> str:
+        """The rendered ``since`` as ISO 8601 UTC, or ``started_at`` when it is not set."""
+        if value is None:
+            return iso(started_at)
+        try:
+            return iso(value, param)
+        except ValueError as exc:
+            raise input_error(self._owner, param, str(exc)) from None
+
+    def build_condition(self, started_at: datetime) -> Condition:
+        """The condition for the rendered parameters; ``started_at`` is when waiting began."""
+        raise NotImplementedError
+
+    def _make_condition(self, started_at: datetime) -> Condition:
+        try:
+            return self.build_condition(started_at)
+        except ValueError as exc:
+            raise input_error(self._owner, "parameters", str(exc)) from None
+
+    def before_poke(self, condition: Condition, records: list[dict[str, Any]]) -> None:
+        """Hook for subclasses to refuse a mode/state combination before evaluating (see tasks)."""
+
+    @cached_property
+    def hook(self) -> ContactsHook:
+        """The hook for ``ghl_conn_id`` and ``location_id``."""
+        from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+        location = self.location_id.strip() if isinstance(self.location_id, str) else None
+        return ContactsHook(ghl_conn_id=self.ghl_conn_id, location_id=location or None)
+
+    # -- modes -----------------------------------------------------------------------------
+    def _started_at(self, context: Context) -> datetime:
+        if self.reschedule:
+            first = context["ti"].get_first_reschedule_date(context)
+            if first is not None:
+                return first if first.tzinfo else first.replace(tzinfo=timezone.utc)
+        return datetime.now(timezone.utc)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        """One check through the hook (poke and reschedule modes)."""
+        if self._condition is None:
+            self._condition = self._make_condition(self._started_at(context))
+        condition = self._condition
+        records = condition.read(HookSource(self.hook))
+        self.before_poke(condition, records)
+        if condition.needs_baseline:
+            condition.set_baseline(records)
+            self.log.info("baseline taken: %s", condition.to_kwargs())
+        result = condition.evaluate(records)
+        if result is None:
+            self.log.info("%s: not yet", condition.kind)
+            return PokeReturnValue(is_done=False)
+        self.log.info("%s: holds (%s)", condition.kind, {k: v for k, v in result.items() if not isinstance(v, list)})
+        return PokeReturnValue(is_done=True, xcom_value=result)
+
+    def execute(self, context: Context) -> Any:
+        """Poke/reschedule through the base class, or defer to :class:`GHLChangeTrigger`."""
+        self._condition = None
+        if not self.deferrable:
+            return super().execute(context)
+        condition = self._make_condition(datetime.now(timezone.utc))
+        if condition.needs_baseline:
+            # Take the baseline here, in the worker, so a triggerer restart cannot move it.
+            records = condition.read(HookSource(self.hook))
+            condition.set_baseline(records)
+        trigger = GHLChangeTrigger(
+            condition=condition.to_kwargs(),
+            ghl_conn_id=self.ghl_conn_id,
+            location_id=(self.location_id or None),
+            poll_interval=self.poke_interval,
+            timeout=self.timeout,
+        )
+        self.log.info("deferring: %s every %.0f s (timeout %.0f s)", condition.kind, self.poke_interval, self.timeout)
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger: return the result, or raise on a timeout or error event."""
+        status = (event or {}).get("status")
+        if status == "success":
+            self.log.info("condition holds after %s check(s) in the triggerer", event.get("checks"))  # type: ignore[union-attr]
+            return event["result"]  # type: ignore[index]
+        message = (event or {}).get("message") or f"unexpected trigger event {event!r}"
+        if status == "timeout":
+            if self.soft_fail or getattr(self, "never_fail", False):
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
+        raise AirflowException(f"{self._owner}: the trigger failed: {(event or {}).get('error_type', '')}: {message}")
+
+
+__all__ = ["GHLBaseSensor", "HookSource"]

@@ -1,0 +1,340 @@
+"""One location's reconciliation run: HighLevel contacts, tasks and notes -> SQL target.
+
+The run, in order (each numbered step commits on its own; see docs/reconcile.md):
+
+1. **Contacts**: the first run (or ``full_sweep``) reads every contact, later runs those with
+   ``dateUpdated >= watermark - overlap``; both stream oldest update first in batches of
+   ``batch_size``. Per batch, the tasks and notes of every contact whose content hash changed
+   (all contacts in a full run) are re-read; contacts, tasks, notes, the tombstones of tasks and
+   notes that disappeared, and the new watermark commit in one transaction.
+2. **Deleted contacts**: the contact id scan (500 ids per request; a full run reuses its own read)
+   is compared with the target; missing contacts (confirmed with ``GET /contacts/{id}`` when few)
+   and their tasks and notes are marked deleted.
+3. **Sweep**: tasks and notes carry no update time and do not touch the contact, so a rolling
+   sweep re-reads them for the next slice of contacts (by id, wrapping around) sized to cover the
+   location once per ``sweep_period`` and capped by ``max_requests_per_run``. The cursor commits
+   with each slice batch.
+
+A run killed at any point loses nothing and duplicates nothing: upserts are keyed by id, and the
+watermark and cursor only ever describe committed rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_contacts.sync.extract import Children, Extractor, batched, iso_utc, parse_updated
+from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping, MappedRecord, Quarantined
+from airflow_provider_contacts.sync.report import RunReport
+from airflow_provider_contacts.sync.sinks import SinkTransaction, SqlSink, utcnow
+from airflow_provider_contacts.sync.state import SyncState
+
+if TYPE_CHECKING:
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+__all__ = ["ReconcileEngine", "SyncConfig", "reconcile_location"]
+
+log = logging.getLogger(__name__)
+CHILDREN = ("tasks", "notes")
+
+
+@dataclass
+class SyncConfig:
+    """Knobs of a run. Durations are ``timedelta``; counts are numbers of records or requests.
+
+    :param full_sweep: re-read every contact and every contact's tasks and notes (first load,
+        repair, check). The first run against a target is always full.
+    :param overlap: how far before the watermark the incremental search starts, to catch
+        updates committed late with an older ``dateUpdated``.
+    :param batch_size: contacts per committed batch (memory and transaction size).
+    :param page_limit: contacts per search request (<= 500).
+    :param sweep_period: every contact's tasks and notes are re-read at least once per period ...
+    :param schedule_interval: ... given that the DAG runs this often.
+    :param max_requests_per_run: request budget; it caps the sweep (changed contacts are always
+        processed in full).
+    :param deletion_scan: compare contact ids with the target every run.
+    :param verify_deletes: confirm up to this many missing contacts with ``GET /contacts/{id}``
+        before marking them deleted (0: trust the scan).
+    :param max_delete_fraction: refuse to delete more than this fraction of a location's contacts
+        in one run (guards against a truncated scan); the run reports a warning instead.
+    :param hard_delete: delete rows instead of setting ``deleted_at``.
+    :param task_search: read tasks through the batched location task search.
+    :param max_workers: parallel per-contact requests.
+    """
+
+    full_sweep: bool = False
+    overlap: timedelta = timedelta(minutes=10)
+    batch_size: int = 200
+    page_limit: int = 500
+    sweep_period: timedelta = timedelta(days=7)
+    schedule_interval: timedelta = timedelta(hours=1)
+    max_requests_per_run: int = 50_000
+    deletion_scan: bool = True
+    verify_deletes: int = 25
+    max_delete_fraction: float = 0.5
+    hard_delete: bool = False
+    task_search: bool = True
+    max_workers: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or not 1 <= self.page_limit <= 500:
+            raise ValueError("batch_size must be >= 1 and page_limit between 1 and 500")
+        if self.sweep_period <= timedelta(0) or self.schedule_interval <= timedelta(0):
+            raise ValueError("sweep_period and schedule_interval must be positive durations")
+        if self.max_requests_per_run < 1:
+            raise ValueError("max_requests_per_run must be >= 1")
+
+    @property
+    def runs_per_sweep(self) -> int:
+        """How many runs share one sweep period (at least 1)."""
+        return max(1, math.floor(self.sweep_period / self.schedule_interval))
+
+
+def _stat(hook: Any, name: str) -> int:
+    stats = getattr(hook, "stats", None)
+    if stats is None:
+        return 0
+    value = stats.get(name, 0) if isinstance(stats, Mapping) else getattr(stats, name, 0)
+    return int(value or 0)
+
+
+class ReconcileEngine:
+    """Runs the reconciliation of one location into one sink (see the module docstring).
+
+    :param hook: a ``ContactsHook`` for the location (its limiter paces every request).
+    :param sink: the target (tables are created when missing).
+    :param mapping: field mapping (custom field names are resolved on each run, once).
+    :param config: run settings.
+    :param location_id: defaults to ``hook.location_id``.
+    :param clock: returns "now" (aware UTC); tests may fix it.
+    """
+
+    def __init__(
+        self,
+        hook: ContactsHook,
+        sink: SqlSink,
+        mapping: FieldMapping,
+        config: SyncConfig | None = None,
+        *,
+        location_id: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.hook = hook
+        self.sink = sink
+        self.mapping = mapping
+        self.config = config or SyncConfig()
+        self.location_id = str(location_id or hook.location_id or "")
+        if not self.location_id:
+            raise ValueError("no location id: set extra 'location_id' on the connection or pass location_id")
+        self.clock = clock
+        self.extract = Extractor(
+            hook,
+            page_limit=self.config.page_limit,
+            max_workers=self.config.max_workers,
+            task_search=self.config.task_search,
+        )
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> RunReport:
+        """Reconcile once; returns the report (also logged)."""
+        started = time.monotonic()
+        base = {name: _stat(self.hook, name) for name in ("requests", "throttled", "retries")}
+        self.sink.ensure_tables()
+        with self.sink.transaction() as tx:
+            state = SyncState.load(tx, self.location_id)
+        full = self.config.full_sweep or state.watermark is None
+        report = RunReport(
+            location_id=self.location_id,
+            target=self.sink.dialect_name,
+            mode="full" if full else "incremental",
+            watermark_before=state.watermark,
+        )
+        self._request_base = base["requests"]
+        if self.mapping.custom_field_names:
+            self.mapping.resolve_custom_fields([self._as_dict(f) for f in self.hook.get_custom_fields()])
+
+        seen_ids = self._load_contacts(state, report, full)
+        if self.config.deletion_scan or full:
+            self._delete_missing_contacts(report, seen_ids)
+        if not full:
+            self._sweep(state, report)
+        now = self.clock()
+        report.requests = _stat(self.hook, "requests") - base["requests"]
+        report.throttled = _stat(self.hook, "throttled") - base["throttled"]
+        report.retries = _stat(self.hook, "retries") - base["retries"]
+        report.duration_s = round(time.monotonic() - started, 3)
+        with self.sink.transaction() as tx:
+            if full:
+                state.last_full_at = iso_utc(now)
+                state.sweep_cursor = None
+                state.sweep_cycle_started_at = iso_utc(now)
+            report.watermark_after = state.watermark
+            state.save(tx, now, last_run=report.to_dict())
+        log.info("reconcile report\n%s", report.format_table())
+        return report
+
+    # -- 1. contacts -----------------------------------------------------------------------
+    def _load_contacts(self, state: SyncState, report: RunReport, full: bool) -> set[str] | None:
+        """Stream changed (or, when ``full``, all) contacts to the target in batches.
+
+        Returns the ids seen when ``full`` (a complete id list, used for deletions), else ``None``.
+        """
+        since = None
+        if not full and state.watermark:
+            since = datetime.fromisoformat(state.watermark.replace("Z", "+00:00")) - self.config.overlap
+        seen: set[str] | None = set() if full else None
+        for batch in batched(self.extract.contacts_updated_since(since), self.config.batch_size):
+            mapped, bad = self._map("contacts", batch)
+            ids = [c["id"] for c in batch if c.get("id")]
+            if seen is not None:
+                seen.update(ids)
+            if full:
+                reread = ids
+            else:
+                with self.sink.transaction() as tx:
+                    known = tx.stored_hashes("contacts", ids)
+                reread = [r.id for r in mapped if known.get(r.id) != r.content_hash] + [
+                    q.id for q in bad if q.id
+                ]
+            children = self.extract.children(reread)
+            newest = max((t for t in map(parse_updated, batch) if t is not None), default=None)
+            now = self.clock()
+            with self.sink.transaction() as tx:
+                self._write(tx, "contacts", mapped, bad, report, now)
+                self._write_children(tx, children, report, now)
+                if newest is not None:
+                    candidate = iso_utc(newest)
+                    if state.watermark is None or candidate > state.watermark:
+                        state.watermark = candidate
+                    state.save(tx, now, "watermark")
+        return seen
+
+    # -- 2. deletions ----------------------------------------------------------------------
+    def _delete_missing_contacts(self, report: RunReport, seen: set[str] | None) -> None:
+        """Mark contacts that HighLevel no longer has (and their tasks and notes) deleted."""
+        if seen is None:
+            seen = set()
+            for cid in self.extract.contact_ids():
+                seen.add(cid)
+        report.contacts_scanned = len(seen)
+        with self.sink.transaction() as tx:
+            live = list(tx.live_ids("contacts", self.location_id))
+            stale_quarantine = [q for q in tx.quarantined_ids("contacts", self.location_id) if q not in seen]
+        missing = [cid for cid in live if cid not in seen]
+        if missing and len(missing) > self.config.max_delete_fraction * len(live) and len(live) >= 10:
+            report.warnings.append(
+                f"{len(missing)} of {len(live)} contacts are missing from the id scan, more than "
+                f"max_delete_fraction={self.config.max_delete_fraction}; nothing deleted. If this is "
+                "real, run again with a higher max_delete_fraction."
+            )
+            return
+        if 0 < len(missing) <= self.config.verify_deletes:
+            missing = [cid for cid in missing if not self.extract.contact_exists(cid)]
+        now = self.clock()
+        with self.sink.transaction() as tx:
+            report.counts("contacts").add(deleted=tx.mark_deleted("contacts", missing, now))
+            for entity, count in tx.delete_children_of(missing, now).items():
+                report.counts(entity).add(deleted=count)
+            tx.clear_quarantine("contacts", stale_quarantine + missing)
+
+    # -- 3. sweep --------------------------------------------------------------------------
+    def _sweep(self, state: SyncState, report: RunReport) -> None:
+        """Re-read tasks and notes of the next slice of contacts (see :class:`SyncConfig`)."""
+        with self.sink.transaction() as tx:
+            total = tx.count_live("contacts", self.location_id)
+        target = math.ceil(total / self.config.runs_per_sweep) if total else 0
+        used = _stat(self.hook, "requests") - self._request_base
+        remaining = self.config.max_requests_per_run - used
+        per_contact = 1.0 + 1.0 / self.config.batch_size  # one notes request, tasks batched
+        affordable = max(0, int(remaining / per_contact) - 1)
+        size = min(target, affordable)
+        sweep = report.sweep
+        sweep.target = target
+        sweep.budget_limited = size < target
+        if size <= 0:
+            sweep.cursor = state.sweep_cursor
+            return
+        ids, sweep.wrapped = self._sweep_ids(state, size)
+        for batch in batched(ids, self.config.batch_size):
+            children = self.extract.children(batch)
+            now = self.clock()
+            with self.sink.transaction() as tx:
+                self._write_children(tx, children, report, now)
+                state.sweep_cursor = batch[-1]
+                state.save(tx, now, "sweep_cursor", "sweep_cycle_started_at")
+            sweep.contacts += len(batch)
+        sweep.cursor = state.sweep_cursor
+
+    def _sweep_ids(self, state: SyncState, size: int) -> tuple[list[str], bool]:
+        """The next ``size`` contact ids after the cursor (wrapping to the first once), and
+        whether it wrapped."""
+        with self.sink.transaction() as tx:
+            ids = tx.contact_ids_after(self.location_id, state.sweep_cursor, size)
+            if len(ids) >= size or state.sweep_cursor is None:
+                return ids, False
+            state.sweep_cycle_started_at = iso_utc(self.clock())
+            taken = set(ids)
+            more = tx.contact_ids_after(self.location_id, None, size - len(ids))
+            return ids + [cid for cid in more if cid not in taken], True
+
+    # -- writing ---------------------------------------------------------------------------
+    def _map(self, entity: str, records: Sequence[Mapping[str, Any]]) -> tuple[list[MappedRecord], list[Quarantined]]:
+        mapped: list[MappedRecord] = []
+        bad: list[Quarantined] = []
+        for record in records:
+            result = self.mapping.map_record(entity, record)
+            (mapped if isinstance(result, MappedRecord) else bad).append(result)  # type: ignore[arg-type]
+        return mapped, bad
+
+    def _write(
+        self,
+        tx: SinkTransaction,
+        entity: str,
+        mapped: list[MappedRecord],
+        bad: list[Quarantined],
+        report: RunReport,
+        now: datetime,
+    ) -> None:
+        counts = tx.upsert_records(entity, self.location_id, mapped, now)
+        tx.quarantine(entity, self.location_id, bad, now)
+        report.counts(entity).add(
+            inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged, quarantined=len(bad)
+        )
+        for item in bad:
+            log.warning("quarantined %s %s: %s", TABLES[entity], item.id or "(no id)", item.reason)
+
+    def _write_children(self, tx: SinkTransaction, children: Children, report: RunReport, now: datetime) -> None:
+        """Upsert the tasks and notes read for ``children.contact_ids``; tombstone the ones gone."""
+        if not children.contact_ids:
+            return
+        for entity in CHILDREN:
+            records = children.of(entity)
+            mapped, bad = self._map(entity, records)
+            self._write(tx, entity, mapped, bad, report, now)
+            present = {str(r.get("id")) for r in records if r.get("id")}
+            gone = [cid for cid in tx.live_child_ids(entity, children.contact_ids) if cid not in present]
+            report.counts(entity).add(deleted=tx.mark_deleted(entity, gone, now))
+
+    @staticmethod
+    def _as_dict(obj: Any) -> dict[str, Any]:
+        from airflow_provider_contacts.sync.extract import to_api_dict
+
+        return to_api_dict(obj)
+
+
+def reconcile_location(
+    hook: ContactsHook,
+    sink: SqlSink,
+    mapping: FieldMapping,
+    config: SyncConfig | None = None,
+    *,
+    location_id: str | None = None,
+) -> RunReport:
+    """Run :class:`ReconcileEngine` once (convenience for scripts and tasks)."""
+    return ReconcileEngine(hook, sink, mapping, config, location_id=location_id).run()

@@ -1,0 +1,142 @@
+"""Reading from HighLevel for the reconciliation: changed contacts, the contact id scan, and the
+tasks and notes of a set of contacts. Everything streams; nothing holds a whole location.
+
+All reads go through one :class:`~airflow_provider_contacts.hooks.contacts.ContactsHook`, so they
+share its per-(base URL, location) rate limiter, retries and request counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_contacts.sync.transforms import TRANSFORMS, TransformError
+
+if TYPE_CHECKING:
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+__all__ = ["Children", "Extractor", "iso_utc", "parse_updated", "to_api_dict"]
+
+
+def to_api_dict(obj: Any) -> dict[str, Any]:
+    """An API record as the JSON dict HighLevel sent (pydantic models are dumped by alias)."""
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    dump = getattr(obj, "model_dump", None)
+    if dump is None:
+        raise TypeError(f"cannot turn {type(obj).__name__} into an API dict")
+    return dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def parse_updated(record: Mapping[str, Any]) -> datetime | None:
+    """The record's ``dateUpdated`` (falling back to ``dateAdded``) as aware UTC, or ``None``."""
+    for key in ("dateUpdated", "dateAdded"):
+        try:
+            value = TRANSFORMS["timestamp"](record.get(key))
+        except TransformError:
+            value = None
+        if value is not None:
+            return value
+    return None
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2024-05-01T12:30:00.000Z``: the millisecond ISO form HighLevel uses."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Children:
+    """Tasks and notes read for a set of contacts (API dicts, each with ``contactId``)."""
+
+    contact_ids: list[str]
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+    def of(self, entity: str) -> list[dict[str, Any]]:
+        """``tasks`` or ``notes``."""
+        return self.tasks if entity == "tasks" else self.notes
+
+
+class Extractor:
+    """Reads for one location through ``hook``.
+
+    :param page_limit: contacts per search page (HighLevel allows up to 500).
+    :param max_workers: parallel per-contact requests (notes; tasks without task search).
+    :param task_search: read tasks with the batched location task search
+        (``POST /locations/{id}/tasks/search``, many contacts per request) instead of one
+        ``GET /contacts/{id}/tasks`` per contact.
+    """
+
+    def __init__(self, hook: ContactsHook, *, page_limit: int = 500, max_workers: int = 8, task_search: bool = True) -> None:
+        self.hook = hook
+        self.page_limit = page_limit
+        self.max_workers = max_workers
+        self.task_search = task_search
+
+    def contacts_updated_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
+        """Contacts with ``dateUpdated >= since`` (all when ``None``), oldest update first.
+
+        The order (``dateUpdated`` ascending, id breaking ties) is what makes a watermark taken
+        after any committed batch safe: everything not yet loaded sorts after it.
+        """
+        filters = None
+        if since is not None:
+            filters = [{"field": "dateUpdated", "operator": "range", "value": {"gte": iso_utc(since)}}]
+        sort = [{"field": "dateUpdated", "direction": "asc"}]
+        for contact in self.hook.iter_search_contacts(filters=filters, sort=sort, page_limit=self.page_limit):
+            yield to_api_dict(contact)
+
+    def contact_ids(self) -> Iterator[str]:
+        """Every contact id of the location (the deletion scan), in ``dateAdded`` order.
+
+        ``dateAdded`` never changes, so contacts updated during the scan cannot slip between pages.
+        """
+        sort = [{"field": "dateAdded", "direction": "asc"}]
+        for contact in self.hook.iter_search_contacts(sort=sort, page_limit=self.page_limit):
+            yield str(getattr(contact, "id", None) or to_api_dict(contact)["id"])
+
+    def children(self, contact_ids: Sequence[str]) -> Children:
+        """Every task and note of the given contacts."""
+        out = Children(list(contact_ids))
+        if not contact_ids:
+            return out
+        if self.task_search:
+            out.tasks = [to_api_dict(t) for t in self.hook.iter_location_tasks(contact_ids=list(contact_ids))]
+        for activity in self.hook.fetch_tasks_and_notes(
+            list(contact_ids), max_workers=self.max_workers, tasks=not self.task_search, notes=True
+        ):
+            if not self.task_search:
+                out.tasks.extend(_with_contact(to_api_dict(t), activity.contact_id) for t in activity.tasks)
+            out.notes.extend(_with_contact(to_api_dict(n), activity.contact_id) for n in activity.notes)
+        return out
+
+    def contact_exists(self, contact_id: str) -> bool:
+        """Whether ``GET /contacts/{id}`` finds the contact (used to confirm a deletion)."""
+        from airflow_provider_contacts.errors import GHLNotFoundError
+
+        try:
+            self.hook.get_contact(contact_id)
+        except GHLNotFoundError:
+            return False
+        return True
+
+
+def _with_contact(record: dict[str, Any], contact_id: str) -> dict[str, Any]:
+    if not record.get("contactId"):
+        record["contactId"] = contact_id
+    return record
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of up to ``size`` items."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,57 @@
+"""Glue between Airflow task parameters and the engine: build hook, sink and config, run, close.
+
+The DAG (``dags/ghl_contacts_reconcile.py``) stays thin and calls :func:`run_reconcile` once per
+location; scripts and tests can call it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_contacts.sync.engine import ReconcileEngine, SyncConfig
+from airflow_provider_contacts.sync.mapping import FieldMapping
+from airflow_provider_contacts.sync.report import RunReport
+from airflow_provider_contacts.sync.sinks import SqlSink
+from airflow_provider_contacts.sync.target import get_target_hook
+
+__all__ = ["config_from_params", "run_reconcile"]
+
+
+def config_from_params(params: Mapping[str, Any], schedule_interval: timedelta) -> SyncConfig:
+    """A :class:`SyncConfig` from the DAG's params (names as in the DAG; hours and minutes as numbers)."""
+    return SyncConfig(
+        full_sweep=bool(params.get("full_sweep", False)),
+        overlap=timedelta(minutes=float(params.get("overlap_minutes", 10))),
+        batch_size=int(params.get("batch_size", 200)),
+        sweep_period=timedelta(hours=float(params.get("sweep_period_hours", 168))),
+        schedule_interval=schedule_interval,
+        max_requests_per_run=int(params.get("max_requests_per_run", 50_000)),
+        hard_delete=bool(params.get("hard_delete", False)),
+        max_delete_fraction=float(params.get("max_delete_fraction", 0.5)),
+    )
+
+
+def run_reconcile(
+    *,
+    source_conn_id: str,
+    target_conn_id: str,
+    location_id: str | None,
+    mapping_path: str | Path,
+    config: SyncConfig,
+    target_schema: str | None = None,
+) -> RunReport:
+    """Reconcile one location from ``source_conn_id`` into ``target_conn_id``; returns the report.
+
+    A fresh ``ContactsHook`` per call gives each location its own rate limiter.
+    """
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+    hook = ContactsHook(ghl_conn_id=source_conn_id, location_id=location_id)
+    mapping = FieldMapping.load(mapping_path)
+    with SqlSink(get_target_hook(target_conn_id), mapping, schema=target_schema or None, hard_delete=config.hard_delete) as sink:
+        report = ReconcileEngine(hook, sink, mapping, config).run()
+    report.target = target_conn_id + (f" ({sink.dialect_name})" if sink.dialect_name else "")
+    return report

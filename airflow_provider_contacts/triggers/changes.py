@@ -1,0 +1,103 @@
+"""The trigger behind the deferrable HighLevel sensors.
+
+:class:`GHLChangeTrigger` polls one :mod:`condition <airflow_provider_contacts.triggers.conditions>`
+with the async client (same headers, auth, pacing and retries as the hook) until it holds, the
+overall timeout passes, or something fails. It always ends with exactly one event:
+
+* ``{"status": "success", "result": {...}}`` - the condition's JSON result;
+* ``{"status": "timeout", "message": ...}`` - ``timeout`` seconds passed without a match;
+* ``{"status": "error", "message": ..., "error_type": ...}`` - any exception (no secrets in it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow_provider_contacts import DEFAULT_CONN_ID
+from airflow_provider_contacts.triggers.client import AsyncContactsClient
+from airflow_provider_contacts.triggers.conditions import Condition
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """A JSON error event payload: the error's class and message (errors never carry tokens)."""
+    return {"status": "error", "error_type": type(exc).__name__, "message": str(exc) or repr(exc)}
+
+
+class GHLChangeTrigger(BaseTrigger):
+    """Poll a condition until it holds (deferrable sensors).
+
+    :param condition: the condition as :meth:`Condition.to_kwargs` gives it (JSON).
+    :param ghl_conn_id: connection of type ``ghl``.
+    :param location_id: location override.
+    :param poll_interval: seconds between two checks.
+    :param timeout: seconds after which a ``timeout`` event ends the wait (``None``: no own
+        timeout; the task's deferral timeout still applies).
+    """
+
+    def __init__(
+        self,
+        condition: dict[str, Any],
+        ghl_conn_id: str = DEFAULT_CONN_ID,
+        location_id: str | None = None,
+        poll_interval: float = 60.0,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.condition = dict(condition)
+        self.ghl_conn_id = ghl_conn_id
+        self.location_id = location_id
+        self.poll_interval = float(poll_interval)
+        self.timeout = float(timeout) if timeout is not None else None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and JSON-only kwargs."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "condition": self.condition,
+                "ghl_conn_id": self.ghl_conn_id,
+                "location_id": self.location_id,
+                "poll_interval": self.poll_interval,
+                "timeout": self.timeout,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Check, sleep ``poll_interval``, repeat; yield one terminal event."""
+        started = time.monotonic()
+        checks = 0
+        try:
+            condition = Condition.from_kwargs(self.condition)
+            async with AsyncContactsClient(self.ghl_conn_id, self.location_id) as client:
+                while True:
+                    checks += 1
+                    result = await condition.acheck(client)
+                    if result is not None:
+                        self.log.info("%s holds after %d check(s)", condition.kind, checks)
+                        yield TriggerEvent({"status": "success", "result": result, "checks": checks})
+                        return
+                    wait = self.poll_interval
+                    if self.timeout is not None:
+                        wait = min(wait, self.timeout - (time.monotonic() - started))
+                    if wait <= 0:
+                        yield TriggerEvent(
+                            {
+                                "status": "timeout",
+                                "message": f"{condition.kind} did not hold within {self.timeout:.0f} s ({checks} checks)",
+                                "checks": checks,
+                            }
+                        )
+                        return
+                    await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error event, never a hang
+            self.log.warning("GHLChangeTrigger failed: %s", exc)
+            yield TriggerEvent({**error_payload(exc), "checks": checks})
+
+
+__all__ = ["GHLChangeTrigger", "error_payload"]
