@@ -464,6 +464,8 @@ class OAuthTokenSource:
         self._local_location: TokenSet | None = None
         self._lock = _process_lock(settings.conn_id) if process_cache else threading.RLock()
         self.refreshes = 0
+        #: Called after each refresh this source made (the hook counts them in ``stats``).
+        self.on_refresh: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
         return f"OAuthTokenSource(conn_id={self.settings.conn_id!r}, store={self.store!r})"
@@ -624,6 +626,8 @@ class OAuthTokenSource:
             self.store.save(fresh)
             self._current = fresh
             self.refreshes += 1
+            if self.on_refresh is not None:
+                self.on_refresh()
             log.info(
                 "Refreshed the OAuth access token of %r (expires %s)",
                 self.settings.conn_id,

@@ -53,7 +53,8 @@ def test_every_contacts_operation_answers_with_its_documented_shape(sandbox: San
     assert set(task) == {"id", "title", "body", "assignedTo", "dueDate", "completed", "contactId"}
     assert _ok(api.get(f"/contacts/{cid}/tasks"))["tasks"] == [task]
     assert _ok(api.get(f"/contacts/{cid}/tasks/{task['id']}"))["task"] == task
-    assert _ok(api.put(f"/contacts/{cid}/tasks/{task['id']}", json={"title": "Call back"}))["task"]["title"] == "Call back"
+    renamed = _ok(api.put(f"/contacts/{cid}/tasks/{task['id']}", json={"title": "Call back"}))["task"]
+    assert renamed["title"] == "Call back"
     assert _ok(api.put(f"/contacts/{cid}/tasks/{task['id']}/completed", json={"completed": True}))["task"]["completed"]
     assert _ok(api.delete(f"/contacts/{cid}/tasks/{task['id']}"))["succeded"] is True
     note = _ok(api.post(f"/contacts/{cid}/notes", json={"body": "Café ☕ meeting"}), 201)["note"]
@@ -86,6 +87,13 @@ def test_every_contacts_operation_answers_with_its_documented_shape(sandbox: San
     assert _ok(api.delete(f"/contacts/{cid}"))["succeded"] is True
     assert api.get(f"/contacts/{cid}").status_code == 404
     assert set(sandbox.admin.counters()["by_operation"]) == CONTACTS_JSON_OPERATIONS
+
+
+def test_contacts_path_works_with_and_without_trailing_slash(sandbox: SandboxServer, api: httpx.Client) -> None:
+    bare = _ok(api.get("/contacts", params={"locationId": sandbox.location_id, "limit": 5}))
+    slash = _ok(api.get("/contacts/", params={"locationId": sandbox.location_id, "limit": 5}))
+    assert bare["contacts"] == slash["contacts"]
+    assert sandbox.admin.counters()["by_operation"] == {"get-contacts": 2}
 
 
 def test_seeded_appointments_are_listed(sandbox: SandboxServer, api: httpx.Client) -> None:

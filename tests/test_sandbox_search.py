@@ -97,6 +97,21 @@ def test_filters_eq_not_eq_contains_exists_range(sandbox: SandboxServer, api: ht
     assert either == {c["id"] for c in everyone if c["country"] in ("DE", "JP")}
 
 
+def test_custom_field_filter_and_free_text_query(sandbox: SandboxServer, api: httpx.Client) -> None:
+    dump = sandbox.admin.dump()
+    plan_field = next(f["id"] for f in dump["customFields"] if f["fieldKey"] == "contact.plan")
+    on_pro = {c["id"] for c in dump["contacts"]
+              if any(v["id"] == plan_field and v["value"] == "pro" for v in c["customFields"])}
+    found = _search(api, sandbox.location_id, pageLimit=500,
+                    filters=[{"field": f"customFields.{plan_field}", "operator": "eq", "value": "pro"}])
+    assert on_pro and {c["id"] for c in found["contacts"]} == on_pro and found["total"] == len(on_pro)
+    someone = next(c for c in dump["contacts"] if c["lastName"] == "Müller")
+    by_name = _search(api, sandbox.location_id, pageLimit=500, query="MÜLLER")
+    assert someone["id"] in {c["id"] for c in by_name["contacts"]}
+    assert all("müller" in c["fullNameLowerCase"] or "müller" in (c["emailLowerCase"] or "")
+               or "müller" in (c["companyName"] or "").lower() for c in by_name["contacts"])
+
+
 def test_bad_filter_is_422_naming_it(sandbox: SandboxServer, api: httpx.Client) -> None:
     r = api.post("/contacts/search", json={"locationId": sandbox.location_id,
                                            "filters": [{"field": "email", "operator": "like", "value": "x"}]})
@@ -117,18 +132,19 @@ def test_search_sees_contacts_changed_after_the_first_page(sandbox: SandboxServe
 
 def test_legacy_listing_pages_with_start_after_and_meta(sandbox: SandboxServer, api: httpx.Client) -> None:
     ids: list[str] = []
-    params: dict[str, Any] = {"locationId": sandbox.location_id, "limit": 100}
-    pages = 0
+    params: dict[str, Any] = {"locationId": sandbox.location_id, "limit": 70}
+    next_urls: list[str] = []
     while True:
         body = api.get("/contacts/", params=params).json()
         ids.extend(c["id"] for c in body["contacts"])
-        pages += 1
-        assert body["meta"]["total"] == 200 and body["meta"]["currentPage"] == pages
+        assert body["meta"]["total"] == 200 and body["meta"]["currentPage"] == len(next_urls) + 1
         if not body["meta"]["nextPageUrl"]:
             break
+        next_urls.append(body["meta"]["nextPageUrl"])
         params = {**params, "startAfter": body["meta"]["startAfter"], "startAfterId": body["meta"]["startAfterId"]}
-    assert pages == 2 and len(ids) == len(set(ids)) == 200
-    assert api.get(body["meta"]["nextPageUrl"] or "/contacts/", params={"locationId": sandbox.location_id}).status_code == 200
+    assert len(next_urls) == 2 and len(ids) == len(set(ids)) == 200
+    via_url = api.get(next_urls[0]).json()["contacts"]
+    assert [c["id"] for c in via_url] == ids[70:140]
 
 
 def test_legacy_listing_limit_is_capped_at_100(sandbox: SandboxServer, api: httpx.Client) -> None:

@@ -105,6 +105,6 @@ def test_custom_field_values_can_be_written_by_key_or_id(sandbox: SandboxServer,
         {"key": "contact.pincode", "field_value": "80331"}, {"id": fields["contact.lead_score"], "field_value": 7}]})
     assert r.status_code == 201
     assert {(v["id"], v["value"]) for v in r.json()["contact"]["customFields"]} == {
-        (fields["contact.pincode"], "80331"), (fields["contact.lead_score"], 7)}
+        (fields["contact.pincode"], "80331"), (fields["contact.lead_score"], "7")}
     bad = api.post("/contacts/", json={"locationId": loc, "customFields": [{"key": "contact.nope", "field_value": 1}]})
     assert bad.status_code == 422 and "contact.nope" in bad.json()["message"][0]

@@ -44,6 +44,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_contacts import CONN_TYPE, DEFAULT_CONN_ID
 from airflow_provider_contacts.auth import (
     OAuthSettings,
+    forget_process_tokens,
     OAuthTokenSource,
     PrivateTokenSource,
     TokenSource,
@@ -53,11 +54,10 @@ from airflow_provider_contacts.errors import (
     GHLAPIError,
     GHLAuthError,
     GHLConfigError,
-    GHLNotFoundError,
     GHLValidationError,
 )
 from airflow_provider_contacts.hooks.fanout import fetch_activity
-from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, get_limiter
+from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, get_limiter, reset_limiters
 from airflow_provider_contacts.hooks.pagination import (
     MAX_LEGACY_LIMIT,
     MAX_SEARCH_PAGE_LIMIT,
@@ -112,6 +112,9 @@ _current_operation: contextvars.ContextVar[str] = contextvars.ContextVar("ghl_op
 #: How far before the first attempt a record's ``dateAdded`` may lie and still count as created by
 #: that attempt (clock skew between this machine and HighLevel).
 CREATE_MATCH_SKEW = timedelta(minutes=2)
+
+#: Longest wait after a timed-out create before looking for the record it may have made.
+MAX_SETTLE_S = 10.0
 
 READ, WRITE = "contacts.readonly", "contacts.write"
 TASKS_READ, FIELDS_READ = "locations/tasks.readonly", "locations/customFields.readonly"
@@ -264,9 +267,9 @@ class ContactsHook(BaseHook):
                         api_version=s.api_version,
                         timeout=s.timeout,
                     )
-                    self._token_source = OAuthTokenSource(
-                        oauth, build_token_store(s.token_store, s.conn_id), http=self._new_session
-                    )
+                    source = OAuthTokenSource(oauth, build_token_store(s.token_store, s.conn_id), http=self._new_session)
+                    source.on_refresh = lambda: self.stats.add("refreshes")
+                    self._token_source = source
                 else:
                     self._token_source = PrivateTokenSource(s.access_token or "", s.conn_id)
             return self._token_source
@@ -560,22 +563,26 @@ class ContactsHook(BaseHook):
         )
 
     def _find_created_contact(self, payload: dict[str, Any], started: datetime) -> Contact | None:
+        """The contact a failed create made, if any: added since ``started`` and matching ``payload``.
+
+        The duplicate lookup (consistent, by email/phone) comes first; it returns the *oldest*
+        match, so when duplicates are allowed the search (by ``dateAdded`` since the first attempt
+        and the email or the names) settles it.
+        """
         since = started - CREATE_MATCH_SKEW
         email, phone = payload.get("email"), payload.get("phone")
         if email or phone:
             found = self.get_duplicate_contact(email=email or None, number=phone or None)
             if found is not None and (found.dateAdded is None or found.dateAdded >= since):
                 return found
-            return None
-        page = self.search_contacts(
-            filters=[SearchFilter(field="dateAdded", operator="range", value={"gte": since})],
-            sort=[SearchSort(field="dateAdded", direction="desc")],
-            page_limit=100,
-        )
-        keys = ("firstName", "lastName", "name", "companyName")
+        filters = [SearchFilter(field="dateAdded", operator="range", value={"gte": since})]
+        if email:
+            filters.append(SearchFilter(field="email", operator="eq", value=email))
+        page = self.search_contacts(filters=filters, sort=[SearchSort(field="dateAdded", direction="desc")], page_limit=100)
+        keys = ("email", "firstName", "lastName", "name", "companyName")
         for contact in page.contacts:
             values = contact.model_dump()
-            if all(values.get(k) == payload[k] for k in keys if payload.get(k)):
+            if all(str(values.get(k) or "").lower() == str(payload[k]).lower() for k in keys if payload.get(k)):
                 return contact
         return None
 
@@ -595,6 +602,10 @@ class ContactsHook(BaseHook):
                 return parse(send())
             except AmbiguousWrite as ambiguous:
                 error = ambiguous.error
+                if ambiguous.timed_out:
+                    # The server may still be processing the request: give it as long again
+                    # before looking for its result.
+                    time.sleep(min(self.timeout[1], MAX_SETTLE_S))
             except GHLValidationError as exc:
                 if not (check_422 and exc.status == 422):
                     raise
@@ -1027,4 +1038,13 @@ class ContactsHook(BaseHook):
         )
 
 
-__all__ = ["ContactsHook", "operation"]
+def forget_process_state() -> None:
+    """Forget this process's limiters and cached OAuth tokens.
+
+    For tests that start servers on reused ports or simulate separate workers; never needed in DAGs.
+    """
+    reset_limiters()
+    forget_process_tokens()
+
+
+__all__ = ["ContactsHook", "forget_process_state", "operation"]

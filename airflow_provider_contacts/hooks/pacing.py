@@ -15,7 +15,9 @@ HighLevel limits each app per location (or company) to a burst budget (default 1
    (the strictest kind) never sees more than ``max`` in any window, and a fixed-window server
    never does either, whatever its alignment; or
 2. **the server says so**: the last ``X-RateLimit-Remaining``, minus the requests sent since, is
-   still above a small margin (this spends an unused burst at once, e.g. at the start of a run).
+   still above a quarter of the budget (a server that counts less than the own window does - a
+   shorter or lifted limit - is used at its real pace; near the end of a window ``Remaining`` is
+   not trusted, as answers arrive out of order).
 
 It holds every caller back after a 429 (``Retry-After``) and for one slot when ``Remaining`` shows
 that others share the budget (``Remaining`` below the requests in flight). It refuses to start a
@@ -45,10 +47,12 @@ DEFAULT_DAILY_RESERVE = 1_000
 #: Fraction of the burst budget the limiter's own window uses.
 DEFAULT_UTILISATION = 0.98
 #: The limiter's own window is the server's window x (1 + pad) + slack (transit and scheduling jitter).
-WINDOW_PAD = 0.03
+WINDOW_PAD = 0.02
 WINDOW_SLACK_S = 0.02
-#: Requests of the server-reported ``Remaining`` kept unused when spending it directly.
-REMAINING_MARGIN = 2
+#: Fraction of the burst budget that the server-reported ``Remaining`` (minus what was sent since)
+#: must still exceed before the limiter spends it beyond its own window. Near the end of a window,
+#: answers arrive out of order and ``Remaining`` is stale by a request or two: don't trust it there.
+REMAINING_TRUST_FRACTION = 0.25
 
 
 def _header(headers: Mapping[str, str], name: str) -> float | None:
@@ -160,7 +164,8 @@ class RateLimiter:
             window = self.own_window_s
             while self._sent and self._sent[0] <= now - window:
                 self._sent.popleft()
-            if len(self._sent) >= self.own_capacity and self._server_budget <= REMAINING_MARGIN:
+            trusted = max(2, int(self._max * REMAINING_TRUST_FRACTION))
+            if len(self._sent) >= self.own_capacity and self._server_budget <= trusted:
                 return max(0.001, self._sent[0] + window - now)
             self._sent.append(now)
             self._server_budget -= 1

@@ -72,11 +72,16 @@ class HookStats:
 
 
 class AmbiguousWrite(Exception):
-    """A non-replay-safe write failed in a way that may have left it processed on the server."""
+    """A non-replay-safe write failed in a way that may have left it processed on the server.
 
-    def __init__(self, error: GHLAPIError) -> None:
+    ``timed_out`` is true when no answer came within the read timeout: the server may still be
+    working on the request.
+    """
+
+    def __init__(self, error: GHLAPIError, timed_out: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
+        self.timed_out = timed_out
 
 
 def api_error_message(body: Any, fallback: str) -> tuple[str, str | None]:
@@ -161,6 +166,7 @@ class Transport:
             self.limiter.acquire(self.daily_reserve)
             error: GHLAPIError
             reached = True
+            timed_out = False
             try:
                 self.stats.add("requests")
                 resp = self._session().request(
@@ -174,6 +180,7 @@ class Transport:
                 self.limiter.update_from_headers(resp.headers)
             except requests.RequestException as exc:
                 reached = not _connection_never_reached(exc)
+                timed_out = isinstance(exc, requests.exceptions.ReadTimeout)
                 error = GHLTransportError(
                     f"no usable answer from {self.base_url} ({type(exc).__name__})", operation=operation
                 )
@@ -200,9 +207,7 @@ class Transport:
                     message, trace_id = api_error_message(body, resp.reason or f"HTTP {status}")
                     if status == 401 and not refreshed:
                         refreshed = True
-                        before = getattr(self.token_source, "refreshes", 0)
                         if self.token_source.on_unauthorized(token):
-                            self.stats.add("refreshes", getattr(self.token_source, "refreshes", 0) - before)
                             log.info("%s: 401 with the current token; retrying with a refreshed token", operation)
                             continue
                     if status == 429:
@@ -228,7 +233,7 @@ class Transport:
 
             # A retryable failure: a 5xx, no answer, or a broken body.
             if not replay_safe and reached:
-                raise AmbiguousWrite(error)
+                raise AmbiguousWrite(error, timed_out=timed_out)
             failures += 1
             wait = self.retry.backoff_s(failures)
             if failures > self.retry.max_retries or time.monotonic() - started + wait > self.retry.max_elapsed_s:

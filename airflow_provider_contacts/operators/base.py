@@ -152,6 +152,21 @@ def validate_request(
         raise input_error(owner, param, exc.message, operation) from None
 
 
+def validate_filters(owner: str, param: str, filters: Any, operation: str | None = None) -> list[dict[str, Any]]:
+    """Advanced-search filters (list, or JSON list) validated one by one with the hook's models.
+
+    Each item is a filter ``{"field", "operator", "value"}`` or a group ``{"group", "filters"}``;
+    returns the JSON payloads. Errors name ``param``, the item index and the field.
+    """
+    from airflow_provider_contacts.models import SearchFilter, SearchFilterGroup
+
+    out = []
+    for i, item in enumerate(coerce_list(owner, param, filters, operation)):
+        model = SearchFilterGroup if isinstance(item, Mapping) and "group" in item else SearchFilter
+        out.append(validate_request(owner, f"{param}[{i}]", model, item, operation).payload())
+    return out
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn hook results (pydantic models, lists of them, datetimes) into JSON-able data."""
     if isinstance(value, BaseModel):
@@ -289,14 +304,12 @@ class GHLContactOperator(GHLBaseOperator):
         self._id("contact_id")
 
 
-class GHLDeleteMixin:
-    """Adds ``missing_ok`` to a delete operator (mix in before the operator base class).
+class GHLDeleteMixin(GHLBaseOperator):
+    """Adds ``missing_ok`` to a delete operator (list it before the operator's other base class).
 
     :param missing_ok: treat an already deleted (404) object as success (default True), which
         makes the delete idempotent; with False a re-run fails on the missing object.
     """
-
-    log: Any
 
     def __init__(self, *, missing_ok: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -337,5 +350,6 @@ __all__ = [
     "pick",
     "succeeded",
     "to_jsonable",
+    "validate_filters",
     "validate_request",
 ]

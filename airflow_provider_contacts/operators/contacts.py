@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_contacts.models import CreateContact, SearchContactsBody, UpdateContact, UpsertContact
+from airflow_provider_contacts.models import CreateContact, SearchSort, UpdateContact, UpsertContact
 from airflow_provider_contacts.operators.base import (
     GHLBaseOperator,
     GHLContactOperator,
@@ -18,6 +18,8 @@ from airflow_provider_contacts.operators.base import (
     input_error,
     pick,
     to_jsonable,
+    validate_filters,
+    validate_request,
 )
 from airflow_provider_contacts.operators.output import GHLRecordsOperator
 
@@ -76,25 +78,24 @@ class GHLSearchContactsOperator(GHLRecordsOperator):
         self.query = query
         self.page_limit = page_limit
 
-    def _search_body(self) -> SearchContactsBody:
-        body: dict[str, Any] = {"locationId": self.hook.location_id or "unset", "pageLimit": self.page_limit}
-        filters = coerce_list(self._owner, "filters", self.filters, self.operation_id)
-        sort = coerce_list(self._owner, "sort", self.sort, self.operation_id)
-        if filters:
-            body["filters"] = filters
-        if sort:
-            body["sort"] = sort
-        if self.query:
-            body["query"] = self.query
-        return self._body(SearchContactsBody, "filters/sort/query", body)
+    def _search(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The rendered filters and sort, validated with the hook's models."""
+        filters = validate_filters(self._owner, "filters", self.filters, self.operation_id)
+        sort = [
+            validate_request(self._owner, f"sort[{i}]", SearchSort, item, self.operation_id).payload()
+            for i, item in enumerate(coerce_list(self._owner, "sort", self.sort, self.operation_id))
+        ]
+        return filters, sort
 
     def validate(self) -> None:
         super().validate()
-        self._search_body()
+        if isinstance(self.page_limit, bool) or not isinstance(self.page_limit, int) or not 1 <= self.page_limit <= 500:
+            raise input_error(self._owner, "page_limit", f"must be an integer from 1 to 500, got {self.page_limit!r}", self.operation_id)
+        self._search()
 
     def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
-        body = self._search_body()
-        return hook.iter_search_contacts(filters=body.filters, sort=body.sort, query=body.query, page_limit=body.pageLimit)
+        filters, sort = self._search()
+        return hook.iter_search_contacts(filters=filters, sort=sort, query=self.query or None, page_limit=self.page_limit)
 
 
 class GHLGetDuplicateContactOperator(GHLBaseOperator):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_contacts.models import FollowersBody
-from airflow_provider_contacts.operators.base import GHLContactOperator, pick, to_jsonable
+from airflow_provider_contacts.operators.base import GHLContactOperator, to_jsonable
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
@@ -16,6 +16,8 @@ class _ContactFollowers(GHLContactOperator):
     """Base of the follower operators: adds ``followers`` (templated list of user ids)."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "followers")
+    #: Result field listing the followers this call changed.
+    changed_field: ClassVar[str]
 
     def __init__(self, *, followers: list[str] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -27,7 +29,11 @@ class _ContactFollowers(GHLContactOperator):
 
     def shape(self, result: Any) -> dict[str, Any]:
         data = to_jsonable(result)
-        return {"contact_id": self._id("contact_id"), **pick(data, ("followers", "followersAdded", "followersRemoved"))}
+        return {
+            "contact_id": self._id("contact_id"),
+            "followers": list(data.get("followers") or []),
+            self.changed_field: list(data.get(self.changed_field) or []),
+        }
 
 
 class GHLAddFollowersOperator(_ContactFollowers):
@@ -40,6 +46,7 @@ class GHLAddFollowersOperator(_ContactFollowers):
 
     operation_id = "add-followers-contact"
     hook_method = "add_followers"
+    changed_field = "followersAdded"
 
     def call(self, hook: ContactsHook) -> Any:
         return hook.add_followers(self._id("contact_id"), self._list_body(FollowersBody, "followers").followers)
@@ -55,6 +62,7 @@ class GHLRemoveFollowersOperator(_ContactFollowers):
 
     operation_id = "remove-followers-contact"
     hook_method = "remove_followers"
+    changed_field = "followersRemoved"
 
     def call(self, hook: ContactsHook) -> Any:
         return hook.remove_followers(self._id("contact_id"), self._list_body(FollowersBody, "followers").followers)

@@ -322,7 +322,7 @@ class GHLRecordsOperator(GHLBaseOperator):
         records = iter(self.iter_records(hook))
         if self.max_records is not None:
             records = islice(records, self.max_records)
-        return (to_jsonable(record) for record in records)
+        return (_record(record) for record in records)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, stream the records to the target (or collect them for XCom), return the summary."""
@@ -339,6 +339,13 @@ class GHLRecordsOperator(GHLBaseOperator):
         )
         self.log.info("%s (%s): %d record(s)", self.operation_id, type(self).__name__, result["count"])
         return result
+
+
+def _record(model: Any) -> dict[str, Any]:
+    """An API record as JSON data, without the search cursor (``searchAfter`` is paging state)."""
+    data = to_jsonable(model)
+    data.pop("searchAfter", None)
+    return data
 
 
 class GHLContactRecordsOperator(GHLRecordsOperator, GHLContactOperator):

@@ -75,7 +75,7 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
     :param fail_on_errors: fail the task when HighLevel reports per-contact errors (default
         False: they are returned in XCom and logged).
 
-    XCom: ``{"action", "succeeded": bool, "error_count": n, "errors": [{"contactId", "message"}]}``.
+    XCom: ``{"action", "succeeded": bool, "error_count": n, "errors": [{"contactId"?, "message"}]}``.
     Idempotent.
     """
 
@@ -128,11 +128,7 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
 
     def shape(self, result: Any) -> dict[str, Any]:
         data = to_jsonable(result)
-        errors = [
-            {"contactId": r.get("contactId"), "message": r.get("message")}
-            for r in data.get("responses", [])
-            if isinstance(r, dict) and r.get("type") == "error"
-        ]
+        errors = _errors(data.get("responses", []))
         if errors:
             self.log.warning("%d contact(s) were not updated: %s", len(errors), errors[:20])
             if self.fail_on_errors:
@@ -145,6 +141,22 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
             "error_count": int(data.get("errorCount", len(errors))),
             "errors": errors,
         }
+
+
+def _errors(responses: list[Any]) -> list[dict[str, Any]]:
+    """Per-contact errors of a bulk tag answer.
+
+    contacts.json types ``responses`` as strings but its example shows objects
+    (``{"contactId", "message", "type": "success" | "error"}``); both are understood: strings
+    are error messages, objects count when their ``type`` is ``error``.
+    """
+    out: list[dict[str, Any]] = []
+    for item in responses:
+        if isinstance(item, str):
+            out.append({"message": item})
+        elif isinstance(item, dict) and item.get("type", "error") == "error":
+            out.append({"contactId": item.get("contactId"), "message": item.get("message")})
+    return out
 
 
 __all__ = ["GHLAddTagsOperator", "GHLBulkUpdateTagsOperator", "GHLRemoveTagsOperator"]

@@ -36,8 +36,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     hints = typing.get_type_hints(SandboxConfig)
     for f in dataclasses.fields(SandboxConfig):
-        if f.name == "extra":
-            continue
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
         if hint is bool:
@@ -68,7 +66,13 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     """Build the config: CLI defaults, then ``--config-json``, then individual flags."""
     data: dict[str, Any] = dict(CLI_DEFAULTS)
     if args.config_json:
-        data.update(json.loads(args.config_json))
+        try:
+            given = json.loads(args.config_json)
+        except ValueError as exc:
+            raise SystemExit(f"--config-json is not valid JSON: {exc}") from None
+        if not isinstance(given, dict):
+            raise SystemExit("--config-json must be a JSON object of SandboxConfig fields")
+        data.update(given)
     for f in dataclasses.fields(SandboxConfig):
         value = getattr(args, f.name, None)
         if value is None:
@@ -87,7 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:
-        raise SystemExit(f"cannot bind {args.host}:{args.port}: {exc}; pick another --port (0 = any free port)") from None
+        raise SystemExit(
+            f"cannot bind {args.host}:{args.port}: {exc}; pick another --port (0 = any free port)"
+        ) from None
     server, state = build_server(config, args.log_level)
     announce(state, base_url_of(sock))
     server.run(sockets=[sock])

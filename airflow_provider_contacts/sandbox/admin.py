@@ -15,7 +15,7 @@ No auth, no ``Version`` header, no rate limit, no faults, no latency, not counte
 ``GET|POST /_sandbox/config``                         read / change ``SandboxConfig`` fields at run time
 ``POST /_sandbox/tokens``                             mint a token ``{scopes, lifetime_s, location_id}``
 ``POST /_sandbox/oauth/clients``                      register an OAuth app ``{scopes}``
-``POST /_sandbox/oauth/authorize``                    authorization code ``{client_id, location_id, user_type, company_id}``
+``POST /_sandbox/oauth/authorize``                    code for ``{client_id, location_id, user_type, company_id}``
 ``POST /_sandbox/locations``                          add a location ``{contacts}``
 ``PUT  /_sandbox/locations/{id}/settings``            per-location ``{allow_duplicates}``
 ``POST /_sandbox/reset``                              fresh seeded state ``{seed, contacts}``
@@ -39,7 +39,16 @@ from .api_common import answer, sandbox_state
 from .auth import check_scopes, private_token_for
 from .dates import iso_from_ms, now_ms
 from .errors import APIError
-from .schemas import CreateTaskParams, NotesDTO, UpdateContactDto, UpdateNoteDTO, UpdateTaskBody, parse_body, read_json, validate_data
+from .schemas import (
+    AdminContactDto,
+    CreateTaskParams,
+    NotesDTO,
+    UpdateNoteDTO,
+    UpdateTaskBody,
+    parse_body,
+    read_json,
+    validate_data,
+)
 from .state import SandboxState
 
 ADMIN_PREFIX = "/_sandbox"
@@ -92,11 +101,11 @@ async def dump(request: Request) -> JSONResponse:
 
 @router.post("/contacts")
 async def create_contact(request: Request) -> JSONResponse:
-    """Create a contact like a CRM user (no duplicate check); fields as in UpdateContactDto."""
+    """Create a contact like a CRM user (no duplicate check); fields as in CreateContactDto."""
     st = _state(request)
     data = await _object(request)
     loc = st.store.location(data.pop("locationId", None) or st.store.primary_location_id)
-    _, fields = validate_data(UpdateContactDto, data)
+    _, fields = validate_data(AdminContactDto, data)
     return answer({"contact": st.store.create_contact(loc, fields, check_duplicates=False)}, 201)
 
 
@@ -104,18 +113,13 @@ async def create_contact(request: Request) -> JSONResponse:
 async def update_contact(request: Request, contact_id: str) -> JSONResponse:
     """Update a contact (moves ``dateUpdated``)."""
     st = _state(request)
-    _, fields = await parse_body(request, UpdateContactDto, required=False)
+    _, fields = await parse_body(request, AdminContactDto, required=False)
     loc = st.store.contact_location(contact_id)
     if not fields:
         st.store.touch(loc, contact_id)
         return answer({"contact": loc.contacts[contact_id]})
-    saved = st.config.allow_duplicates
-    st.config.allow_duplicates = True  # a CRM user may create duplicates by hand
-    try:
-        contact = st.store.update_contact(contact_id, fields)
-    finally:
-        st.config.allow_duplicates = saved
-    return answer({"contact": contact})
+    # a CRM user may create duplicates by hand
+    return answer({"contact": st.store.update_contact(contact_id, fields, check_duplicates=False)})
 
 
 @router.delete("/contacts/{contact_id}")
@@ -145,7 +149,7 @@ async def update_task(request: Request, contact_id: str, task_id: str) -> JSONRe
 @router.delete("/contacts/{contact_id}/tasks/{task_id}")
 async def delete_task(request: Request, contact_id: str, task_id: str) -> JSONResponse:
     """Delete a task."""
-    _state(request).store.delete_task(contact_id, task_id)
+    _state(request).store.delete_activity("tasks", contact_id, task_id)
     return answer({"succeded": True})
 
 
@@ -167,7 +171,7 @@ async def update_note(request: Request, contact_id: str, note_id: str) -> JSONRe
 @router.delete("/contacts/{contact_id}/notes/{note_id}")
 async def delete_note(request: Request, contact_id: str, note_id: str) -> JSONResponse:
     """Delete a note."""
-    _state(request).store.delete_note(contact_id, note_id)
+    _state(request).store.delete_activity("notes", contact_id, note_id)
     return answer({"succeded": True})
 
 

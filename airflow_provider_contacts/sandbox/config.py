@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "delay", "drop")
@@ -96,7 +96,6 @@ class SandboxConfig:
     duplicate_match_order: tuple[str, ...] = ("email", "phone")
     max_search_page_limit: int = 500
     max_search_window: int = 10_000
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -119,10 +118,14 @@ class SandboxConfig:
         self.fault_kinds = tuple(str(k) for k in self.fault_kinds)
         unknown = [k for k in self.fault_kinds if k not in FAULT_KINDS]
         if unknown or not self.fault_kinds:
-            raise ValueError(f"fault_kinds: {unknown or 'empty'} not allowed; use a non-empty subset of {list(FAULT_KINDS)}")
+            raise ValueError(
+                f"fault_kinds: {unknown or 'empty'} not allowed; use a non-empty subset of {list(FAULT_KINDS)}"
+            )
         self.duplicate_match_order = tuple(self.duplicate_match_order)
         if not set(self.duplicate_match_order) <= {"email", "phone"} or not self.duplicate_match_order:
-            raise ValueError("duplicate_match_order: use ('email', 'phone'), ('phone', 'email'), ('email',) or ('phone',)")
+            raise ValueError(
+                "duplicate_match_order: use ('email', 'phone'), ('phone', 'email'), ('email',) or ('phone',)"
+            )
         if self.latency_ms < 0 or self.fault_delay_ms < 0:
             raise ValueError("latency_ms/fault_delay_ms: must be >= 0 milliseconds")
         if self.access_token_lifetime_s <= 0:

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from .api_common import answer, contact_in_scope, sandbox_state, token_location
 from .dates import parse_datetime_ms
@@ -108,7 +108,7 @@ def _required_query(request: Request, name: str) -> str:
 
 # ---- search ----------------------------------------------------------------------------------
 @router.post("/contacts/search", operation_id="search-contacts-advanced")
-async def search_contacts_advanced(request: Request) -> JSONResponse:
+async def search_contacts_advanced(request: Request) -> Response:
     """Advanced search: page/pageLimit (page x pageLimit <= 10,000) or searchAfter, filters, sort."""
     st = sandbox_state(request)
     body, _ = await parse_body(request, SearchBodyV2DTO)
@@ -126,11 +126,11 @@ async def search_contacts_advanced(request: Request) -> JSONResponse:
             f"(page {page} x pageLimit {body.pageLimit} = {page * body.pageLimit}); use searchAfter to page further",
         )
     sort = parse_sort([s.model_dump() for s in body.sort] if body.sort else None)
-    contacts, total = st.store.search(
+    content = st.store.search_json(
         loc, filters=body.filters, sort=sort, query=body.query, page=page, page_limit=body.pageLimit,
         search_after=body.searchAfter,
     )
-    return answer({"contacts": contacts, "total": total})
+    return Response(content, media_type="application/json")
 
 
 @router.get("/contacts/search/duplicate", operation_id="get-duplicate-contact")
@@ -251,7 +251,8 @@ async def get_contacts(request: Request) -> JSONResponse:
     current = start // limit + 1
     meta: dict[str, Any] = {
         "total": len(keys), "nextPageUrl": None, "startAfterId": None, "startAfter": None,
-        "currentPage": current, "nextPage": current + 1 if more else None, "prevPage": current - 1 if current > 1 else None,
+        "currentPage": current, "nextPage": current + 1 if more else None,
+        "prevPage": current - 1 if current > 1 else None,
     }
     if more and page:
         last = page[-1]
@@ -282,9 +283,7 @@ async def create_task(request: Request, contactId: str) -> JSONResponse:
 async def get_task(request: Request, contactId: str, taskId: str) -> JSONResponse:
     """One task."""
     contact_in_scope(request, contactId)
-    store = sandbox_state(request).store
-    loc, task = store.get_task(contactId, taskId)
-    return answer({"task": store.render_task(loc, task)})
+    return answer({"task": sandbox_state(request).store.get_task(contactId, taskId)})
 
 
 @router.put("/contacts/{contactId}/tasks/{taskId}", operation_id="update-task")
@@ -299,7 +298,7 @@ async def update_task(request: Request, contactId: str, taskId: str) -> JSONResp
 async def delete_task(request: Request, contactId: str, taskId: str) -> JSONResponse:
     """Delete a task."""
     contact_in_scope(request, contactId)
-    sandbox_state(request).store.delete_task(contactId, taskId)
+    sandbox_state(request).store.delete_activity("tasks", contactId, taskId)
     return answer({"succeded": True})
 
 
@@ -360,8 +359,7 @@ async def create_note(request: Request, contactId: str) -> JSONResponse:
 async def get_note(request: Request, contactId: str, id: str) -> JSONResponse:
     """One note."""
     contact_in_scope(request, contactId)
-    _, note = sandbox_state(request).store.get_note(contactId, id)
-    return answer({"note": dict(note)})
+    return answer({"note": sandbox_state(request).store.get_note(contactId, id)})
 
 
 @router.put("/contacts/{contactId}/notes/{id}", operation_id="update-note")
@@ -376,7 +374,7 @@ async def update_note(request: Request, contactId: str, id: str) -> JSONResponse
 async def delete_note(request: Request, contactId: str, id: str) -> JSONResponse:
     """Delete a note."""
     contact_in_scope(request, contactId)
-    sandbox_state(request).store.delete_note(contactId, id)
+    sandbox_state(request).store.delete_activity("notes", contactId, id)
     return answer({"succeded": True})
 
 

@@ -1,9 +1,11 @@
 """The API gate: an ASGI middleware in front of every API route (not the ``/_sandbox/`` admin routes).
 
 For each request, in this order: a ``traceId`` (body and ``X-Trace-Id`` header), the counter of its
-operationId, latency, Bearer token (401 ``Invalid JWT``), ``Version`` header (400), scopes (403
-naming the scope), the rate limit (429 plus the five ``X-RateLimit-*`` headers and ``Retry-After``)
-and then the fault draw (5xx / delay / dropped connection). Only then does the route run.
+operationId, latency, Bearer token (401 ``Invalid JWT``), the rate limit of the token's
+(integration, location) (429 ``Too many requests`` with ``Retry-After``; from here on every
+response carries the five ``X-RateLimit-*`` headers), ``Version`` header (400), scopes (403 naming
+the scope), and then the fault draw (5xx / delay / dropped connection). Only then does the route run.
+Requests without a (valid) token, such as ``POST /oauth/token``, carry no rate-limit headers.
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class ApiGate:
         if scope["path"].startswith(ADMIN_PREFIX):
             await self.app(scope, receive, self._with_headers(send, extra))
             return
+        if scope["path"] == "/contacts":  # HighLevel answers both /contacts and /contacts/
+            scope["path"] = "/contacts/"
+            scope["raw_path"] = b"/contacts/"
         st = self.state
         cfg = st.config
         op = self._operation(scope)
@@ -110,14 +115,21 @@ class ApiGate:
         if op is None:
             await self.app(scope, receive, self._with_headers(send, extra))
             return
+        info = None
         try:
-            info = None
             if op.auth:
                 try:
                     info = st.tokens.lookup(_bearer(scope))
                 except APIError:
                     st.counters.status_401 += 1
                     raise
+            if info is not None:
+                decision = st.limiter.check((info.integration_id, info.location_id or info.company_id))
+                extra.update(decision.headers)
+                if not decision.allowed:
+                    st.counters.status_429 += 1
+                    raise APIError(429, "Too many requests")
+                scope["state"]["token"] = info
             if op.version:
                 version = _header(scope, b"version")
                 if not version:
@@ -129,14 +141,6 @@ class ApiGate:
         except APIError as exc:
             await send_json(send, exc.status, exc.body(trace_id), extra)
             return
-        if info is not None:
-            decision = st.limiter.check((info.integration_id, info.location_id or info.company_id))
-            extra.update(decision.headers)
-            if not decision.allowed:
-                st.counters.status_429 += 1
-                await send_json(send, 429, APIError(429, "Too many requests").body(trace_id), extra)
-                return
-            scope["state"]["token"] = info
         plan = st.faults.draw(cfg.fault_rate, cfg.fault_kinds)
         if plan.kind is not None:
             st.counters.faults += 1

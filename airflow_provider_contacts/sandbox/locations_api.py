@@ -36,9 +36,9 @@ async def task_search(request: Request, locationId: str) -> JSONResponse:
     if body.skip < 0:
         raise unprocessable("skip must not be less than 0")
     if body.contactId is not None:
-        task_ids = [t for cid in dict.fromkeys(body.contactId) for t in loc.tasks_by_contact.get(cid, [])]
+        task_ids = [t for cid in dict.fromkeys(body.contactId) for t in loc.tasks.by_contact.get(cid, [])]
     else:
-        task_ids = list(loc.tasks)
+        task_ids = list(loc.tasks.items)
     assigned = set(body.assignedTo or [])
     query = (body.query or "").lower()
     business_contacts = None
@@ -46,7 +46,7 @@ async def task_search(request: Request, locationId: str) -> JSONResponse:
         business_contacts = {cid for cid, c in loc.contacts.items() if c.get("businessId") == body.businessId}
     matches = []
     for tid in task_ids:
-        task = loc.tasks[tid]
+        task = loc.tasks.items[tid]
         if body.completed is not None and task["completed"] != body.completed:
             continue
         if assigned and task.get("assignedTo") not in assigned:
@@ -56,9 +56,9 @@ async def task_search(request: Request, locationId: str) -> JSONResponse:
         if business_contacts is not None and task["contactId"] not in business_contacts:
             continue
         matches.append(tid)
-    matches.sort(key=lambda t: (loc.task_times[t][0], t))
+    matches.sort(key=lambda t: (loc.tasks.times[t][0], t))
     page = matches[body.skip:body.skip + body.limit]
-    return answer({"tasks": [st.store.render_task(loc, loc.tasks[t]) for t in page]})
+    return answer({"tasks": [st.store.render_task(loc, loc.tasks.items[t]) for t in page]})
 
 
 @router.get("/locations/{locationId}/customFields", operation_id="get-custom-fields")

@@ -95,6 +95,13 @@ class UpdateContactDto(_ContactFields):
     pass
 
 
+class AdminContactDto(_ContactFields):
+    """What a CRM user can set on a contact through the admin surface (no ``locationId``)."""
+
+    gender: str | None = None
+    companyName: str | None = None
+
+
 class UpsertContactDto(CreateContactDto):
     createNewIfDuplicateAllowed: bool | None = None
 

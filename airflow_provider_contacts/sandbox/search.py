@@ -105,7 +105,9 @@ def _compile_clause(clause: Any, where: str) -> Predicate:
         return lambda c, t: (not _is_empty(_field_value(c, t, field))) == want
     if op == "range":
         if not isinstance(value, dict) or not value or not set(value) <= set(RANGE_KEYS):
-            raise unprocessable(f"{where}.value must be an object with any of {', '.join(RANGE_KEYS)} for operator range")
+            raise unprocessable(
+                f"{where}.value must be an object with any of {', '.join(RANGE_KEYS)} for operator range"
+            )
         try:
             bounds = {
                 k: (parse_datetime_ms(v, f"{where}.value.{k}") if is_date else float(v)) for k, v in value.items()

@@ -9,6 +9,7 @@ in a hundred has 50+ tasks and 50+ notes). Seed dates lie between 2022-01-01 and
 from __future__ import annotations
 
 import random
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +75,17 @@ class SeedLocation:
     appointments: list[dict[str, Any]] = field(default_factory=list)
 
 
+_NOT_DECOMPOSABLE = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "ß": "ss", "Æ": "AE", "æ": "ae",
+                                   "Đ": "D", "đ": "d"})
+
+
+def _ascii_local_part(name: str) -> str:
+    """``"Zoë.Ångström"`` -> ``"zoe.angstrom"``; names without Latin letters become ``"contact"``."""
+    folded = unicodedata.normalize("NFKD", name.translate(_NOT_DECOMPOSABLE)).encode("ascii", "ignore").decode().lower()
+    folded = "".join(ch for ch in folded if ch.isalnum() or ch == ".").strip(".")
+    return folded if any(ch.isalpha() for ch in folded) else "contact"
+
+
 def _phone(rng: random.Random) -> str:
     area, mid, last = rng.randint(201, 989), rng.randint(200, 999), rng.randint(0, 9999)
     style = rng.randrange(5)
@@ -132,7 +144,7 @@ def seed_location(rng: random.Random, count: int, tasks_mean: float, notes_mean:
         updated = min(updated, SEED_START_MS + SEED_SPAN_MS)
         email = None
         if rng.random() > 0.15:
-            local = f"{first}.{last}".lower().replace(" ", "").replace("'", "")
+            local = _ascii_local_part(f"{first}.{last}")
             email = f"{local}.{i}@example.com" if rng.random() < 0.8 else f"{local}{i}@Example.ORG"
         phone = _phone(rng) if rng.random() > 0.2 else None
         city, state, country, postal, tz = rng.choice(CITIES)
@@ -141,7 +153,7 @@ def seed_location(rng: random.Random, count: int, tasks_mean: float, notes_mean:
         if rng.random() < 0.7:
             custom_values.append({"id": custom_fields[0]["id"], "value": f"{rng.randint(10000, 99999)}"})
         if rng.random() < 0.5:
-            custom_values.append({"id": custom_fields[1]["id"], "value": rng.randint(0, 100)})
+            custom_values.append({"id": custom_fields[1]["id"], "value": str(rng.randint(0, 100))})
         if rng.random() < 0.5:
             custom_values.append({"id": custom_fields[2]["id"], "value": rng.choice(["free", "pro", "enterprise"])})
         contact: dict[str, Any] = {

@@ -20,12 +20,12 @@ class _DropNoiseFilter(logging.Filter):
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening-ready TCP socket on ``host:port`` (``port=0``: a free port chosen by the OS)."""
+    """A listening TCP socket on ``host:port`` (``port=0``: a free port chosen by the OS)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    sock.set_inheritable(True)
+    sock.listen(2048)  # connections made before uvicorn runs wait in the backlog instead of being refused
     return sock
 
 
@@ -33,7 +33,9 @@ def build_server(config: SandboxConfig, log_level: str = "warning") -> tuple[uvi
     """A uvicorn server for a freshly seeded sandbox, and the sandbox's state."""
     state = SandboxState(config)
     app = create_app(state=state)
-    logging.getLogger("uvicorn.error").addFilter(_DropNoiseFilter())
+    uv_logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropNoiseFilter) for f in uv_logger.filters):
+        uv_logger.addFilter(_DropNoiseFilter())
     uv_config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
                                timeout_graceful_shutdown=2, timeout_keep_alive=30)
     return uvicorn.Server(uv_config), state

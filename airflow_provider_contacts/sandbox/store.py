@@ -10,10 +10,12 @@ update timestamp and task/note changes do not move the contact's ``dateUpdated``
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from .activities import ActivityTable
 from .config import SandboxConfig
 from .dates import iso_from_ms, now_ms, parse_datetime_ms
 from .errors import APIError, not_found, unprocessable
@@ -26,6 +28,10 @@ CONTACT_INPUT_FIELDS = (
     "website", "timezone", "dnd", "dndSettings", "inboundDndSettings", "tags", "source", "dateOfBirth",
     "country", "companyName", "assignedTo",
 )
+
+
+TASK_FIELDS = ("title", "body", "assignedTo", "dueDate", "completed")
+NOTE_FIELDS = ("body", "userId", "title", "color", "pinned")
 
 
 def phone_digits(phone: str | None) -> str:
@@ -47,12 +53,8 @@ class LocationState:
     allow_duplicates: bool | None = None  # None: SandboxConfig.allow_duplicates
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     times: dict[str, tuple[int, int]] = field(default_factory=dict)  # (dateAdded ms, dateUpdated ms)
-    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    task_times: dict[str, tuple[int, int]] = field(default_factory=dict)
-    tasks_by_contact: dict[str, list[str]] = field(default_factory=dict)
-    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    note_updated: dict[str, int] = field(default_factory=dict)
-    notes_by_contact: dict[str, list[str]] = field(default_factory=dict)
+    tasks: ActivityTable = field(default_factory=lambda: ActivityTable("Task", TASK_FIELDS))
+    notes: ActivityTable = field(default_factory=lambda: ActivityTable("Note", NOTE_FIELDS))
     appointments_by_contact: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     campaigns_by_contact: dict[str, set[str]] = field(default_factory=dict)
     workflows_by_contact: dict[str, dict[str, str | None]] = field(default_factory=dict)
@@ -61,6 +63,15 @@ class LocationState:
     by_phone: dict[str, set[str]] = field(default_factory=dict)
     version: int = 0
     index: SearchIndex = field(default_factory=SearchIndex)
+    json_cache: dict[str, bytes] = field(default_factory=dict)  # contact id -> its JSON, dropped on change
+
+    def contact_json(self, contact_id: str) -> bytes:
+        """The contact's compact JSON (cached until the contact changes)."""
+        cached = self.json_cache.get(contact_id)
+        if cached is None:
+            cached = self.json_cache[contact_id] = json.dumps(
+                self.contacts[contact_id], ensure_ascii=False, separators=(",", ":")).encode()
+        return cached
 
     # -- indexes -------------------------------------------------------------------------------
     def _index(self, contact: dict[str, Any], add: bool) -> None:
@@ -81,22 +92,8 @@ class LocationState:
         """Insert an API-shaped contact with its ``(added_ms, updated_ms)``."""
         self.contacts[contact["id"]] = contact
         self.times[contact["id"]] = times
-        self.tasks_by_contact.setdefault(contact["id"], [])
-        self.notes_by_contact.setdefault(contact["id"], [])
         self._index(contact, True)
         self.version += 1
-
-    def add_task(self, task: dict[str, Any], added_ms: int, updated_ms: int | None = None) -> None:
-        """Insert a task (``task["contactId"]`` must exist)."""
-        self.tasks[task["id"]] = task
-        self.task_times[task["id"]] = (added_ms, updated_ms or added_ms)
-        self.tasks_by_contact.setdefault(task["contactId"], []).append(task["id"])
-
-    def add_note(self, note: dict[str, Any], updated_ms: int) -> None:
-        """Insert a note (``note["contactId"]`` must exist)."""
-        self.notes[note["id"]] = note
-        self.note_updated[note["id"]] = updated_ms
-        self.notes_by_contact.setdefault(note["contactId"], []).append(note["id"])
 
     def find_custom_field(self, ref: str) -> dict[str, Any] | None:
         """A custom field by id, ``fieldKey`` (``contact.x``) or bare key (``x``)."""
@@ -112,9 +109,9 @@ def location_from_seed(seed: SeedLocation, company_id: str, name: str) -> Locati
     for contact, times in zip(seed.contacts, seed.contact_times):
         loc.add_contact(contact, times)
     for task, added in seed.tasks:
-        loc.add_task(task, added)
+        loc.tasks.add(task, added)
     for note in seed.notes:
-        loc.add_note(note, parse_datetime_ms(note["dateAdded"], "dateAdded"))
+        loc.notes.add(note, parse_datetime_ms(note["dateAdded"], "dateAdded"))
     for appt in seed.appointments:
         loc.appointments_by_contact.setdefault(appt["contactId"], []).append(appt)
     return loc
@@ -191,6 +188,8 @@ class Store:
                     "see GET /locations/{locationId}/customFields for ids and keys"
                 )
             value = item.get("field_value", item.get("value"))
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                value = str(value)  # CustomFieldSchema.value is a string (numbers come back as text)
             merged[cf["id"]] = {"id": cf["id"], "value": value}
         return list(merged.values())
 
@@ -214,7 +213,8 @@ class Store:
         email = contact.get("email")
         contact["emailLowerCase"] = email.lower() if email else None
 
-    def create_contact(self, loc: LocationState, data: dict[str, Any], *, check_duplicates: bool = True) -> dict[str, Any]:
+    def create_contact(self, loc: LocationState, data: dict[str, Any], *,
+                       check_duplicates: bool = True) -> dict[str, Any]:
         """Create a contact from a CreateContactDto dict; 400 with ``meta`` on a forbidden duplicate."""
         if check_duplicates and not self.allow_duplicates(loc):
             dup = self.find_duplicate(loc, data.get("email"), data.get("phone"))
@@ -240,13 +240,14 @@ class Store:
         ms = max(now_ms(), loc.times[contact_id][0])
         loc.times[contact_id] = (loc.times[contact_id][0], ms)
         loc.contacts[contact_id]["dateUpdated"] = iso_from_ms(ms)
+        loc.json_cache.pop(contact_id, None)
         loc.version += 1
 
-    def update_contact(self, contact_id: str, data: dict[str, Any]) -> dict[str, Any]:
-        """Apply an UpdateContactDto dict; duplicates are refused like on create."""
+    def update_contact(self, contact_id: str, data: dict[str, Any], *, check_duplicates: bool = True) -> dict[str, Any]:
+        """Apply an UpdateContactDto dict; duplicates are refused like on create (unless told not to check)."""
         loc = self.contact_location(contact_id)
         contact = loc.contacts[contact_id]
-        if not self.allow_duplicates(loc) and ("email" in data or "phone" in data):
+        if check_duplicates and not self.allow_duplicates(loc) and ("email" in data or "phone" in data):
             dup = self.find_duplicate(loc, data.get("email"), data.get("phone"), exclude=contact_id)
             if dup:
                 raise APIError(400, "This location does not allow duplicated contacts.",
@@ -275,14 +276,11 @@ class Store:
         """Delete a contact with its tasks, notes and appointments."""
         loc = self.contact_location(contact_id)
         contact = loc.contacts.pop(contact_id)
+        loc.json_cache.pop(contact_id, None)
         loc._index(contact, False)
         del loc.times[contact_id]
-        for tid in loc.tasks_by_contact.pop(contact_id, []):
-            loc.tasks.pop(tid, None)
-            loc.task_times.pop(tid, None)
-        for nid in loc.notes_by_contact.pop(contact_id, []):
-            loc.notes.pop(nid, None)
-            loc.note_updated.pop(nid, None)
+        loc.tasks.drop_contact(contact_id)
+        loc.notes.drop_contact(contact_id)
         loc.appointments_by_contact.pop(contact_id, None)
         loc.campaigns_by_contact.pop(contact_id, None)
         loc.workflows_by_contact.pop(contact_id, None)
@@ -291,112 +289,100 @@ class Store:
     def search(self, loc: LocationState, *, filters: list[Any] | None, sort: SortSpec, query: str | None,
                page: int, page_limit: int, search_after: list[Any] | None) -> tuple[list[dict[str, Any]], int]:
         """One page of ``POST /contacts/search``: contacts (with ``searchAfter``) and the total."""
-        keys = loc.index.matching(loc.version, loc.contacts, loc.times, filters, sort, query)
-        if search_after is not None:
-            ids = page_after(keys, cursor_key(search_after, sort), page_limit)
-        else:
-            start = (page - 1) * page_limit
-            ids = [k[-1] for k in keys[start:start + page_limit]]
+        ids, total = self._search_ids(loc, filters, sort, query, page, page_limit, search_after)
         out = []
         for cid in ids:
             c = loc.contacts[cid]
             out.append({**c, "searchAfter": cursor_of(c, loc.times[cid], sort)})
-        return out, len(keys)
+        return out, total
 
-    # -- tasks ---------------------------------------------------------------------------------
+    def search_json(self, loc: LocationState, *, filters: list[Any] | None, sort: SortSpec, query: str | None,
+                    page: int, page_limit: int, search_after: list[Any] | None) -> bytes:
+        """``search`` answered as the JSON body ``{"contacts": [...], "total": n}``, from cached contact JSON."""
+        ids, total = self._search_ids(loc, filters, sort, query, page, page_limit, search_after)
+        parts = []
+        for cid in ids:
+            cursor = ",".join(str(v) if type(v) is int else json.dumps(v, ensure_ascii=False)
+                              for v in cursor_of(loc.contacts[cid], loc.times[cid], sort))
+            parts.append(b"".join((loc.contact_json(cid)[:-1], b',"searchAfter":[', cursor.encode(), b"]}")))
+        return b'{"contacts":[' + b",".join(parts) + b'],"total":' + str(total).encode() + b"}"
+
+    def _search_ids(self, loc: LocationState, filters: list[Any] | None, sort: SortSpec, query: str | None,
+                    page: int, page_limit: int, search_after: list[Any] | None) -> tuple[list[str], int]:
+        keys = loc.index.matching(loc.version, loc.contacts, loc.times, filters, sort, query)
+        if search_after is not None:
+            return page_after(keys, cursor_key(search_after, sort), page_limit), len(keys)
+        start = (page - 1) * page_limit
+        return [k[-1] for k in keys[start:start + page_limit]], len(keys)
+
+    # -- tasks and notes --------------------------------------------------------------------------
     def render_task(self, loc: LocationState, task: dict[str, Any]) -> dict[str, Any]:
         """A task as the API shows it (timestamps only when the quirk is switched off)."""
         if self.config.tasks_without_updated_at:
             return dict(task)
-        added, updated = loc.task_times[task["id"]]
+        added, updated = loc.tasks.times[task["id"]]
         return {**task, "dateAdded": iso_from_ms(added), "dateUpdated": iso_from_ms(updated)}
 
     def _activity_changed(self, loc: LocationState, contact_id: str) -> None:
         if self.config.activity_touches_contact:
             self.touch(loc, contact_id)
 
-    def get_task(self, contact_id: str, task_id: str) -> tuple[LocationState, dict[str, Any]]:
-        """The task of that contact (404 naming what is missing)."""
+    def get_task(self, contact_id: str, task_id: str) -> dict[str, Any]:
+        """The task of that contact as the API shows it (404 naming what is missing)."""
         loc = self.contact_location(contact_id)
-        task = loc.tasks.get(task_id)
-        if task is None or task["contactId"] != contact_id:
-            raise not_found("Task", task_id)
-        return loc, task
+        return self.render_task(loc, loc.tasks.get(contact_id, task_id))
 
     def create_task(self, contact_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Create a task from CreateTaskParams."""
         loc = self.contact_location(contact_id)
-        task = {"id": new_id(), "title": data["title"], "body": data.get("body"), "assignedTo": data.get("assignedTo"),
-                "dueDate": data["dueDate"], "completed": bool(data["completed"]), "contactId": contact_id}
-        loc.add_task(task, now_ms())
+        task = loc.tasks.add({"id": new_id(), "title": data["title"], "body": data.get("body"),
+                              "assignedTo": data.get("assignedTo"), "dueDate": data["dueDate"],
+                              "completed": bool(data["completed"]), "contactId": contact_id}, now_ms())
         self._activity_changed(loc, contact_id)
         return self.render_task(loc, task)
 
     def update_task(self, contact_id: str, task_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Apply UpdateTaskBody / UpdateTaskStatusParams fields."""
-        loc, task = self.get_task(contact_id, task_id)
-        for key in ("title", "body", "assignedTo", "dueDate", "completed"):
-            if key in data:
-                task[key] = data[key]
-        loc.task_times[task_id] = (loc.task_times[task_id][0], now_ms())
+        loc = self.contact_location(contact_id)
+        task = loc.tasks.update(contact_id, task_id, data)
         self._activity_changed(loc, contact_id)
         return self.render_task(loc, task)
-
-    def delete_task(self, contact_id: str, task_id: str) -> None:
-        """Delete a task."""
-        loc, _ = self.get_task(contact_id, task_id)
-        del loc.tasks[task_id]
-        loc.task_times.pop(task_id, None)
-        loc.tasks_by_contact[contact_id].remove(task_id)
-        self._activity_changed(loc, contact_id)
 
     def list_tasks(self, contact_id: str) -> list[dict[str, Any]]:
         """Tasks of a contact in creation order."""
         loc = self.contact_location(contact_id)
-        return [self.render_task(loc, loc.tasks[t]) for t in loc.tasks_by_contact.get(contact_id, [])]
+        return [self.render_task(loc, t) for t in loc.tasks.of_contact(contact_id)]
 
-    # -- notes ---------------------------------------------------------------------------------
-    def get_note(self, contact_id: str, note_id: str) -> tuple[LocationState, dict[str, Any]]:
+    def get_note(self, contact_id: str, note_id: str) -> dict[str, Any]:
         """The note of that contact (404 naming what is missing)."""
-        loc = self.contact_location(contact_id)
-        note = loc.notes.get(note_id)
-        if note is None or note["contactId"] != contact_id:
-            raise not_found("Note", note_id)
-        return loc, note
+        return dict(self.contact_location(contact_id).notes.get(contact_id, note_id))
 
     def create_note(self, contact_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Create a note from NotesDTO."""
         loc = self.contact_location(contact_id)
         ms = now_ms()
-        note = {"id": new_id(), "body": data["body"], "userId": data.get("userId"), "dateAdded": iso_from_ms(ms),
-                "contactId": contact_id, "title": data.get("title"), "color": data.get("color"),
-                "pinned": bool(data.get("pinned", False))}
-        loc.add_note(note, ms)
+        note = loc.notes.add({"id": new_id(), "body": data["body"], "userId": data.get("userId"),
+                              "dateAdded": iso_from_ms(ms), "contactId": contact_id, "title": data.get("title"),
+                              "color": data.get("color"), "pinned": bool(data.get("pinned", False))}, ms)
         self._activity_changed(loc, contact_id)
         return dict(note)
 
     def update_note(self, contact_id: str, note_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Apply UpdateNoteDTO fields."""
-        loc, note = self.get_note(contact_id, note_id)
-        for key in ("body", "userId", "title", "color", "pinned"):
-            if key in data:
-                note[key] = data[key]
-        loc.note_updated[note_id] = now_ms()
+        loc = self.contact_location(contact_id)
+        note = loc.notes.update(contact_id, note_id, data)
         self._activity_changed(loc, contact_id)
         return dict(note)
 
-    def delete_note(self, contact_id: str, note_id: str) -> None:
-        """Delete a note."""
-        loc, _ = self.get_note(contact_id, note_id)
-        del loc.notes[note_id]
-        loc.note_updated.pop(note_id, None)
-        loc.notes_by_contact[contact_id].remove(note_id)
-        self._activity_changed(loc, contact_id)
-
     def list_notes(self, contact_id: str) -> list[dict[str, Any]]:
         """Notes of a contact in creation order."""
+        return [dict(n) for n in self.contact_location(contact_id).notes.of_contact(contact_id)]
+
+    def delete_activity(self, table: str, contact_id: str, item_id: str) -> None:
+        """Delete a task (``table="tasks"``) or a note (``"notes"``) of a contact."""
         loc = self.contact_location(contact_id)
-        return [dict(loc.notes[n]) for n in loc.notes_by_contact.get(contact_id, [])]
+        getattr(loc, table).delete(contact_id, item_id)
+        self._activity_changed(loc, contact_id)
 
     # -- dump ----------------------------------------------------------------------------------
     def dump(self, location_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -405,7 +391,7 @@ class Store:
         return {
             "locationId": loc.location_id,  # type: ignore[dict-item]
             "contacts": [dict(c) for c in loc.contacts.values()],
-            "tasks": [self.render_task(loc, t) for t in loc.tasks.values()],
-            "notes": [dict(n) for n in loc.notes.values()],
+            "tasks": [self.render_task(loc, t) for t in loc.tasks.items.values()],
+            "notes": [dict(n) for n in loc.notes.items.values()],
             "customFields": [dict(cf) for cf in loc.custom_fields],
         }

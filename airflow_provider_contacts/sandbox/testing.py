@@ -102,13 +102,17 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         """Start serving and wait until the sandbox answers."""
-        if self.subprocess:
-            self._start_child()
-        else:
-            self._start_thread()
-        self._admin = SandboxAdmin(self.base_url, on_reset=self._refresh_info)
-        self._wait_ready()
-        self._info = self._admin.info()
+        try:
+            if self.subprocess:
+                self._start_child()
+            else:
+                self._start_thread()
+            self._admin = SandboxAdmin(self.base_url, on_reset=self._refresh_info)
+            self._wait_ready()
+            self._info = self._admin.info()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _start_thread(self) -> None:
@@ -135,12 +139,15 @@ class SandboxServer:
         with open(self._stderr_path, "w") as err:
             self._proc = sp.Popen(cmd, stdout=sp.PIPE, stderr=err, text=True, env=env)
         line_box: list[str] = []
-        reader = threading.Thread(target=lambda: line_box.append(self._proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        stdout = self._proc.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: line_box.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(self.startup_timeout_s)
         if not line_box or not line_box[0].strip():
-            self.stop()
-            raise SandboxStartError(f"the sandbox child process printed no start banner; stderr:\n{self._stderr_tail()}")
+            raise SandboxStartError(
+                f"the sandbox child process printed no start banner; stderr:\n{self._stderr_tail()}"
+            )
         banner = json.loads(line_box[0])
         self.base_url = banner["base_url"]
 
@@ -162,7 +169,9 @@ class SandboxServer:
                 raise SandboxStartError(f"the sandbox child process exited ({self._proc.returncode}):\n"
                                         f"{self._stderr_tail()}")
             if time.monotonic() > deadline:
-                raise SandboxStartError(f"the sandbox at {self.base_url} did not answer within {self.startup_timeout_s} s")
+                raise SandboxStartError(
+                    f"the sandbox at {self.base_url} did not answer within {self.startup_timeout_s} s"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:

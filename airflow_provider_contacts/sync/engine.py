@@ -64,7 +64,6 @@ class SyncConfig:
     :param max_delete_fraction: refuse to delete more than this fraction of a location's contacts
         in one run (guards against a truncated scan); the run reports a warning instead.
     :param hard_delete: delete rows instead of setting ``deleted_at``.
-    :param task_search: read tasks through the batched location task search.
     :param max_workers: parallel per-contact requests.
     """
 
@@ -79,7 +78,6 @@ class SyncConfig:
     verify_deletes: int = 25
     max_delete_fraction: float = 0.5
     hard_delete: bool = False
-    task_search: bool = True
     max_workers: int = 8
 
     def __post_init__(self) -> None:
@@ -137,7 +135,6 @@ class ReconcileEngine:
             hook,
             page_limit=self.config.page_limit,
             max_workers=self.config.max_workers,
-            task_search=self.config.task_search,
         )
 
     # -- the run ---------------------------------------------------------------------------
@@ -156,6 +153,7 @@ class ReconcileEngine:
             watermark_before=state.watermark,
         )
         self._request_base = base["requests"]
+        self._unseen: set[str] = set()
         if self.mapping.custom_field_names:
             self.mapping.resolve_custom_fields([self._as_dict(f) for f in self.hook.get_custom_fields()])
 
@@ -227,6 +225,7 @@ class ReconcileEngine:
             live = list(tx.live_ids("contacts", self.location_id))
             stale_quarantine = [q for q in tx.quarantined_ids("contacts", self.location_id) if q not in seen]
         missing = [cid for cid in live if cid not in seen]
+        self._unseen = set(missing)
         if missing and len(missing) > self.config.max_delete_fraction * len(live) and len(live) >= 10:
             report.warnings.append(
                 f"{len(missing)} of {len(live)} contacts are missing from the id scan, more than "
@@ -276,12 +275,14 @@ class ReconcileEngine:
         whether it wrapped."""
         with self.sink.transaction() as tx:
             ids = tx.contact_ids_after(self.location_id, state.sweep_cursor, size)
-            if len(ids) >= size or state.sweep_cursor is None:
-                return ids, False
-            state.sweep_cycle_started_at = iso_utc(self.clock())
-            taken = set(ids)
-            more = tx.contact_ids_after(self.location_id, None, size - len(ids))
-            return ids + [cid for cid in more if cid not in taken], True
+            wrapped = len(ids) < size and state.sweep_cursor is not None
+            if wrapped:
+                state.sweep_cycle_started_at = iso_utc(self.clock())
+                taken = set(ids)
+                more = tx.contact_ids_after(self.location_id, None, size - len(ids))
+                ids += [cid for cid in more if cid not in taken]
+        # Contacts the id scan no longer found (deletion held back by the safety limit) are skipped.
+        return [cid for cid in ids if cid not in self._unseen], wrapped
 
     # -- writing ---------------------------------------------------------------------------
     def _map(self, entity: str, records: Sequence[Mapping[str, Any]]) -> tuple[list[MappedRecord], list[Quarantined]]:

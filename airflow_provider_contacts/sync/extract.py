@@ -20,14 +20,35 @@ if TYPE_CHECKING:
 __all__ = ["Children", "Extractor", "iso_utc", "parse_updated", "to_api_dict"]
 
 
+#: Fields the API adds per response, not per record (the search cursor): never stored or hashed.
+VOLATILE_FIELDS = frozenset({"searchAfter"})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def to_api_dict(obj: Any) -> dict[str, Any]:
-    """An API record as the JSON dict HighLevel sent (pydantic models are dumped by alias)."""
+    """An API record as the JSON dict HighLevel sent.
+
+    Pydantic models are dumped with only the fields the answer carried (``exclude_unset``), dates
+    back in HighLevel's form (``2024-05-01T12:30:00.000Z``); per-response fields such as the
+    search cursor ``searchAfter`` are dropped, so the same record always hashes the same.
+    """
     if isinstance(obj, Mapping):
-        return dict(obj)
-    dump = getattr(obj, "model_dump", None)
-    if dump is None:
-        raise TypeError(f"cannot turn {type(obj).__name__} into an API dict")
-    return dump(mode="json", by_alias=True, exclude_unset=True)
+        data = dict(obj)
+    else:
+        dump = getattr(obj, "model_dump", None)
+        if dump is None:
+            raise TypeError(f"cannot turn {type(obj).__name__} into an API dict")
+        data = dump(mode="python", by_alias=True, exclude_unset=True)
+    return {k: _jsonable(v) for k, v in data.items() if k not in VOLATILE_FIELDS}
 
 
 def parse_updated(record: Mapping[str, Any]) -> datetime | None:
@@ -49,11 +70,16 @@ def iso_utc(moment: datetime) -> str:
 
 @dataclass
 class Children:
-    """Tasks and notes read for a set of contacts (API dicts, each with ``contactId``)."""
+    """Tasks and notes read for a set of contacts (API dicts, each with ``contactId``).
+
+    ``contact_ids`` are the contacts whose activity is complete here; ``vanished`` the ones that
+    HighLevel no longer knew when their activity was read.
+    """
 
     contact_ids: list[str]
     tasks: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    vanished: list[str] = field(default_factory=list)
 
     def of(self, entity: str) -> list[dict[str, Any]]:
         """``tasks`` or ``notes``."""
@@ -64,17 +90,16 @@ class Extractor:
     """Reads for one location through ``hook``.
 
     :param page_limit: contacts per search page (HighLevel allows up to 500).
-    :param max_workers: parallel per-contact requests (notes; tasks without task search).
-    :param task_search: read tasks with the batched location task search
-        (``POST /locations/{id}/tasks/search``, many contacts per request) instead of one
-        ``GET /contacts/{id}/tasks`` per contact.
+    :param max_workers: parallel requests for tasks and notes. Tasks come from the batched
+        location task search (``POST /locations/{id}/tasks/search``, many contacts per request;
+        the hook falls back to ``GET /contacts/{id}/tasks`` when the token lacks the scope), notes
+        from one ``GET /contacts/{id}/notes`` per contact.
     """
 
-    def __init__(self, hook: ContactsHook, *, page_limit: int = 500, max_workers: int = 8, task_search: bool = True) -> None:
+    def __init__(self, hook: ContactsHook, *, page_limit: int = 500, max_workers: int = 8) -> None:
         self.hook = hook
         self.page_limit = page_limit
         self.max_workers = max_workers
-        self.task_search = task_search
 
     def contacts_updated_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
         """Contacts with ``dateUpdated >= since`` (all when ``None``), oldest update first.
@@ -100,17 +125,35 @@ class Extractor:
 
     def children(self, contact_ids: Sequence[str]) -> Children:
         """Every task and note of the given contacts."""
+        from airflow_provider_contacts.errors import GHLNotFoundError
+
         out = Children(list(contact_ids))
         if not contact_ids:
             return out
-        if self.task_search:
-            out.tasks = [to_api_dict(t) for t in self.hook.iter_location_tasks(contact_ids=list(contact_ids))]
-        for activity in self.hook.fetch_tasks_and_notes(
-            list(contact_ids), max_workers=self.max_workers, tasks=not self.task_search, notes=True
-        ):
-            if not self.task_search:
+        try:
+            for activity in self.hook.fetch_tasks_and_notes(list(contact_ids), max_workers=self.max_workers):
                 out.tasks.extend(_with_contact(to_api_dict(t), activity.contact_id) for t in activity.tasks)
-            out.notes.extend(_with_contact(to_api_dict(n), activity.contact_id) for n in activity.notes)
+                out.notes.extend(_with_contact(to_api_dict(n), activity.contact_id) for n in activity.notes)
+        except GHLNotFoundError:
+            # A contact vanished since it was listed: read the batch contact by contact and leave
+            # the vanished ones out (the deletion scan tombstones them and their activity).
+            return self._children_one_by_one(contact_ids)
+        return out
+
+    def _children_one_by_one(self, contact_ids: Sequence[str]) -> Children:
+        from airflow_provider_contacts.errors import GHLNotFoundError
+
+        out = Children([])
+        for cid in contact_ids:
+            try:
+                tasks = [_with_contact(to_api_dict(t), cid) for t in self.hook.list_tasks(cid)]
+                notes = [_with_contact(to_api_dict(n), cid) for n in self.hook.list_notes(cid)]
+            except GHLNotFoundError:
+                out.vanished.append(cid)
+                continue
+            out.contact_ids.append(cid)
+            out.tasks.extend(tasks)
+            out.notes.extend(notes)
         return out
 
     def contact_exists(self, contact_id: str) -> bool:

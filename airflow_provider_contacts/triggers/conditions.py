@@ -295,6 +295,7 @@ class TaskDue(Condition):
     :param within_s: the window length in seconds (from the moment of each check).
     :param include_overdue: also match open tasks whose due date has passed.
     :param title: only tasks whose title contains this text (case-insensitive).
+    :param max_items: at most this many tasks (the soonest due) in the result; ``count`` is the total.
 
     Result: ``{"task_ids": [...], "tasks": [<key fields>], "count": n, "window_end": ...}``.
     """
@@ -306,6 +307,7 @@ class TaskDue(Condition):
     within_s: float = 86_400.0
     include_overdue: bool = False
     title: str | None = None
+    max_items: int = 100
 
     def __post_init__(self) -> None:
         if not self.within_s > 0:
@@ -327,9 +329,10 @@ class TaskDue(Condition):
         if not due:
             return None
         due.sort(key=lambda r: _date(r, "dueDate"))  # type: ignore[arg-type,return-value]
+        shown = due[: self.max_items]
         return {
-            "task_ids": [r["id"] for r in due],
-            "tasks": [_pick(r, _TASK_FIELDS) for r in due],
+            "task_ids": [r["id"] for r in shown],
+            "tasks": [_pick(r, _TASK_FIELDS) for r in shown],
             "count": len(due),
             "window_end": format_datetime(end),
         }

@@ -1,0 +1,97 @@
+"""Bad input fails before any request, naming the field and the fix; answers parse forward-compatibly."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_provider_contacts import models
+from airflow_provider_contacts.errors import GHLValidationError
+from airflow_provider_contacts.hooks.contacts import ContactsHook, forget_process_state
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    forget_process_state()
+    yield
+    forget_process_state()
+
+
+@pytest.mark.parametrize(
+    ("call", "needle"),
+    [
+        (lambda h: h.create_contact({"email": "not-an-email"}),
+         "create-contact: field 'email': 'not-an-email' is not a valid email address; fix the value or leave it out"),
+        (lambda h: h.create_contact({"firstName": "Al", "favouriteColour": "red"}),
+         "field 'favouriteColour' is not accepted here; remove it"),
+        (lambda h: h.create_contact({}), "at least one of 'email', 'phone', 'firstName', 'lastName' or 'name'"),
+        (lambda h: h.create_contact({"phone": "call me"}), "field 'phone': 'call me' is not a valid phone number"),
+        (lambda h: h.create_contact({"firstName": "Al", "timezone": "Mars/Olympus"}), "is not an IANA time zone"),
+        (lambda h: h.update_contact("c1", {"country": "Germany"}), "two-letter ISO 3166 country code"),
+        (lambda h: h.update_contact("c1", {}), "an update needs at least one field to change"),
+        (lambda h: h.create_task("c1", {"title": "Call"}), "create-task: field 'dueDate' is required; add it"),
+        (lambda h: h.create_task("c1", {"title": "", "dueDate": "2030-01-01"}), "field 'title'"),
+        (lambda h: h.create_task("c1", {"title": "x", "dueDate": "next tuesday"}), "is not an ISO 8601 date-time"),
+        (lambda h: h.create_note("c1", {"body": "hi", "color": "red"}), "field 'color': 'red' is not a hex colour"),
+        (lambda h: h.create_note("c1", {}), "create-note: field 'body' is required"),
+        (lambda h: h.add_tags("c1", [" "]), "tags must be non-empty strings"),
+        (lambda h: h.get_contact(""), "parameter 'contact_id' must be a non-empty id string"),
+        (lambda h: h.search_contacts(page=30, page_limit=500), "pass 'searchAfter' instead"),
+        (lambda h: h.search_contacts(page_limit=501), "field 'pageLimit'"),
+        (lambda h: h.search_contacts(filters=[{"field": "dateAdded", "operator": "after", "value": 1}]),
+         "field 'filters.0"),
+        (lambda h: h.search_contacts(filters=[{"field": "dateAdded", "operator": "range", "value": {"from": 1}}]),
+         "using only the keys gt, gte, lt, lte"),
+        (lambda h: h.bulk_update_tags("toggle", ["c1"], ["t"]), "parameter 'type' must be 'add' or 'remove'"),
+        (lambda h: h.get_duplicate_contact(), "give 'email' or 'number'"),
+    ],
+)
+def test_bad_input_fails_before_any_request(sandbox, ghl_conn, call, needle) -> None:
+    hook = ContactsHook(ghl_conn)
+    sandbox.admin.reset_counters()
+    with pytest.raises(GHLValidationError) as err:
+        call(hook)
+    assert needle in str(err.value)
+    assert err.value.status is None
+    assert sandbox.admin.counters()["total"] == 0
+
+
+def test_request_models_validate_for_operators_and_accept_models_as_bodies(sandbox, ghl_conn) -> None:
+    body = models.validate_body(models.CreateContact, {"email": "m@example.com", "country": "us"}, "create-contact")
+    assert body.country == "US"
+    contact = ContactsHook(ghl_conn).create_contact(body)
+    assert contact.email == "m@example.com" and contact.locationId == sandbox.location_id
+    task_body = models.CreateTask(title="Follow up", dueDate=datetime(2030, 1, 2, 3, 4, 5, 600000))
+    assert task_body.payload() == {"title": "Follow up", "dueDate": "2030-01-02T03:04:05.600Z", "completed": False}
+
+
+def test_dates_are_timezone_aware_and_naive_values_are_utc() -> None:
+    assert models.parse_datetime("2021-07-08T02:30:00.000Z") == datetime(2021, 7, 8, 2, 30, tzinfo=timezone.utc)
+    assert models.parse_datetime("2021-07-16 11:00:00") == datetime(2021, 7, 16, 11, tzinfo=timezone.utc)
+    assert models.parse_datetime(1_603_870_249_758).tzinfo is timezone.utc
+    plus_two = models.parse_datetime("2021-07-08T04:30:00+02:00")
+    assert plus_two == datetime(2021, 7, 8, 2, 30, tzinfo=timezone.utc) and plus_two.utcoffset() == timedelta(hours=2)
+    task = models.Task.model_validate({"id": "t", "dueDate": "2030-01-01T00:00:00"})
+    assert task.dueDate.tzinfo is not None
+
+
+def test_answers_keep_unknown_fields_and_tolerate_nulls() -> None:
+    contact = models.Contact.model_validate(
+        {"id": "c", "tags": None, "customFields": None, "brandNewField": {"x": 1}, "followers": "u1"}
+    )
+    assert contact.tags == [] and contact.customFields == [] and contact.followers == ["u1"]
+    assert contact.model_extra == {"brandNewField": {"x": 1}}
+    assert contact.model_dump()["brandNewField"] == {"x": 1}
+
+
+def test_search_filters_take_datetimes_and_groups() -> None:
+    since = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    group = models.SearchFilterGroup(
+        group="OR",
+        filters=[
+            models.SearchFilter(field="dateUpdated", operator="range", value={"gte": since}),
+            models.SearchFilter(field="tags", operator="eq", value="vip"),
+        ],
+    )
+    assert group.payload()["filters"][0]["value"] == {"gte": "2024-01-01T00:00:00.000Z"}

@@ -1,0 +1,164 @@
+"""The hook survives what HighLevel throws at a long run: faults, 429 bursts, quirky creates, daily limits."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from airflow_provider_contacts.errors import (
+    GHLDailyLimitError,
+    GHLServerError,
+    GHLTransportError,
+    GHLValidationError,
+)
+from airflow_provider_contacts.hooks.contacts import ContactsHook, forget_process_state
+from airflow_provider_contacts.hooks.retry import RetryPolicy
+
+#: Fast backoff so fault tests stay quick; bounds are still enforced.
+FAST = RetryPolicy(max_retries=6, base_s=0.01, cap_s=0.05, max_elapsed_s=30)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    forget_process_state()
+    yield
+    forget_process_state()
+
+
+def _hook(server, monkeypatch, conn_id: str = "ghl_test", retry: RetryPolicy = FAST, **extra) -> ContactsHook:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", server.conn_json(**extra))
+    return ContactsHook(conn_id, retry=retry)
+
+
+def test_five_percent_faults_lose_and_duplicate_nothing_on_a_full_read(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=400, rate_limit="2000/1", fault_rate=0.05, fault_kinds=("500", "502", "503", "drop"))
+    hook = _hook(sb, monkeypatch, task_batch_size=None)
+    hook.task_batch_size = 40
+
+    contact_ids = Counter(c.id for c in hook.iter_search_contacts(page_limit=50))
+    activities = list(hook.fetch_tasks_and_notes(list(contact_ids), max_workers=6))
+
+    truth = sb.admin.dump()
+    assert contact_ids == Counter(c["id"] for c in truth["contacts"])
+    assert Counter(t.id for a in activities for t in a.tasks) == Counter(t["id"] for t in truth["tasks"])
+    assert Counter(n.id for a in activities for n in a.notes) == Counter(n["id"] for n in truth["notes"])
+    assert sb.admin.counters()["faults"] > 0
+    assert hook.stats.retries >= sb.admin.counters()["faults"]
+
+
+def test_creates_under_faults_make_exactly_one_record_each(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=0, rate_limit="2000/1", fault_rate=0.2, fault_kinds=("500", "503", "drop"))
+    hook = _hook(sb, monkeypatch)
+
+    contacts = [hook.create_contact({"email": f"buyer{i}@example.com", "firstName": f"Buyer{i}"}) for i in range(25)]
+    for i, contact in enumerate(contacts):
+        hook.create_task(contact.id, {"title": f"Call {i}", "dueDate": "2030-01-01T10:00:00Z"})
+        hook.create_note(contact.id, {"body": f"Lead {i} came from the fair"})
+
+    truth = sb.admin.dump()
+    assert sorted(c["email"] for c in truth["contacts"]) == sorted(f"buyer{i}@example.com" for i in range(25))
+    assert sorted(t["title"] for t in truth["tasks"]) == sorted(f"Call {i}" for i in range(25))
+    assert sorted(n["body"] for n in truth["notes"]) == sorted(f"Lead {i} came from the fair" for i in range(25))
+    assert sb.admin.counters()["faults"] > 5
+
+
+def test_create_that_answers_422_after_creating_yields_one_contact(sandbox, ghl_conn) -> None:
+    sandbox.admin.configure(create_422_after_create_rate=1.0)
+    hook = ContactsHook(ghl_conn)
+
+    with_email = hook.create_contact({"email": "quirk@example.com", "firstName": "Quirk"})
+    by_name = hook.create_contact({"firstName": "Nameonly", "lastName": "Person"})
+
+    contacts = sandbox.admin.dump()["contacts"]
+    assert [c["id"] for c in contacts if c.get("email") == "quirk@example.com"] == [with_email.id]
+    assert [c["id"] for c in contacts if c.get("firstName") == "Nameonly"] == [by_name.id]
+    assert sandbox.admin.counters()["by_operation"]["create-contact"] == 2
+
+
+def test_422_after_create_finds_the_new_twin_when_duplicates_are_allowed(sandbox, ghl_conn) -> None:
+    """The duplicate lookup answers with the old contact; the new one is found by its dateAdded."""
+    old = sandbox.admin.dump()["contacts"][0]
+    sandbox.admin.set_location_settings(sandbox.location_id, allow_duplicates=True)
+    sandbox.admin.configure(create_422_after_create_rate=1.0)
+    made = ContactsHook(ghl_conn).create_contact({"email": old["email"], "firstName": "Twin"})
+    twins = [c for c in sandbox.admin.dump()["contacts"] if c.get("email") == old["email"]]
+    assert made.id != old["id"] and made.firstName == "Twin"
+    assert sorted(c["id"] for c in twins) == sorted([old["id"], made.id])
+
+
+def test_a_genuine_duplicate_is_reported_not_papered_over(sandbox, ghl_conn) -> None:
+    old = sandbox.admin.dump()["contacts"][0]
+    with pytest.raises(GHLValidationError) as err:
+        ContactsHook(ghl_conn).create_contact({"email": old["email"], "firstName": "Again"})
+    assert err.value.status == 400 and err.value.operation == "create-contact"
+    assert [c["id"] for c in sandbox.admin.dump()["contacts"] if c.get("email") == old["email"]] == [old["id"]]
+
+
+def test_a_burst_of_429s_is_absorbed(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=60, rate_limit="20/1")
+    hook = _hook(sb, monkeypatch)
+    # Another integration of the same location used up the window just now.
+    with sb.client() as other:
+        for _ in range(20):
+            other.get("/contacts/", params={"locationId": sb.location_id, "limit": 1})
+    sb.admin.reset_counters()
+    ids = [c["id"] for c in sb.admin.dump()["contacts"]]
+
+    with ThreadPoolExecutor(4) as pool:
+        fetched = list(pool.map(lambda cid: hook.get_contact(cid).id, ids))
+
+    assert fetched == ids
+    counters = sb.admin.counters()
+    assert counters["status_429"] >= 1 and hook.stats.throttled == counters["status_429"]
+    assert counters["status_429"] <= 8  # every thread holds off after a 429 instead of hammering
+    assert counters["total"] == 60 + counters["status_429"]
+
+
+def test_sustained_threaded_run_stays_under_the_limit(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=150, rate_limit="25/1")
+    hook = _hook(sb, monkeypatch)
+    ids = [c["id"] for c in sb.admin.dump()["contacts"]]
+    sb.admin.reset_counters()
+
+    activities = list(hook.fetch_tasks_and_notes(ids, tasks=False, max_workers=6))
+
+    counters = sb.admin.counters()
+    assert len(activities) == 150 and counters["total"] >= 150
+    assert counters["status_429"] <= 1  # < 1 % of 150
+    print(f"sustained run at 25/1 s: {counters['total']} requests, {counters['status_429']} x 429, stats {hook.stats.as_dict()}")
+
+
+def test_retries_are_bounded_in_count(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=5, fault_rate=1.0, fault_kinds=("503",))
+    hook = _hook(sb, monkeypatch, retry=RetryPolicy(max_retries=3, base_s=0.01, cap_s=0.02))
+    with pytest.raises(GHLServerError) as err:
+        hook.get_contacts(limit=1)
+    assert err.value.status == 503 and "gave up after 4 attempts" in err.value.message
+    assert sb.admin.counters()["total"] == 4
+
+
+def test_read_timeouts_are_retried_then_reported(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=5, fault_rate=1.0, fault_kinds=("delay",), fault_delay_ms=800)
+    hook = _hook(sb, monkeypatch, retry=RetryPolicy(max_retries=1, base_s=0.01, cap_s=0.02), read_timeout=0.2)
+    with pytest.raises(GHLTransportError) as err:
+        hook.get_contacts(limit=1)
+    assert "ReadTimeout" in err.value.message and err.value.status is None
+
+
+def test_stops_before_the_daily_limit(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=50, daily_limit=40)
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DAILY", sb.conn_json())
+    hook = ContactsHook("ghl_daily", daily_reserve=10, retry=FAST)
+    ids = [c["id"] for c in sb.admin.dump()["contacts"]]
+
+    with pytest.raises(GHLDailyLimitError, match="daily request limit.*10 are kept in reserve"):
+        for cid in ids:
+            hook.get_contact(cid)
+
+    used = sb.admin.counters()["total"]
+    assert 25 <= used <= 30  # stopped with the reserve untouched
+    assert sb.admin.counters()["status_429"] == 0
+    assert json.loads(sb.conn_json())["extra"]["location_id"] == sb.location_id

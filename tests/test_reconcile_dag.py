@@ -1,0 +1,162 @@
+"""The ``ghl_contacts_reconcile`` DAG, run with ``dag.test()`` against the sandbox.
+
+A user installs the provider, sets ``ghl_default``, and the DAG fills SQLite under AIRFLOW_HOME
+(no ``ghl_target`` needed); an agency syncs several sub-accounts in one run; downstream DAGs get
+an asset event per table with the counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_contacts.sync.scenario import apply_mutations
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DAG_ID = "ghl_contacts_reconcile"
+
+
+@pytest.fixture(scope="module")
+def reconcile_dag(airflow_db: Path) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "ghl_contacts_reconcile.py"))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.get_dag(DAG_ID)
+    for task in dag.tasks:
+        task.retries = 0  # failures here are meant; no 30 s retry delays in tests
+    return dag
+
+
+def agency_connection(sandbox: Any, token_file: Path) -> str:
+    """An OAuth agency (Company) connection, as an agency installs a marketplace app: the hook
+    exchanges its token for each sub-account's location token."""
+    import httpx
+
+    client_id, secret = sandbox.admin.create_oauth_client()
+    code = sandbox.admin.authorize(client_id, user_type="Company", company_id=sandbox.company_id)
+    tokens = httpx.post(
+        f"{sandbox.base_url}/oauth/token",
+        data={"client_id": client_id, "client_secret": secret, "grant_type": "authorization_code",
+              "code": code, "user_type": "Company"},
+    ).json()
+    extra = {
+        "auth_type": "oauth", "client_id": client_id, "client_secret": secret,
+        "refresh_token": tokens["refresh_token"], "user_type": "Company", "company_id": sandbox.company_id,
+        "token_store": f"file:{token_file}",
+    }
+    return json.dumps({"conn_type": "ghl", "host": sandbox.base_url, "extra": extra})
+
+
+@pytest.fixture
+def embedded_target() -> Iterator[Path]:
+    """The embedded default target file, absent before and removed after the test."""
+    path = Path(os.environ["AIRFLOW_HOME"]) / "ghl_contacts.sqlite"
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        p.unlink(missing_ok=True)
+    yield path
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        p.unlink(missing_ok=True)
+
+
+def _counts(path: Path, location_id: str) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        return {
+            table: db.execute(
+                f"SELECT count(*) FROM {table} WHERE location_id = ? AND deleted_at IS NULL", (location_id,)
+            ).fetchone()[0]
+            for table in ("ghl_contacts", "ghl_tasks", "ghl_notes")
+        }
+
+
+def _task_states(run: Any) -> dict[str, str]:
+    return {f"{ti.task_id}[{ti.map_index}]": str(ti.state) for ti in run.get_task_instances()}
+
+
+def _asset_events(run_id: str) -> dict[str, dict[str, Any]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(AssetModel.name, AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == run_id)
+        ).all()
+    return {name: extra for name, extra in rows}
+
+
+def test_dag_syncs_into_the_embedded_sqlite_and_emits_asset_events(
+    reconcile_dag: Any, sandbox: Any, ghl_conn: str, embedded_target: Path
+) -> None:
+    sandbox.admin.reset(contacts=60)
+    truth = sandbox.admin.dump()
+
+    first = reconcile_dag.test()
+    assert str(first.state) == "success", _task_states(first)
+    assert _counts(embedded_target, sandbox.location_id) == {
+        "ghl_contacts": len(truth["contacts"]),
+        "ghl_tasks": len(truth["tasks"]),
+        "ghl_notes": len(truth["notes"]),
+    }
+    events = _asset_events(first.run_id)
+    assert set(events) == {"ghl_contacts", "ghl_tasks", "ghl_notes"}
+    assert events["ghl_contacts"]["inserted"] == 60
+    assert events["ghl_contacts"]["locations"] == [sandbox.location_id]
+
+    done = apply_mutations(sandbox.admin)
+    second = reconcile_dag.test(run_conf={"full_sweep": True})
+    assert str(second.state) == "success", _task_states(second)
+    truth = sandbox.admin.dump()
+    assert _counts(embedded_target, sandbox.location_id) == {
+        "ghl_contacts": len(truth["contacts"]),
+        "ghl_tasks": len(truth["tasks"]),
+        "ghl_notes": len(truth["notes"]),
+    }
+    events = _asset_events(second.run_id)
+    assert events["ghl_contacts"]["inserted"] == len(done.contacts_created)
+    assert events["ghl_contacts"]["deleted"] == len(done.contacts_deleted)
+    with sqlite3.connect(embedded_target) as db:
+        state = dict(db.execute("SELECT name, value_json FROM ghl_sync_state").fetchall())
+    assert json.loads(state["last_run"])["mode"] == "full"
+
+
+def test_dag_syncs_several_locations_in_parallel_mapped_tasks(
+    reconcile_dag: Any, sandbox: Any, ghl_conn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox.admin.reset(contacts=30)
+    second_location = sandbox.admin.add_location(contacts=25)
+    target = tmp_path / "agency.sqlite"
+    monkeypatch.setenv("AIRFLOW_CONN_AGENCY_TARGET", json.dumps({"conn_type": "sqlite", "host": str(target)}))
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_AGENCY", agency_connection(sandbox, tmp_path / "tokens.json"))
+
+    run = reconcile_dag.test(
+        run_conf={
+            "location_ids": [sandbox.location_id, second_location],
+            "source_conn_id": "ghl_agency",
+            "target_conn_id": "agency_target",
+        }
+    )
+    states = _task_states(run)
+    assert str(run.state) == "success", states
+    assert states["reconcile[0]"] == states["reconcile[1]"] == "success"
+    for location in (sandbox.location_id, second_location):
+        truth = sandbox.admin.dump(location)
+        assert _counts(target, location)["ghl_contacts"] == len(truth["contacts"])
+        assert _counts(target, location)["ghl_tasks"] == len(truth["tasks"])
+
+
+def test_a_missing_target_connection_fails_with_its_name(
+    reconcile_dag: Any, sandbox: Any, ghl_conn: str
+) -> None:
+    sandbox.admin.reset(contacts=5)
+    run = reconcile_dag.test(run_conf={"target_conn_id": "no_such_target"})
+    assert str(run.state) == "failed"
+    assert _task_states(run)["reconcile[0]"] == "failed"

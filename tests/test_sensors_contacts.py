@@ -1,0 +1,184 @@
+"""A DAG waits for new or updated leads (tag, custom field) in each sensor mode: poke, reschedule,
+deferrable. Changes are made "as a CRM user would" through the sandbox admin client, only after
+the sensor has looked once, so every test proves the sensor really waited.
+
+Also home of the helpers the other sensor tests import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, TaskDeferred
+from airflow_provider_contacts.operators.base import GHLInputError
+from airflow_provider_contacts.sensors.base import GHLBaseSensor
+from airflow_provider_contacts.sensors.contacts import GHLContactsChangedSensor
+
+SAFETY_TIMEOUT_S = 60.0
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+@contextmanager
+def after_check(sandbox: Any, operation_id: str, change: Callable[[], Any], checks: int = 1) -> Iterator[dict]:
+    """Run ``change`` in a thread once the sandbox has answered ``checks`` calls of ``operation_id``.
+
+    Yields a dict that receives ``"result"`` (what ``change`` returned). Waits for the thread on exit.
+    """
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        try:
+            while not done.wait(0.02):
+                if sandbox.admin.counters()["by_operation"].get(operation_id, 0) >= checks:
+                    box["result"] = change()
+                    return
+        except Exception as exc:  # surfaced by the test through box["error"]
+            box["error"] = exc
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield box
+    finally:
+        done.set()
+        thread.join(SAFETY_TIMEOUT_S)
+    if "error" in box:
+        raise box["error"]
+
+
+class FirstTry:
+    """Stand-in for the task instance in reschedule mode: when the sensor first started."""
+
+    def __init__(self, started: datetime) -> None:
+        self.started = started
+
+    def get_first_reschedule_date(self, context: Any) -> datetime:
+        return self.started
+
+
+def poke_until_done(sensor: GHLBaseSensor, **context: Any) -> Any:
+    """Render and run a sensor in poke mode (``execute`` loops over ``poke``)."""
+    sensor.render_template_fields(context)
+    return sensor.execute(context)
+
+
+def reschedule_once(make: Callable[[], GHLBaseSensor], started: datetime, **context: Any) -> Any:
+    """One reschedule-mode try of a fresh sensor (as a new worker process would run it).
+
+    Returns the XCom value when the condition holds; raises ``AirflowRescheduleException`` otherwise.
+    """
+    sensor = make()
+    ctx = {"ti": FirstTry(started), **context}
+    sensor.render_template_fields(ctx)
+    return sensor.execute(ctx)
+
+
+def defer(sensor: GHLBaseSensor, **context: Any) -> TaskDeferred:
+    """Run a deferrable sensor until it defers; return the deferral (trigger, method, timeout)."""
+    sensor.render_template_fields(context)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context)
+    return deferred.value
+
+
+def run_trigger(trigger: Any) -> dict[str, Any]:
+    """Run a trigger to its first event (as the triggerer would) and return the payload."""
+
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(first(), SAFETY_TIMEOUT_S))
+
+
+def resume(sensor: GHLBaseSensor, deferred: TaskDeferred, **context: Any) -> Any:
+    """Run the trigger of ``deferred`` and resume the sensor with its event."""
+    payload = run_trigger(deferred.trigger)
+    return getattr(sensor, deferred.method_name)(context, payload)
+
+
+# -- tests -----------------------------------------------------------------------------------------
+def test_poke_mode_returns_the_new_lead_with_the_tag(sandbox, ghl_conn) -> None:
+    sensor = GHLContactsChangedSensor(task_id="new_hot_leads", tags=["hot-lead"], poke_interval=0.1, timeout=SAFETY_TIMEOUT_S)
+    with after_check(sandbox, "search-contacts-advanced", lambda: sandbox.admin.create_contact(firstName="Kwame", tags=["hot-lead"])) as box:
+        result = poke_until_done(sensor)
+    assert result["contact_ids"] == [box["result"]["id"]] and result["count"] == 1
+    assert result["watermark"] == box["result"]["dateUpdated"]
+
+
+def test_reschedule_mode_matches_a_custom_field_value_set_after_the_first_poke(sandbox, ghl_conn) -> None:
+    plan = next(f for f in sandbox.admin.dump()["customFields"] if f["fieldKey"] == "contact.plan")
+    contact = sandbox.admin.dump()["contacts"][3]
+    started = datetime.now(timezone.utc)
+
+    def make() -> GHLContactsChangedSensor:
+        return GHLContactsChangedSensor(
+            task_id="upgraded", mode="reschedule", custom_fields={plan["id"]: "enterprise"}, poke_interval=1
+        )
+
+    with pytest.raises(AirflowRescheduleException):
+        reschedule_once(make, started)
+    sandbox.admin.update_contact(contact["id"], customFields=[{"id": plan["id"], "field_value": "enterprise"}])
+    result = reschedule_once(make, started)
+    assert result["contact_ids"] == [contact["id"]]
+
+
+def test_deferrable_mode_waits_in_the_trigger_and_resumes_with_the_ids(sandbox, ghl_conn) -> None:
+    sensor = GHLContactsChangedSensor(
+        task_id="created_leads",
+        deferrable=True,
+        change="created",
+        since="{{ params.since }}",
+        tags="webinar-2025",
+        poke_interval=0.1,
+        timeout=SAFETY_TIMEOUT_S,
+    )
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    deferred = defer(sensor, params={"since": since.isoformat()})
+    assert deferred.method_name == "execute_complete" and deferred.timeout == timedelta(seconds=SAFETY_TIMEOUT_S)
+    kwargs = deferred.trigger.serialize()[1]
+    assert kwargs["condition"]["date_field"] == "dateAdded"
+    assert kwargs["condition"]["filters"] == [{"field": "tags", "operator": "eq", "value": "webinar-2025"}]
+    # An update of an old contact does not count as "created"; a new contact does.
+    old = sandbox.admin.dump()["contacts"][0]
+
+    def crm_user() -> dict:
+        sandbox.admin.update_contact(old["id"], tags=["webinar-2025"])
+        return sandbox.admin.create_contact(email="attendee@example.com", tags=["webinar-2025"])
+
+    with after_check(sandbox, "search-contacts-advanced", crm_user) as box:
+        result = resume(sensor, deferred)
+    assert result["contact_ids"] == [box["result"]["id"]]
+
+
+def test_a_trigger_timeout_fails_the_sensor_or_skips_it_with_soft_fail(sandbox, ghl_conn) -> None:
+    for soft_fail, expected in ((False, AirflowSensorTimeout), (True, Exception)):
+        sensor = GHLContactsChangedSensor(
+            task_id="nothing", deferrable=True, tags=["no-such-tag"], poke_interval=0.05, timeout=0.2, soft_fail=soft_fail
+        )
+        deferred = defer(sensor)
+        payload = run_trigger(deferred.trigger)
+        assert payload["status"] == "timeout" and payload["checks"] >= 2
+        with pytest.raises(expected) as err:
+            sensor.execute_complete({}, payload)
+        if soft_fail:
+            assert type(err.value).__name__ == "AirflowSkipException"
+
+
+def test_bad_sensor_inputs_fail_before_any_request(sandbox, ghl_conn) -> None:
+    with pytest.raises(GHLInputError, match=r"'since'.*not an ISO 8601"):
+        poke_until_done(GHLContactsChangedSensor(task_id="s", since="yesterday-ish", timeout=1))
+    with pytest.raises(GHLInputError, match=r"parameter 'filters\[0\]'"):
+        poke_until_done(GHLContactsChangedSensor(task_id="s", filters=[{"field": "tags", "operator": "like"}], timeout=1))
+    with pytest.raises(ValueError, match="parameter 'change'"):
+        GHLContactsChangedSensor(task_id="s", change="deleted")
+    assert sandbox.admin.counters()["total"] == 0

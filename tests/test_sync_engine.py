@@ -1,0 +1,242 @@
+"""The reconciliation engine against the sandbox over real HTTP, into an SQLite file.
+
+The user's story: the first run copies the location exactly; nothing changes when nothing changed;
+contacts, tasks and notes edited in the CRM arrive within the sweep period; deletions are noticed;
+a run that dies half-way is simply run again; records that cannot be mapped are set aside.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_contacts.hooks.contacts import ContactsHook
+from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, RunReport, SqlSink, SyncConfig
+from airflow_provider_contacts.sync.scenario import apply_mutations
+from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
+from airflow_provider_contacts.sync.verify import diff_target, live_rows
+
+MAPPING_FILE = Path(__file__).resolve().parent.parent / "dags" / "ghl_contacts_mapping.yaml"
+#: Three runs per sweep period: every contact's tasks and notes are re-read within three runs.
+THREE_RUN_SWEEP = SyncConfig(sweep_period=timedelta(hours=3), schedule_interval=timedelta(hours=1))
+
+
+class Target:
+    """An SQLite target plus a way to run the engine against the sandbox."""
+
+    def __init__(self, path: Path, sandbox: Any, mapping: FieldMapping | None = None) -> None:
+        self.sandbox = sandbox
+        self.mapping = mapping or FieldMapping.load(MAPPING_FILE)
+        self.sink = SqlSink(EmbeddedSqliteHook(path), self.mapping)
+
+    def run(self, config: SyncConfig = THREE_RUN_SWEEP, hook: ContactsHook | None = None) -> RunReport:
+        return ReconcileEngine(hook or ContactsHook(), self.sink, self.mapping, config).run()
+
+    def diff(self) -> list[str]:
+        return diff_target(self.sink, self.mapping, self.sandbox.location_id, self.sandbox.admin.dump())
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of the data and quarantine tables (not the sync state), sorted."""
+        out = {}
+        with self.sink.transaction() as tx:
+            for table in ("ghl_contacts", "ghl_tasks", "ghl_notes", "ghl_quarantine"):
+                out[table] = sorted(tx.query(f"SELECT * FROM {table}"))
+        return out
+
+    def all_rows(self, table: str) -> list[tuple[Any, ...]]:
+        with self.sink.transaction() as tx:
+            return tx.query(f"SELECT id, deleted_at FROM {table}")
+
+
+@pytest.fixture
+def small_sandbox(sandbox: Any, ghl_conn: str) -> Any:
+    """The shared sandbox, reset to 60 seeded contacts (with their tasks and notes)."""
+    sandbox.admin.reset(contacts=60)
+    return sandbox
+
+
+@pytest.fixture
+def target(tmp_path: Path, small_sandbox: Any) -> Target:
+    t = Target(tmp_path / "target.sqlite", small_sandbox)
+    yield t
+    t.sink.close()
+
+
+def test_first_run_copies_the_location_field_by_field(target: Target) -> None:
+    report = target.run()
+    truth = target.sandbox.admin.dump()
+
+    assert report.mode == "full"
+    assert report.counts("contacts").inserted == len(truth["contacts"]) == 60
+    assert report.counts("tasks").inserted == len(truth["tasks"]) > 0
+    assert report.counts("notes").inserted == len(truth["notes"]) > 0
+    assert target.diff() == []
+
+    # Independent spot checks of the transforms, straight from the API data.
+    rows = live_rows(target.sink, "contacts", target.sandbox.location_id)
+    fields = {f["name"]: f["id"] for f in truth["customFields"]}
+    for contact in truth["contacts"]:
+        row = rows[contact["id"]]
+        assert row["email"] == (contact["email"].strip().lower() if contact["email"] else None)
+        if contact["phone"]:
+            assert re.fullmatch(r"\+[1-9]\d{7,14}", row["phone"]), row["phone"]
+            assert re.sub(r"\D", "", contact["phone"]).endswith(row["phone"][-10:])
+        else:
+            assert row["phone"] is None
+        assert json.loads(row["tags"]) == contact["tags"]
+        score = [c["value"] for c in contact["customFields"] if c["id"] == fields["Lead Score"]]
+        assert row["lead_score"] == (score[0] if score else None)
+        assert row["date_added"].endswith("+00:00")
+        assert row["deleted_at"] is None
+    assert any(r["phone"].startswith("+44") for r in rows.values() if r["phone"])
+    assert report.throttled == 0
+
+
+def test_second_run_without_changes_leaves_tables_identical_and_is_cheap(target: Target) -> None:
+    target.run()
+    before = target.snapshot()
+    second = target.run()
+    assert target.snapshot() == before
+    assert second.mode == "incremental"
+    for table in ("contacts", "tasks", "notes"):
+        counts = second.counts(table)
+        assert (counts.inserted, counts.updated, counts.deleted, counts.quarantined) == (0, 0, 0, 0)
+    # One search page of changed contacts, one id-scan page, and the sweep slice (60/3 contacts:
+    # one notes call each plus one batched task search).
+    assert second.requests <= 2 + 20 + 2
+    assert second.sweep.contacts == 20
+
+
+def test_changes_in_the_crm_converge_within_the_sweep_period(target: Target) -> None:
+    target.run()
+    done = apply_mutations(target.sandbox.admin)
+
+    first = target.run()
+    # Contact-level changes arrive on the very next run.
+    assert first.counts("contacts").inserted == len(done.contacts_created)
+    assert first.counts("contacts").updated == len(done.contacts_updated)
+    assert first.counts("contacts").deleted == len(done.contacts_deleted)
+    contacts = dict(target.all_rows("ghl_contacts"))
+    assert all(contacts[cid] is not None for cid in done.contacts_deleted)
+    assert all(contacts[cid] is None for cid in done.contacts_created + done.contacts_updated)
+
+    # Task and note changes of untouched contacts need the sweep: at most three runs here.
+    for _ in range(2):
+        target.run()
+    assert target.diff() == []
+    tasks = dict(target.all_rows("ghl_tasks"))
+    notes = dict(target.all_rows("ghl_notes"))
+    assert all(tasks[t] is not None for t in done.tasks_deleted)
+    assert all(notes[n] is not None for n in done.notes_deleted)
+    assert all(tasks[t] is None for t in done.tasks_created + done.tasks_edited + done.tasks_completed)
+
+
+def test_full_sweep_rereads_every_contact_activity_in_one_run(target: Target) -> None:
+    target.run()
+    apply_mutations(target.sandbox.admin)
+    report = target.run(SyncConfig(full_sweep=True))
+    assert report.mode == "full"
+    assert target.diff() == []
+
+
+class CrashingHook(ContactsHook):
+    """A hook whose process "dies" (raises) on the n-th fetch of tasks and notes."""
+
+    def __init__(self, crash_on_call: int) -> None:
+        super().__init__()
+        self.calls = 0
+        self.crash_on_call = crash_on_call
+
+    def fetch_tasks_and_notes(self, contact_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.crash_on_call:
+            raise KeyboardInterrupt("killed half-way")
+        return super().fetch_tasks_and_notes(contact_ids, *args, **kwargs)
+
+
+def test_a_run_killed_half_way_is_retried_without_loss_or_duplicates(target: Target) -> None:
+    config = SyncConfig(batch_size=20)
+    with pytest.raises(KeyboardInterrupt):
+        target.run(config, hook=CrashingHook(crash_on_call=2))
+    committed = len(target.all_rows("ghl_contacts"))
+    assert committed == 20  # the first batch committed, the second rolled back
+
+    retry = target.run(config)
+    assert retry.mode == "incremental"  # resumed from the committed watermark
+    assert committed + retry.counts("contacts").inserted == 60
+    assert len(target.all_rows("ghl_contacts")) == 60
+    assert target.diff() == []
+
+
+def test_deleted_records_can_be_removed_instead_of_tombstoned(target: Target) -> None:
+    target.sink.hard_delete = True
+    target.run()
+    done = apply_mutations(target.sandbox.admin)
+    for _ in range(3):
+        target.run()
+    ids = {row[0] for row in target.all_rows("ghl_contacts")}
+    assert not ids & set(done.contacts_deleted)
+    assert {row[1] for row in target.all_rows("ghl_tasks")} == {None}
+    assert target.diff() == []
+
+
+def test_records_that_cannot_be_mapped_are_quarantined_and_recovered(tmp_path: Path, small_sandbox: Any) -> None:
+    data = {
+        "contacts": {"columns": {"email": {"source": "email", "transform": "email", "required": True}}},
+        "tasks": {"columns": {"title": "title"}},
+        "notes": {"columns": {"body": "body"}},
+    }
+    target = Target(tmp_path / "q.sqlite", small_sandbox, FieldMapping.from_dict(data))
+    truth = small_sandbox.admin.dump()
+    no_email = [c["id"] for c in truth["contacts"] if not c["email"]]
+    assert no_email, "the seed has contacts without email"
+
+    report = target.run()
+    assert report.counts("contacts").quarantined == len(no_email)
+    assert report.counts("contacts").inserted == 60 - len(no_email)
+    with target.sink.transaction() as tx:
+        reasons = dict(tx.query("SELECT record_id, reason FROM ghl_quarantine"))
+    assert set(reasons) == set(no_email)
+    assert all("email" in r and "required" in r for r in reasons.values())
+    assert target.diff() == []  # quarantined records count as accounted for
+
+    fixed = no_email[0]
+    small_sandbox.admin.update_contact(fixed, email="Fixed.Person@Example.com")
+    target.run()
+    rows = live_rows(target.sink, "contacts", small_sandbox.location_id)
+    assert rows[fixed]["email"] == "fixed.person@example.com"
+    with target.sink.transaction() as tx:
+        assert fixed not in {r[0] for r in tx.query("SELECT record_id FROM ghl_quarantine")}
+    target.sink.close()
+
+
+def test_a_truncated_id_scan_never_mass_deletes(target: Target) -> None:
+    target.run()
+    truth = target.sandbox.admin.dump()
+    victims = [c["id"] for c in truth["contacts"]][:40]
+    for cid in victims:
+        target.sandbox.admin.delete_contact(cid)
+    guarded = target.run()
+    assert guarded.counts("contacts").deleted == 0
+    assert "max_delete_fraction" in guarded.warnings[0]
+    confirmed = target.run(SyncConfig(max_delete_fraction=1.0))
+    assert confirmed.counts("contacts").deleted == 40
+    assert target.diff() == []
+
+
+def test_the_request_budget_caps_the_sweep_and_the_cursor_carries_on(target: Target) -> None:
+    target.run()
+    tight = SyncConfig(
+        sweep_period=timedelta(hours=2), schedule_interval=timedelta(hours=1), max_requests_per_run=12
+    )
+    first = target.run(tight)
+    assert first.sweep.budget_limited
+    assert 0 < first.sweep.contacts < first.sweep.target
+    assert first.requests <= 12 + 2  # the sweep never exceeds the budget (+ one task batch, 1 scan)
+    second = target.run(tight)
+    assert second.sweep.cursor > first.sweep.cursor or second.sweep.wrapped

@@ -1,0 +1,68 @@
+"""The trigger behind deferrable sensors: JSON-only serialisation, the hook's auth/pacing rules,
+and an event for every outcome (never a hang)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from test_sensors_contacts import after_check, run_trigger
+
+from airflow.sdk.module_loading import import_string
+from airflow_provider_contacts.triggers.changes import GHLChangeTrigger
+from airflow_provider_contacts.triggers.conditions import Condition, ContactsChanged, NoteAdded, TaskCreated
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def test_serialize_round_trips_through_json(sandbox, ghl_conn) -> None:
+    condition = TaskCreated(contact_id="c1", since="2024-05-01T10:00:00+02:00", known_ids=["t1"], title="demo")
+    trigger = GHLChangeTrigger(condition.to_kwargs(), ghl_conn_id="crm", location_id="loc1", poll_interval=5, timeout=60)
+    classpath, kwargs = trigger.serialize()
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert kwargs["condition"]["since"] == "2024-05-01T08:00:00.000Z"
+    rebuilt = import_string(classpath)(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert Condition.from_kwargs(kwargs["condition"]) == condition
+
+
+def test_run_yields_success_once_the_change_happens(sandbox, ghl_conn) -> None:
+    contact = sandbox.admin.dump()["contacts"][5]
+    trigger = GHLChangeTrigger(NoteAdded(contact_id=contact["id"], since=_now()).to_kwargs(), poll_interval=0.05, timeout=60)
+    with after_check(sandbox, "get-all-notes", lambda: sandbox.admin.create_note(contact["id"], body="hi"), checks=3) as box:
+        payload = run_trigger(trigger)
+    assert payload["status"] == "success" and payload["checks"] >= 3
+    assert payload["result"]["note_ids"] == [box["result"]["id"]]
+
+
+def test_errors_become_error_events_without_secrets(sandbox, monkeypatch) -> None:
+    condition = ContactsChanged(since=_now()).to_kwargs()
+    # A revoked token: 401, not retried forever, the token never appears in the event.
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", sandbox.conn_json())
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_BAD_TOKEN", json.dumps({**json.loads(sandbox.conn_json()), "password": "revoked-token-123"}))
+    payload = run_trigger(GHLChangeTrigger(condition, ghl_conn_id="ghl_bad_token", poll_interval=0.05, timeout=30))
+    assert payload["status"] == "error" and payload["error_type"] == "GHLAuthError"
+    assert "revoked-token-123" not in json.dumps(payload) and "401" in payload["message"]
+    # A connection that does not exist.
+    payload = run_trigger(GHLChangeTrigger(condition, ghl_conn_id="no_such_conn", poll_interval=0.05, timeout=30))
+    assert payload["status"] == "error" and "no_such_conn" in payload["message"]
+    # A condition the trigger cannot rebuild.
+    payload = run_trigger(GHLChangeTrigger({"kind": "moon_phase"}, poll_interval=0.05, timeout=30))
+    assert payload["status"] == "error" and "moon_phase" in payload["message"]
+
+
+def test_the_trigger_paces_itself_under_the_rate_limit(sandbox_factory, monkeypatch) -> None:
+    from airflow_provider_contacts.hooks.pacing import reset_limiters
+
+    reset_limiters()
+    server = sandbox_factory(contacts=30, rate_limit="3/1")
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", server.conn_json())
+    contact = server.admin.dump()["contacts"][0]
+    trigger = GHLChangeTrigger(NoteAdded(contact_id=contact["id"], since=_now()).to_kwargs(), poll_interval=0.01, timeout=60)
+    with after_check(server, "get-all-notes", lambda: server.admin.create_note(contact["id"], body="x"), checks=8):
+        payload = run_trigger(trigger)
+    assert payload["status"] == "success" and payload["checks"] >= 8
+    # 8+ polls at 3 requests/s with no 429 at all: the shared limiter spaced them.
+    assert server.admin.counters()["status_429"] == 0
