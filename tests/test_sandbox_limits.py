@@ -36,16 +36,18 @@ def test_rejections_after_auth_carry_the_headers_too(sandbox: SandboxServer) -> 
 
 
 def test_burst_limit_answers_429_with_retry_after_then_recovers(sandbox_factory) -> None:
-    sb = sandbox_factory(contacts=5, rate_limit="4/1")
+    sb = sandbox_factory(contacts=5, rate_limit="4/60")
     with sb.client() as api:
         answers = [api.get(f"/contacts/?locationId={sb.location_id}") for _ in range(6)]
         assert [r.status_code for r in answers] == [200, 200, 200, 200, 429, 429]
         limited = answers[-1]
         assert limited.json() == {"statusCode": 429, "message": "Too many requests",
                                   "traceId": limited.headers["X-Trace-Id"]}
-        assert limited.headers["X-RateLimit-Remaining"] == "0" and int(limited.headers["Retry-After"]) >= 1
+        assert limited.headers["X-RateLimit-Remaining"] == "0" and 1 <= int(limited.headers["Retry-After"]) <= 60
+        sb.admin.configure(rate_limit="4/1")  # same history, shorter window
         time.sleep(1.05)  # the sliding window has moved past the first four requests
-        assert api.get(f"/contacts/?locationId={sb.location_id}").status_code == 200
+        recovered = api.get(f"/contacts/?locationId={sb.location_id}")
+        assert recovered.status_code == 200 and recovered.headers["X-RateLimit-Remaining"] == "3"
     assert sb.admin.counters()["status_429"] == 2
 
 
@@ -69,9 +71,17 @@ def test_daily_limit_answers_429_once_spent(sandbox: SandboxServer) -> None:
 
 def test_rate_limit_off_by_default_in_the_fixture(sandbox: SandboxServer) -> None:
     with sandbox.client() as api:
-        codes = {api.get("/contacts/", params={"locationId": sandbox.location_id, "limit": 1}).status_code
-                 for _ in range(120)}
-    assert codes == {200}
+        answers = [api.get("/contacts/", params={"locationId": sandbox.location_id, "limit": 1}) for _ in range(120)]
+    assert {r.status_code for r in answers} == {200}
+    assert answers[-1].headers["X-RateLimit-Remaining"] == answers[-1].headers["X-RateLimit-Max"] == "100"
+
+
+def test_limits_switched_off_never_run_down_in_the_headers(sandbox: SandboxServer) -> None:
+    sandbox.admin.configure(daily_limit=None, rate_limit=None)
+    with sandbox.client() as api:
+        answers = [api.get("/contacts/", params={"locationId": sandbox.location_id, "limit": 1}) for _ in range(3)]
+    assert {r.headers["X-RateLimit-Daily-Remaining"] for r in answers} == {"200000"}
+    assert {r.headers["X-RateLimit-Remaining"] for r in answers} == {"100"}
 
 
 def test_bad_rate_limit_setting_is_refused_with_the_expected_format(sandbox: SandboxServer) -> None:

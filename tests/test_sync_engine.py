@@ -240,3 +240,51 @@ def test_the_request_budget_caps_the_sweep_and_the_cursor_carries_on(target: Tar
     assert first.requests <= 12 + 2  # the sweep never exceeds the budget (+ one task batch, 1 scan)
     second = target.run(tight)
     assert second.sweep.cursor > first.sweep.cursor or second.sweep.wrapped
+
+
+KILLABLE_RUN = """
+import sys
+from airflow_provider_contacts.hooks.contacts import ContactsHook
+from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, SqlSink, SyncConfig
+from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
+mapping = FieldMapping.load(sys.argv[1])
+sink = SqlSink(EmbeddedSqliteHook(sys.argv[2]), mapping)
+ReconcileEngine(ContactsHook(), sink, mapping, SyncConfig(batch_size=10)).run()
+"""
+
+
+def test_a_worker_killed_with_sigkill_mid_run_is_retried_without_loss_or_duplicates(
+    target: Target, tmp_path: Path
+) -> None:
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    target.sandbox.admin.configure(rate_limit="15/1")  # slow enough to be caught mid-run
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_RUN, str(MAPPING_FILE), str(target.sink.hook.path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    committed = 0
+    try:
+        while proc.poll() is None and committed < 10:
+            time.sleep(0.05)
+            try:
+                with sqlite3.connect(target.sink.hook.path, timeout=5) as db:
+                    committed = db.execute("SELECT count(*) FROM ghl_contacts").fetchone()[0]
+            except sqlite3.OperationalError:
+                committed = 0  # tables not created yet
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the run was killed before it finished"
+    committed = len(target.all_rows("ghl_contacts"))
+    assert 10 <= committed < 60
+
+    target.sandbox.admin.configure(rate_limit=None)
+    retry = target.run()
+    assert committed + retry.counts("contacts").inserted == 60
+    assert target.diff() == []

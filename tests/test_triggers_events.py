@@ -26,15 +26,21 @@ class MemoryStateStore:
 
 
 async def _events(trigger: GHLContactsChangedEventTrigger, sandbox: Any, changes: list) -> list[dict]:
-    """Run the trigger; for each change (a callable, or None), make it once the trigger has
-    polled the sandbox at least once more, then wait for the next event."""
+    """Run the trigger and collect one event per change (a callable, or None for no change).
+
+    The first change is made once the trigger has polled (so it has set its watermark); later
+    ones while the trigger is suspended after yielding (an async generator does not run ahead),
+    so each event holds exactly the changes made for it.
+    """
     stream = trigger.run()
     payloads = []
     try:
-        for change in changes:
+        for i, change in enumerate(changes):
             polls = _polls(sandbox)
+            if i > 0 and change is not None:
+                await asyncio.to_thread(change)
             pending = asyncio.ensure_future(stream.__anext__())
-            if change is not None:
+            if i == 0 and change is not None:
                 await asyncio.to_thread(_wait_for_poll, sandbox, polls, pending)
                 await asyncio.to_thread(change)
             event = await asyncio.wait_for(pending, 60)

@@ -27,11 +27,10 @@ Admin task/note changes follow the same quirks as the API (they leave the contac
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -39,6 +38,7 @@ from .api_common import answer, sandbox_state
 from .auth import check_scopes, private_token_for
 from .dates import iso_from_ms, now_ms
 from .errors import APIError
+from .gate import ADMIN_PREFIX
 from .schemas import (
     AdminContactDto,
     CreateTaskParams,
@@ -51,29 +51,7 @@ from .schemas import (
 )
 from .state import SandboxState
 
-ADMIN_PREFIX = "/_sandbox"
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-async def loopback_only(request: Request) -> None:
-    """Refuse admin calls from anything but the loopback interface."""
-    host = request.client.host if request.client else None
-    if not is_loopback(host):
-        raise APIError(403, f"The sandbox admin surface answers loopback clients only (request came from {host})")
-
-
-router = APIRouter(prefix=ADMIN_PREFIX, dependencies=[Depends(loopback_only)], include_in_schema=True)
+router = APIRouter(prefix=ADMIN_PREFIX)  # loopback-only: enforced by ApiGate for everything under the prefix
 
 
 async def _object(request: Request) -> dict[str, Any]:

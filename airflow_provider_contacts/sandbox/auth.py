@@ -86,7 +86,7 @@ def check_scopes(scopes: list[str] | None) -> frozenset[str]:
 class TokenRegistry:
     """Access tokens, OAuth clients, authorization codes and refresh tokens."""
 
-    def __init__(self, access_token_lifetime_s: int, refresh_token_lifetime_s: int) -> None:
+    def __init__(self, access_token_lifetime_s: float, refresh_token_lifetime_s: float) -> None:
         self.access_token_lifetime_s = access_token_lifetime_s
         self.refresh_token_lifetime_s = refresh_token_lifetime_s
         self.tokens: dict[str, TokenInfo] = {}
@@ -172,7 +172,7 @@ class TokenRegistry:
                                              grant.scopes, grant.user_id, time.time() + self.refresh_token_lifetime_s,
                                              grant.approved_locations)
         body: dict[str, object] = {
-            "access_token": access, "token_type": "Bearer", "expires_in": self.access_token_lifetime_s,
+            "access_token": access, "token_type": "Bearer", "expires_in": int(self.access_token_lifetime_s),
             "refresh_token": refresh, "scope": " ".join(sorted(grant.scopes)), "userType": grant.user_type,
             "companyId": grant.company_id, "userId": grant.user_id, "isBulkInstallation": False,
         }
@@ -197,6 +197,6 @@ class TokenRegistry:
         scopes = frozenset(s for s in agency.scopes if not s.startswith("oauth."))
         token, _ = self.issue(company_id=company_id, location_id=location_id, scopes=scopes,
                               integration_id=agency.integration_id, user_type="Location", user_id=agency.user_id)
-        return {"access_token": token, "token_type": "Bearer", "expires_in": self.access_token_lifetime_s,
+        return {"access_token": token, "token_type": "Bearer", "expires_in": int(self.access_token_lifetime_s),
                 "scope": " ".join(sorted(scopes)), "locationId": location_id, "userId": agency.user_id,
                 "planId": None, "appId": agency.integration_id.removeprefix("app:"), "versionId": None}

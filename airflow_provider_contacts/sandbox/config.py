@@ -80,8 +80,8 @@ class SandboxConfig:
     locations: int = 1
     tasks_per_contact: float = 1.5
     notes_per_contact: float = 1.0
-    access_token_lifetime_s: int = 86_400
-    refresh_token_lifetime_s: int = 365 * 86_400
+    access_token_lifetime_s: float = 86_400
+    refresh_token_lifetime_s: float = 365 * 86_400
     api_version: str = "2021-07-28"
     rate_limit: str | None = None
     daily_limit: int | None = 200_000
@@ -128,8 +128,9 @@ class SandboxConfig:
             )
         if self.latency_ms < 0 or self.fault_delay_ms < 0:
             raise ValueError("latency_ms/fault_delay_ms: must be >= 0 milliseconds")
-        if self.access_token_lifetime_s <= 0:
-            raise ValueError("access_token_lifetime_s: must be a positive number of seconds")
+        if self.access_token_lifetime_s < 0 or self.refresh_token_lifetime_s < 0:
+            raise ValueError("access_token_lifetime_s/refresh_token_lifetime_s: must be >= 0 seconds "
+                             "(0: tokens are expired as soon as they are issued)")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict of every field (tuples become lists)."""

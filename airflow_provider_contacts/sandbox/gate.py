@@ -1,4 +1,7 @@
-"""The API gate: an ASGI middleware in front of every API route (not the ``/_sandbox/`` admin routes).
+"""The API gate: an ASGI middleware in front of every route.
+
+Everything under ``/_sandbox/`` (admin routes, their docs) is answered to loopback clients only
+(403 otherwise) and skips all of the following.
 
 For each request, in this order: a ``traceId`` (body and ``X-Trace-Id`` header), the counter of its
 operationId, latency, Bearer token (401 ``Invalid JWT``), the rate limit of the token's
@@ -11,6 +14,7 @@ Requests without a (valid) token, such as ``POST /oauth/token``, carry no rate-l
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -58,6 +62,18 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict
     await send({"type": "http.response.body", "body": payload})
 
 
+def is_loopback(host: str | None) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost`` (the only clients of the admin surface)."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
@@ -101,6 +117,12 @@ class ApiGate:
         scope.setdefault("state", {})["trace_id"] = trace_id
         extra: dict[str, str] = {TRACE_HEADER: trace_id}
         if scope["path"].startswith(ADMIN_PREFIX):
+            client = scope.get("client")
+            host = client[0] if client else None
+            if not is_loopback(host):
+                message = f"The sandbox admin surface answers loopback clients only (request came from {host})"
+                await send_json(send, 403, APIError(403, message).body(trace_id), extra)
+                return
             await self.app(scope, receive, self._with_headers(send, extra))
             return
         if scope["path"] == "/contacts":  # HighLevel answers both /contacts and /contacts/

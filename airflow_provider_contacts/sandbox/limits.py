@@ -6,7 +6,9 @@
 - Daily: a fixed window per UTC calendar day.
 Every API response carries ``X-RateLimit-Limit-Daily``, ``X-RateLimit-Daily-Remaining``,
 ``X-RateLimit-Interval-Milliseconds``, ``X-RateLimit-Max`` and ``X-RateLimit-Remaining``; a 429 also
-carries ``Retry-After`` (seconds until a slot frees).
+carries ``Retry-After`` (seconds until a slot frees). A limit switched off (``None``) is reported
+with HighLevel's published value (100 per 10 s, 200,000 a day) and a remaining count that never
+runs down, so header-driven clients never wait for it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 
 from .config import parse_rate_limit
 
-DEFAULT_BURST = (100, 10.0)  # what HighLevel publishes; reported in headers when the limit is off
+DEFAULT_BURST = (100, 10.0)  # what HighLevel publishes; reported in headers when the burst limit is off
+DEFAULT_DAILY = 200_000  # likewise for the daily limit
 
 
 @dataclass
@@ -75,10 +78,10 @@ class RateLimiter:
             b.day_count += 1
             if self.burst is None and len(b.times) > limit:
                 b.times.popleft()
-        daily = self.daily if self.daily is not None else 0
+        daily = self.daily if self.daily is not None else DEFAULT_DAILY
         headers = {
             "X-RateLimit-Limit-Daily": str(daily),
-            "X-RateLimit-Daily-Remaining": str(max(daily - b.day_count, 0)),
+            "X-RateLimit-Daily-Remaining": str(max(daily - b.day_count, 0) if self.daily is not None else daily),
             "X-RateLimit-Interval-Milliseconds": str(int(window * 1000)),
             "X-RateLimit-Max": str(limit),
             "X-RateLimit-Remaining": str(max(limit - len(b.times), 0) if self.burst is not None else limit),

@@ -1,0 +1,309 @@
+"""Task and note operations of ``ContactsHook``, the location task search (with its fallback to
+per-contact calls) and the concurrent task/note fan-out.
+
+Creates of tasks and notes are never repeated blindly: after an ambiguous failure the contact's
+tasks/notes are checked for one with the same content first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_contacts.errors import GHLAuthError
+from airflow_provider_contacts.hooks.fanout import fetch_activity
+from airflow_provider_contacts.hooks.operations import (
+    CREATE_MATCH_SKEW,
+    READ,
+    TASKS_READ,
+    WRITE,
+    OperationsBase,
+    confirmed,
+    flatten,
+    operation,
+    segment,
+)
+from airflow_provider_contacts.hooks.pagination import batched
+from airflow_provider_contacts.models import (
+    ContactActivity,
+    CreateNote,
+    CreateTask,
+    Note,
+    Task,
+    TaskCompleted,
+    TaskSearchBody,
+    TaskSearchPage,
+    UpdateNote,
+    UpdateTask,
+    validate_body,
+)
+
+log = logging.getLogger("airflow_provider_contacts.hooks.contacts")
+
+
+class ActivityOperations(OperationsBase):
+    """Tasks and notes of contacts, and the location task search (locations.json ``task-search``)."""
+
+    task_batch_size: int
+    task_page_limit: int
+    _task_search_allowed: bool
+    _fallback_logged: bool
+
+    # ------------------------------------------------------------------------------------------
+    # Tasks
+    # ------------------------------------------------------------------------------------------
+
+    def _tasks_path(self, contact_id: str, task_id: str | None = None) -> str:
+        path = f"/contacts/{segment(contact_id, 'contact_id')}/tasks"
+        return f"{path}/{segment(task_id, 'task_id')}" if task_id is not None else path
+
+    @operation("get-all-tasks", READ)
+    def list_tasks(self, contact_id: str) -> list[Task]:
+        """All tasks of a contact (each carries ``contactId``)."""
+        data = self._call("GET", self._tasks_path(contact_id))
+        return self._with_contact(data.get("tasks") or [], contact_id, Task)
+
+    @operation("get-task", READ)
+    def get_task(self, contact_id: str, task_id: str) -> Task:
+        """One task of a contact."""
+        data = self._call("GET", self._tasks_path(contact_id, task_id))
+        return self._with_contact([data["task"]], contact_id, Task)[0]
+
+    @operation("create-task", WRITE)
+    def create_task(self, contact_id: str, body: CreateTask | dict[str, Any]) -> Task:
+        """``POST /contacts/{contactId}/tasks``; after an ambiguous failure the contact's tasks are
+        checked for one with the same title, body and due date before any retry."""
+        model = validate_body(CreateTask, body, "create-task")
+        payload = model.payload()
+        path = self._tasks_path(contact_id)
+        started = datetime.now(timezone.utc)
+
+        def lookup() -> Task | None:
+            for task in self.list_tasks(contact_id):
+                if (
+                    task.title == model.title
+                    and (model.body is None or task.body == model.body)
+                    and task.dueDate == model.dueDate
+                    and (task.dateAdded is None or task.dateAdded >= started - CREATE_MATCH_SKEW)
+                ):
+                    return task
+            return None
+
+        return self._create_once(
+            lambda: self._call("POST", path, json_body=payload, scope=WRITE, replay_safe=False),
+            parse=lambda data: self._with_contact([data["task"]], contact_id, Task)[0],
+            lookup=lookup,
+        )
+
+    @operation("update-task", WRITE)
+    def update_task(self, contact_id: str, task_id: str, body: UpdateTask | dict[str, Any]) -> Task:
+        """``PUT /contacts/{contactId}/tasks/{taskId}`` with the fields to change."""
+        payload = validate_body(UpdateTask, body, "update-task").payload()
+        data = self._call("PUT", self._tasks_path(contact_id, task_id), json_body=payload, scope=WRITE)
+        return self._with_contact([data["task"]], contact_id, Task)[0]
+
+    @operation("update-task-completed", WRITE)
+    def complete_task(self, contact_id: str, task_id: str, completed: bool = True) -> Task:
+        """``PUT /contacts/{contactId}/tasks/{taskId}/completed``."""
+        payload = validate_body(TaskCompleted, {"completed": completed}, "update-task-completed").payload()
+        data = self._call("PUT", self._tasks_path(contact_id, task_id) + "/completed", json_body=payload, scope=WRITE)
+        return self._with_contact([data["task"]], contact_id, Task)[0]
+
+    @operation("delete-task", WRITE)
+    def delete_task(self, contact_id: str, task_id: str) -> bool:
+        """``DELETE /contacts/{contactId}/tasks/{taskId}``; ``True`` if confirmed."""
+        data = self._call("DELETE", self._tasks_path(contact_id, task_id), scope=WRITE)
+        return confirmed(data)
+
+    # ------------------------------------------------------------------------------------------
+    # Notes
+    # ------------------------------------------------------------------------------------------
+
+    def _notes_path(self, contact_id: str, note_id: str | None = None) -> str:
+        path = f"/contacts/{segment(contact_id, 'contact_id')}/notes"
+        return f"{path}/{segment(note_id, 'note_id')}" if note_id is not None else path
+
+    @operation("get-all-notes", READ)
+    def list_notes(self, contact_id: str) -> list[Note]:
+        """All notes of a contact (each carries ``contactId``)."""
+        data = self._call("GET", self._notes_path(contact_id))
+        return self._with_contact(data.get("notes") or [], contact_id, Note)
+
+    @operation("get-note", READ)
+    def get_note(self, contact_id: str, note_id: str) -> Note:
+        """One note of a contact."""
+        data = self._call("GET", self._notes_path(contact_id, note_id))
+        return self._with_contact([data["note"]], contact_id, Note)[0]
+
+    @operation("create-note", WRITE)
+    def create_note(self, contact_id: str, body: CreateNote | dict[str, Any]) -> Note:
+        """``POST /contacts/{contactId}/notes``; after an ambiguous failure the contact's notes are
+        checked for one with the same body and title (added since the first attempt) before any retry."""
+        model = validate_body(CreateNote, body, "create-note")
+        payload = model.payload()
+        path = self._notes_path(contact_id)
+        started = datetime.now(timezone.utc)
+
+        def lookup() -> Note | None:
+            for note in self.list_notes(contact_id):
+                if (
+                    note.body == model.body
+                    and (model.title is None or note.title == model.title)
+                    and (note.dateAdded is None or note.dateAdded >= started - CREATE_MATCH_SKEW)
+                ):
+                    return note
+            return None
+
+        return self._create_once(
+            lambda: self._call("POST", path, json_body=payload, scope=WRITE, replay_safe=False),
+            parse=lambda data: self._with_contact([data["note"]], contact_id, Note)[0],
+            lookup=lookup,
+        )
+
+    @operation("update-note", WRITE)
+    def update_note(self, contact_id: str, note_id: str, body: UpdateNote | dict[str, Any]) -> Note:
+        """``PUT /contacts/{contactId}/notes/{id}`` with the fields to change."""
+        payload = validate_body(UpdateNote, body, "update-note").payload()
+        data = self._call("PUT", self._notes_path(contact_id, note_id), json_body=payload, scope=WRITE)
+        return self._with_contact([data["note"]], contact_id, Note)[0]
+
+    @operation("delete-note", WRITE)
+    def delete_note(self, contact_id: str, note_id: str) -> bool:
+        """``DELETE /contacts/{contactId}/notes/{id}``; ``True`` if confirmed."""
+        data = self._call("DELETE", self._notes_path(contact_id, note_id), scope=WRITE)
+        return confirmed(data)
+
+    # ------------------------------------------------------------------------------------------
+    # Location: task search, custom fields
+    # ------------------------------------------------------------------------------------------
+
+    @operation("task-search", TASKS_READ)
+    def search_location_tasks(
+        self,
+        contact_ids: Sequence[str] | None = None,
+        completed: bool | None = None,
+        assigned_to: Sequence[str] | None = None,
+        query: str | None = None,
+        limit: int = 100,
+        skip: int = 0,
+        business_id: str | None = None,
+    ) -> TaskSearchPage:
+        """One page of ``POST /locations/{locationId}/tasks/search`` (locations.json ``task-search``)."""
+        body: dict[str, Any] = {"limit": limit, "skip": skip}
+        for key, value in (
+            ("contactId", list(contact_ids) if contact_ids is not None else None),
+            ("completed", completed),
+            ("assignedTo", list(assigned_to) if assigned_to is not None else None),
+            ("query", query),
+            ("businessId", business_id),
+        ):
+            if value is not None:
+                body[key] = value
+        payload = validate_body(TaskSearchBody, body, "task-search").payload()
+        path = f"/locations/{segment(self.require_location_id(), 'location_id')}/tasks/search"
+        data = self._call("POST", path, json_body=payload, scope=TASKS_READ)
+        return TaskSearchPage.model_validate({**data, "tasks": list(flatten(data.get("tasks")))})
+
+    def _page_location_tasks(self, contact_ids: list[str] | None, completed: bool | None, limit: int) -> Iterator[Task]:
+        skip = 0
+        while True:
+            page = self.search_location_tasks(contact_ids=contact_ids, completed=completed, limit=limit, skip=skip)
+            yield from page.tasks
+            if len(page.tasks) < limit:
+                return
+            skip += len(page.tasks)
+
+    def _task_search_denied(self, exc: GHLAuthError) -> bool:
+        """After a 403 on task search: switch this hook to per-contact task calls (logged once)."""
+        if exc.status != 403:
+            return False
+        self._task_search_allowed = False
+        if not self._fallback_logged:
+            self._fallback_logged = True
+            log.warning(
+                "The token lacks '%s' for the location task search; falling back to one "
+                "GET /contacts/{id}/tasks per contact (slower, same result)",
+                TASKS_READ,
+            )
+        return True
+
+    def iter_location_tasks(
+        self,
+        contact_ids: Iterable[str] | None = None,
+        completed: bool | None = None,
+        batch_size: int | None = None,
+        page_limit: int | None = None,
+    ) -> Iterator[Task]:
+        """Tasks of the location (or of ``contact_ids``, sent in batches), page by page.
+
+        Falls back to per-contact ``GET /contacts/{id}/tasks`` (logged once) when the token lacks
+        ``locations/tasks.readonly``; without ``contact_ids`` the contacts then come from the search.
+        """
+        size = batch_size or self.task_batch_size
+        page_limit = page_limit or self.task_page_limit
+        if contact_ids is None:
+            if self._task_search_allowed:
+                try:
+                    yield from self._page_location_tasks(None, completed, page_limit)
+                    return
+                except GHLAuthError as exc:
+                    if not self._task_search_denied(exc):
+                        raise
+            contact_ids = (c.id for c in self.iter_search_contacts())
+        for batch in batched(contact_ids, size):
+            grouped = self.tasks_for_contacts(batch, completed=completed, page_limit=page_limit)
+            if grouped is None:
+                grouped = {cid: self.list_tasks(cid) for cid in batch}
+            for cid in batch:
+                for task in grouped.get(cid, []):
+                    if completed is None or task.completed == completed:
+                        yield task
+
+    def tasks_for_contacts(
+        self, contact_ids: list[str], completed: bool | None = None, page_limit: int | None = None
+    ) -> dict[str, list[Task]] | None:
+        """Tasks of a batch of contacts from the location task search, grouped by ``contactId``.
+
+        Returns ``None`` when the token lacks ``locations/tasks.readonly`` (callers then use
+        :meth:`list_tasks` per contact).
+        """
+        if not self._task_search_allowed:
+            return None
+        page_limit = page_limit or self.task_page_limit
+        grouped: dict[str, list[Task]] = {cid: [] for cid in contact_ids}
+        seen: set[str] = set()
+        try:
+            for task in self._page_location_tasks(contact_ids, completed, page_limit):
+                if task.id in seen:
+                    continue
+                seen.add(task.id)
+                if task.contactId in grouped:
+                    grouped[task.contactId].append(task)
+        except GHLAuthError as exc:
+            if self._task_search_denied(exc):
+                return None
+            raise
+        return grouped
+
+    # ------------------------------------------------------------------------------------------
+    # Fan-out
+    # ------------------------------------------------------------------------------------------
+
+    def fetch_tasks_and_notes(
+        self,
+        contact_ids: Iterable[str],
+        max_workers: int = 8,
+        tasks: bool = True,
+        notes: bool = True,
+    ) -> Iterator[ContactActivity]:
+        """Tasks and notes of many contacts, fetched concurrently under the shared limiter.
+
+        Yields one :class:`ContactActivity` per id as soon as it is complete (completion order).
+        Tasks come from the location task search in batches of ``task_batch_size`` ids (or per
+        contact without the scope); notes need one call per contact. Memory stays bounded.
+        """
+        return fetch_activity(
+            self, contact_ids, max_workers=max_workers, tasks=tasks, notes=notes, batch_size=self.task_batch_size
+        )

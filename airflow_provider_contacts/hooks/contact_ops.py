@@ -1,0 +1,303 @@
+"""Contact operations of ``ContactsHook``: search and pagination, single records, bulk updates,
+and the location's custom field definitions.
+
+Creates are never repeated blindly (see :meth:`ContactOperations.create_contact`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from airflow_provider_contacts.errors import GHLAPIError, GHLValidationError
+from airflow_provider_contacts.hooks.operations import (
+    CREATE_MATCH_SKEW,
+    FIELDS_READ,
+    READ,
+    WRITE,
+    OperationsBase,
+    confirmed,
+    id_list,
+    operation,
+    segment,
+)
+from airflow_provider_contacts.hooks.pagination import MAX_LEGACY_LIMIT, MAX_SEARCH_PAGE_LIMIT, CursorGuard
+from airflow_provider_contacts.models import (
+    BulkBusinessBody,
+    BulkBusinessResult,
+    BulkTagsBody,
+    BulkTagsResult,
+    Contact,
+    ContactSearchPage,
+    ContactsPage,
+    CreateContact,
+    CustomField,
+    SearchContactsBody,
+    SearchFilter,
+    SearchFilterGroup,
+    SearchSort,
+    UpdateContact,
+    UpsertContact,
+    UpsertResult,
+    validate_body,
+)
+
+
+class ContactOperations(OperationsBase):
+    """Contacts: ``search-contacts-advanced`` ... ``create-association`` of contacts.json."""
+
+    # ------------------------------------------------------------------------------------------
+    # Contacts: search and pagination
+    # ------------------------------------------------------------------------------------------
+
+    @operation("search-contacts-advanced", READ)
+    def search_contacts(
+        self,
+        filters: Sequence[SearchFilter | SearchFilterGroup | dict[str, Any]] | None = None,
+        sort: Sequence[SearchSort | dict[str, Any]] | None = None,
+        query: str | None = None,
+        page: int | None = 1,
+        page_limit: int = MAX_SEARCH_PAGE_LIMIT,
+        search_after: list[Any] | None = None,
+    ) -> ContactSearchPage:
+        """One page of ``POST /contacts/search`` (advanced search).
+
+        :param filters: ``SearchFilter``/``SearchFilterGroup`` models or dicts.
+        :param sort: ``SearchSort`` models or dicts (default: dateAdded ascending).
+        :param page: 1-based page; ignored when ``search_after`` is given.
+        :param page_limit: contacts per page, 1..500.
+        :param search_after: ``searchAfter`` of the last contact of the previous page.
+        """
+        body: dict[str, Any] = {"locationId": self.require_location_id(), "pageLimit": page_limit}
+        if search_after is not None:
+            body["searchAfter"] = search_after
+        elif page is not None:
+            body["page"] = page
+        if filters:
+            body["filters"] = [f.payload() if isinstance(f, (SearchFilter, SearchFilterGroup)) else f for f in filters]
+        if sort:
+            body["sort"] = [s.payload() if isinstance(s, SearchSort) else s for s in sort]
+        if query:
+            body["query"] = query
+        payload = validate_body(SearchContactsBody, body, "search-contacts-advanced").payload()
+        return ContactSearchPage.model_validate(self._call("POST", "/contacts/search", json_body=payload))
+
+    def iter_search_contacts(
+        self,
+        filters: Sequence[SearchFilter | SearchFilterGroup | dict[str, Any]] | None = None,
+        sort: Sequence[SearchSort | dict[str, Any]] | None = None,
+        query: str | None = None,
+        page_limit: int = MAX_SEARCH_PAGE_LIMIT,
+    ) -> Iterator[Contact]:
+        """Every contact matching the search, page by page (constant memory).
+
+        The first page is requested with ``page=1``; every later page with ``searchAfter`` (the
+        cursor of the last contact), so the 10,000-result cap of page-based search never applies.
+        """
+        guard = CursorGuard("search-contacts-advanced")
+        cursor: list[Any] | None = None
+        while True:
+            result = self.search_contacts(
+                filters=filters, sort=sort, query=query, page=1, page_limit=page_limit, search_after=cursor
+            )
+            yield from result.contacts
+            if len(result.contacts) < page_limit:
+                return
+            cursor = result.contacts[-1].searchAfter
+            if not cursor:
+                raise GHLAPIError(
+                    "the search answer carries no 'searchAfter' on its contacts; cannot page further",
+                    operation="search-contacts-advanced",
+                )
+            guard.check(tuple(map(str, cursor)))
+
+    @operation("get-duplicate-contact", READ)
+    def get_duplicate_contact(self, email: str | None = None, number: str | None = None) -> Contact | None:
+        """The contact HighLevel's duplicate rules match for ``email`` / phone ``number``, or None."""
+        if not email and not number:
+            raise GHLValidationError(
+                "give 'email' or 'number' (phone) to look for a duplicate", operation="get-duplicate-contact"
+            )
+        data = self._call(
+            "GET",
+            "/contacts/search/duplicate",
+            params={"locationId": self.require_location_id(), "email": email, "number": number},
+        )
+        contact = data.get("contact") if isinstance(data, dict) else None
+        return Contact.model_validate(contact) if contact else None
+
+    @operation("get-contacts", READ)
+    def get_contacts(
+        self,
+        query: str | None = None,
+        limit: int = MAX_LEGACY_LIMIT,
+        start_after: int | str | None = None,
+        start_after_id: str | None = None,
+    ) -> ContactsPage:
+        """One page of the legacy ``GET /contacts/`` (``limit`` <= 100; cursor in ``.meta``)."""
+        if not 1 <= limit <= MAX_LEGACY_LIMIT:
+            raise GHLValidationError(f"parameter 'limit' must be 1..{MAX_LEGACY_LIMIT}, got {limit}", operation="get-contacts")
+        params = {
+            "locationId": self.require_location_id(),
+            "query": query,
+            "limit": limit,
+            "startAfter": start_after,
+            "startAfterId": start_after_id,
+        }
+        return ContactsPage.model_validate(self._call("GET", "/contacts/", params=params))
+
+    def iter_contacts_legacy(self, query: str | None = None, limit: int = MAX_LEGACY_LIMIT) -> Iterator[Contact]:
+        """Every contact through the legacy ``GET /contacts/`` (``startAfter`` + ``startAfterId``).
+
+        :raises GHLPaginationError: if the API hands back a cursor it already returned.
+        """
+        guard = CursorGuard("get-contacts")
+        start_after: int | str | None = None
+        start_after_id: str | None = None
+        while True:
+            page = self.get_contacts(query=query, limit=limit, start_after=start_after, start_after_id=start_after_id)
+            yield from page.contacts
+            meta = page.meta
+            if len(page.contacts) < limit or meta is None or not meta.startAfterId:
+                return
+            start_after, start_after_id = meta.startAfter, meta.startAfterId  # type: ignore[assignment]
+            guard.check((str(start_after), start_after_id))
+
+    @operation("get-contacts-by-businessId", READ)
+    def get_contacts_by_business(
+        self, business_id: str, limit: int = 100, skip: int = 0, query: str | None = None
+    ) -> ContactsPage:
+        """One page of ``GET /contacts/business/{businessId}`` (``limit``/``skip``)."""
+        if limit < 1 or skip < 0:
+            raise GHLValidationError(
+                "parameters 'limit' must be >= 1 and 'skip' >= 0", operation="get-contacts-by-businessId"
+            )
+        params = {"locationId": self.require_location_id(), "limit": str(limit), "skip": str(skip), "query": query}
+        path = f"/contacts/business/{segment(business_id, 'business_id')}"
+        return ContactsPage.model_validate(self._call("GET", path, params=params))
+
+    def iter_contacts_by_business(self, business_id: str, query: str | None = None, limit: int = 100) -> Iterator[Contact]:
+        """Every contact of a business, page by page."""
+        skip = 0
+        while True:
+            page = self.get_contacts_by_business(business_id, limit=limit, skip=skip, query=query)
+            yield from page.contacts
+            if len(page.contacts) < limit:
+                return
+            skip += len(page.contacts)
+
+    # ------------------------------------------------------------------------------------------
+    # Contacts: single records
+    # ------------------------------------------------------------------------------------------
+
+    @operation("get-contact", READ)
+    def get_contact(self, contact_id: str) -> Contact:
+        """``GET /contacts/{contactId}``. :raises GHLNotFoundError: if it does not exist."""
+        data = self._call("GET", f"/contacts/{segment(contact_id, 'contact_id')}")
+        return Contact.model_validate(data.get("contact", data))
+
+    @operation("create-contact", WRITE)
+    def create_contact(self, body: CreateContact | dict[str, Any]) -> Contact:
+        """``POST /contacts/``; ``locationId`` defaults to the hook's.
+
+        Not repeated blindly: after a timeout, 5xx or the 422-after-create quirk, the hook looks the
+        contact up (duplicate lookup by email/phone, else a search on name and ``dateAdded``) and
+        returns it if the failed attempt created it; otherwise it retries (bounded).
+        """
+        model = validate_body(CreateContact, body, "create-contact")
+        if not model.locationId:
+            model = model.model_copy(update={"locationId": self.require_location_id()})
+        payload = model.payload()
+        payload["locationId"] = model.locationId
+        started = datetime.now(timezone.utc)
+        return self._create_once(
+            lambda: self._call("POST", "/contacts/", json_body=payload, scope=WRITE, replay_safe=False),
+            parse=lambda data: Contact.model_validate(data["contact"]),
+            lookup=lambda: self._find_created_contact(payload, started),
+            check_422=True,
+        )
+
+    def _find_created_contact(self, payload: dict[str, Any], started: datetime) -> Contact | None:
+        """The contact a failed create made, if any: added since ``started`` and matching ``payload``.
+
+        The duplicate lookup (consistent, by email/phone) comes first; it returns the *oldest*
+        match, so when duplicates are allowed the search (by ``dateAdded`` since the first attempt
+        and the email or the names) settles it.
+        """
+        since = started - CREATE_MATCH_SKEW
+        email, phone = payload.get("email"), payload.get("phone")
+        if email or phone:
+            found = self.get_duplicate_contact(email=email or None, number=phone or None)
+            if found is not None and (found.dateAdded is None or found.dateAdded >= since):
+                return found
+        filters = [SearchFilter(field="dateAdded", operator="range", value={"gte": since})]
+        if email:
+            filters.append(SearchFilter(field="email", operator="eq", value=email))
+        page = self.search_contacts(filters=filters, sort=[SearchSort(field="dateAdded", direction="desc")], page_limit=100)
+        keys = ("email", "firstName", "lastName", "name", "companyName")
+        for contact in page.contacts:
+            values = contact.model_dump()
+            if all(str(values.get(k) or "").lower() == str(payload[k]).lower() for k in keys if payload.get(k)):
+                return contact
+        return None
+
+    @operation("update-contact", WRITE)
+    def update_contact(self, contact_id: str, body: UpdateContact | dict[str, Any]) -> Contact:
+        """``PUT /contacts/{contactId}`` with only the fields to change."""
+        payload = validate_body(UpdateContact, body, "update-contact").payload()
+        data = self._call("PUT", f"/contacts/{segment(contact_id, 'contact_id')}", json_body=payload, scope=WRITE)
+        return Contact.model_validate(data["contact"])
+
+    @operation("upsert-contact", WRITE)
+    def upsert_contact(self, body: UpsertContact | dict[str, Any]) -> UpsertResult:
+        """``POST /contacts/upsert``: create or update by the location's duplicate rules."""
+        model = validate_body(UpsertContact, body, "upsert-contact")
+        payload = model.payload()
+        payload["locationId"] = model.locationId or self.require_location_id()
+        return UpsertResult.model_validate(self._call("POST", "/contacts/upsert", json_body=payload, scope=WRITE))
+
+    @operation("delete-contact", WRITE)
+    def delete_contact(self, contact_id: str) -> bool:
+        """``DELETE /contacts/{contactId}``; ``True`` if HighLevel confirmed (``succeded``)."""
+        data = self._call("DELETE", f"/contacts/{segment(contact_id, 'contact_id')}", scope=WRITE)
+        return confirmed(data)
+
+    @operation("add-remove-contact-from-business", WRITE)
+    def bulk_update_business(self, contact_ids: Sequence[str], business_id: str | None) -> BulkBusinessResult:
+        """``POST /contacts/bulk/business``: attach contacts to a business (``None`` detaches)."""
+        body = {"locationId": self.require_location_id(), "ids": id_list(contact_ids, "contact_ids"), "businessId": business_id}
+        payload = validate_body(BulkBusinessBody, body, "add-remove-contact-from-business").payload()
+        return BulkBusinessResult.model_validate(self._call("POST", "/contacts/bulk/business", json_body=payload, scope=WRITE))
+
+    @operation("create-association", WRITE)
+    def bulk_update_tags(
+        self,
+        type: Literal["add", "remove"],
+        contact_ids: Sequence[str],
+        tags: Sequence[str],
+        remove_all_tags: bool = False,
+    ) -> BulkTagsResult:
+        """``POST /contacts/bulk/tags/update/{type}``: add or remove tags on many contacts."""
+        if type not in ("add", "remove"):
+            raise GHLValidationError(f"parameter 'type' must be 'add' or 'remove', got {type!r}", operation="create-association")
+        if remove_all_tags and type != "remove":
+            raise GHLValidationError("'remove_all_tags' only works with type='remove'", operation="create-association")
+        body: dict[str, Any] = {
+            "contacts": id_list(contact_ids, "contact_ids"),
+            "tags": list(tags),
+            "locationId": self.require_location_id(),
+        }
+        if remove_all_tags:
+            body["removeAllTags"] = True
+        payload = validate_body(BulkTagsBody, body, "create-association").payload()
+        return BulkTagsResult.model_validate(
+            self._call("POST", f"/contacts/bulk/tags/update/{type}", json_body=payload, scope=WRITE)
+        )
+
+    @operation("get-custom-fields", FIELDS_READ)
+    def get_custom_fields(self, model: Literal["contact", "opportunity", "all"] | None = None) -> list[CustomField]:
+        """Custom field definitions of the location (``GET /locations/{locationId}/customFields``)."""
+        path = f"/locations/{segment(self.require_location_id(), 'location_id')}/customFields"
+        data = self._call("GET", path, params={"model": model}, scope=FIELDS_READ)
+        return [CustomField.model_validate(f) for f in data.get("customFields") or []]
