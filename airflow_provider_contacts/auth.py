@@ -21,8 +21,30 @@
 writes, ``fcntl`` lock across processes), or any class named by dotted path (e.g. one writing to a
 secrets backend).
 
+A custom store is any class taking ``conn_id`` with ``load()``/``save()`` (and optionally a
+``lock()`` context manager), named in the connection's ``token_store`` extra by dotted path, e.g.
+one keeping the tokens in a secrets manager::
+
+    class SecretsManagerTokenStore:
+        def __init__(self, conn_id: str) -> None:
+            self.name = f"airflow/ghl-tokens/{conn_id}"
+            self.client = boto3.client("secretsmanager")
+
+        def load(self) -> TokenSet | None:
+            try:
+                return TokenSet.from_json(self.client.get_secret_value(SecretId=self.name)["SecretString"])
+            except self.client.exceptions.ResourceNotFoundException:
+                return None
+
+        def save(self, tokens: TokenSet) -> None:
+            self.client.put_secret_value(SecretId=self.name, SecretString=tokens.to_json())
+
 Tokens and secrets are registered with Airflow's secrets masker and never put in log lines,
 exception messages or reprs.
+
+Variable stores and caching: with Airflow's secrets cache on (``[secrets] use_cache``), a re-read
+inside a task may return a cached value for up to the cache TTL; the ``invalid_grant`` re-read
+still recovers, but leave the cache off for token Variables if workers refresh often.
 """
 
 from __future__ import annotations

@@ -320,3 +320,43 @@ def test_two_worker_processes_with_a_file_store_both_end_with_the_live_token(san
     assert {r["token"] for r in results} == {stored.access_token}
     assert sorted(r["refreshes"] for r in results) == [0, 1]
     assert token_calls(sandbox) == 2  # the install and one refresh
+
+
+IN_TASK_DAG = textwrap.dedent(
+    """
+    from airflow.sdk import DAG, task
+
+    with DAG("ghl_oauth_in_task", schedule=None) as dag:
+
+        @task
+        def count_contacts() -> int:
+            from airflow_provider_contacts.auth import _in_task_process
+            from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+            assert _in_task_process(), "expected to run in a task process (Task SDK Variables)"
+            return ContactsHook("ghl_in_task").search_contacts(page_limit=1).total
+
+        count_contacts()
+    """
+)
+
+
+def test_inside_a_task_the_tokens_rotate_through_an_airflow_variable(sandbox, monkeypatch, airflow_db, tmp_path) -> None:
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.models import Variable
+
+    app = install_app(sandbox)
+    oauth_conn(sandbox, app, monkeypatch, conn_id="ghl_in_task")
+    (tmp_path / "ghl_oauth_in_task.py").write_text(IN_TASK_DAG)
+    bag = BundleDagBag(dag_folder=str(tmp_path), bundle_path=tmp_path, bundle_name="dags-folder", safe_mode=False)
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(bag, "dags-folder", None)  # dag.test() runs serialized DAGs only
+    dag = bag.dags["ghl_oauth_in_task"]
+
+    run = dag.test()
+
+    assert run.state == "success"
+    stored = json.loads(Variable.get("ghl_oauth_tokens__ghl_in_task"))
+    assert stored["refresh_token"] not in (None, app["refresh_token"])
+    assert token_calls(sandbox) == 2

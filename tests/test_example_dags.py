@@ -28,7 +28,7 @@ def test_example_dag_parses_without_import_errors(path: Path, airflow_db) -> Non
     assert not bag.import_errors, bag.import_errors
     assert [d.dag_id for d in bag.dags.values()] == [path.stem]
     dag = bag.dags[path.stem]
-    assert {"ghl", "example"} <= set(dag.tags) and dag.description and dag.doc_md is None or True
+    assert {"ghl", "example"} <= set(dag.tags) and dag.description
 
 
 def test_there_is_an_example_for_each_group_of_operators_and_a_deferrable_sensor() -> None:
@@ -97,4 +97,17 @@ def test_asset_driven_dag_runs_manually_with_nothing_to_fetch(sandbox, ghl_conn,
     run = dag.test()
     states = _states(run)
     assert run.state == "success", states
-    assert states["changed_ids"] == "success"
+    assert states == {"change_window": "skipped", "fetch_changed_contacts": "skipped"}
+    assert sandbox.admin.counters()["total"] == 0
+
+
+def test_asset_driven_dag_is_scheduled_by_the_contacts_watcher() -> None:
+    import runpy
+
+    module = runpy.run_path(str(DAGS / "ghl_example_contacts_changed_asset.py"))
+    asset = module["contacts_changed"]
+    assert list(module["dag"].timetable.asset_condition.objects) == [asset]
+    assert asset.uri.startswith("ghl://") and asset.uri.endswith("/contacts")
+    (watcher,) = asset.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath.endswith("GHLContactsChangedEventTrigger") and kwargs["poll_interval"] == 30.0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from airflow_provider_contacts import models
-from airflow_provider_contacts.errors import GHLValidationError
+from airflow_provider_contacts.errors import GHLConfigError, GHLValidationError
 from airflow_provider_contacts.hooks.contacts import ContactsHook, forget_process_state
 
 
@@ -95,3 +96,39 @@ def test_search_filters_take_datetimes_and_groups() -> None:
         ],
     )
     assert group.payload()["filters"][0]["value"] == {"gte": "2024-01-01T00:00:00.000Z"}
+
+
+def test_bad_hook_parameters_are_named() -> None:
+    with pytest.raises(GHLConfigError, match="parameter 'task_batch_size' must be an integer >= 1, got 0"):
+        ContactsHook(task_batch_size=0)
+    with pytest.raises(GHLConfigError, match="'daily_reserve'"):
+        ContactsHook(daily_reserve=-5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "host", "needle"),
+    [
+        ({"auth_type": "basic"}, "http://127.0.0.1:1", "extra 'auth_type' is 'basic'; use 'private_token' or 'oauth'"),
+        ({"extra__ghl__read_timeout": "soon"}, "http://127.0.0.1:1", "extra 'read_timeout': 'soon' is not a positive number"),
+        ({"user_type": "Agency"}, "http://127.0.0.1:1", "extra 'user_type' is 'Agency'; use 'Location' or 'Company'"),
+        ({"auth_type": "oauth", "refresh_token": "r"}, "http://127.0.0.1:1", "OAuth needs extras 'client_id' and 'client_secret'"),
+        ({"token_store": "somewhere"}, "http://127.0.0.1:1", None),
+        ({}, "ftp://example.com", "'host': 'ftp://example.com' is not a URL"),
+    ],
+)
+def test_connection_mistakes_name_the_field_and_the_fix(monkeypatch, extra, host, needle) -> None:
+    conn = {"conn_type": "ghl", "host": host, "password": "t", "extra": {"location_id": "L", **extra}}
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_BROKEN", json.dumps(conn))
+    hook = ContactsHook("ghl_broken")
+    if needle is None:  # a token store only matters for OAuth
+        assert hook.token_source.get_access_token() == "t"
+        return
+    with pytest.raises(GHLConfigError) as err:
+        hook.token_source  # noqa: B018 - reading the connection is the point
+    assert needle in str(err.value)
+
+
+def test_a_scheme_less_host_gets_https(monkeypatch) -> None:
+    conn = {"conn_type": "ghl", "host": "services.example.com", "password": "t", "extra": {"location_id": "L"}}
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_PLAIN", json.dumps(conn))
+    assert ContactsHook("ghl_plain").base_url == "https://services.example.com"

@@ -157,3 +157,23 @@ def test_fan_out_falls_back_per_contact_without_the_task_search_scope(sandbox, m
     fallbacks = [r for r in caplog.records if "falling back" in r.getMessage()]
     assert len(fallbacks) == 1 and "locations/tasks.readonly" in fallbacks[0].getMessage()
     assert sandbox.admin.counters()["by_operation"]["get-all-tasks"] == 65
+
+
+def test_fan_out_pulls_ids_lazily_in_a_bounded_window(sandbox, ghl_conn) -> None:
+    hook = ContactsHook(ghl_conn, task_batch_size=20)
+    ids = [c["id"] for c in sandbox.admin.dump()["contacts"]]
+    pulled = 0
+    widest = 0
+
+    def id_stream():
+        nonlocal pulled
+        for cid in ids:
+            pulled += 1
+            yield cid
+
+    done = 0
+    for _ in hook.fetch_tasks_and_notes(id_stream(), max_workers=3):
+        done += 1
+        widest = max(widest, pulled - done)
+    assert done == 200
+    assert widest <= 3 * 20  # never more than a few batches ahead of what was yielded

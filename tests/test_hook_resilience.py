@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_contacts.errors import (
     GHLDailyLimitError,
+    GHLRateLimitError,
     GHLServerError,
     GHLTransportError,
     GHLValidationError,
@@ -162,3 +163,22 @@ def test_stops_before_the_daily_limit(sandbox_factory, monkeypatch) -> None:
     assert 25 <= used <= 30  # stopped with the reserve untouched
     assert sb.admin.counters()["status_429"] == 0
     assert json.loads(sb.conn_json())["extra"]["location_id"] == sb.location_id
+
+
+def test_retries_are_bounded_in_total_time(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=5, fault_rate=1.0, fault_kinds=("500",))
+    hook = _hook(sb, monkeypatch, retry=RetryPolicy(max_retries=100, max_elapsed_s=0.6, base_s=0.2, cap_s=0.2))
+    with pytest.raises(GHLServerError, match="gave up after"):
+        hook.get_contacts(limit=1)
+    assert sb.admin.counters()["total"] < 15  # the time budget, not the 100 retries, ended it
+
+
+def test_429s_beyond_the_budget_raise_a_rate_limit_error(sandbox_factory, monkeypatch) -> None:
+    sb = sandbox_factory(contacts=5, rate_limit="3/5")
+    hook = _hook(sb, monkeypatch, retry=RetryPolicy(max_throttled=0))
+    with sb.client() as other:  # another integration spends the whole window
+        for _ in range(3):
+            other.get("/contacts/", params={"locationId": sb.location_id, "limit": 1})
+    with pytest.raises(GHLRateLimitError) as err:
+        hook.get_contacts(limit=1)
+    assert err.value.status == 429 and err.value.trace_id and "still rate limited" in err.value.message

@@ -48,18 +48,50 @@ def test_every_module_listed_in_the_provider_info_imports() -> None:
     assert hook_cls.default_conn_name == "ghl_default"
 
 
-def test_every_operator_module_in_the_package_is_listed() -> None:
-    """A new operators/sensors/triggers module that is not in the provider info is invisible to users."""
+def _public_classes(module_name: str, base: type) -> list[str]:
+    module = importlib.import_module(module_name)
+    return [
+        name
+        for name, obj in vars(module).items()
+        if isinstance(obj, type)
+        and issubclass(obj, base)
+        and obj.__module__ == module_name
+        and not name.startswith("_")
+        and "Base" not in name
+        and not name.endswith("Mixin")
+        # an operator class is a concrete one when it names the API operation it wraps
+        and (not issubclass(obj, _operator_base()) or _is_sensor(obj) or bool(getattr(obj, "operation_id", None)))
+    ]
+
+
+def _operator_base() -> type:
+    from airflow.sdk import BaseOperator
+
+    return BaseOperator
+
+
+def _is_sensor(cls: type) -> bool:
+    from airflow.sdk import BaseSensorOperator
+
+    return issubclass(cls, BaseSensorOperator)
+
+
+def test_every_module_with_operators_sensors_or_triggers_is_listed() -> None:
+    """A module of operators, sensors or triggers missing from the provider info is invisible to users."""
+    from airflow.sdk import BaseOperator
+    from airflow.triggers.base import BaseTrigger
+
     info = get_provider_info()
     root = Path(importlib.import_module("airflow_provider_contacts").__file__).parent
-    for section in ("operators", "sensors", "triggers"):
+    for section, base in (("operators", BaseOperator), ("sensors", BaseOperator), ("triggers", BaseTrigger)):
         listed = set(info[section][0]["python-modules"])
         present = {
-            f"airflow_provider_contacts.{section}.{p.stem}"
+            name
             for p in (root / section).glob("*.py")
-            if not p.stem.startswith("_") and p.stem != "base"
+            if _public_classes(name := f"airflow_provider_contacts.{section}.{p.stem}", base)
         }
         assert present <= listed, f"{section}: not in get_provider_info(): {sorted(present - listed)}"
+        assert all(_public_classes(m, base) for m in listed), f"{section}: a listed module defines none"
 
 
 def test_airflow_lists_the_provider() -> None:

@@ -153,10 +153,41 @@ def test_dag_syncs_several_locations_in_parallel_mapped_tasks(
         assert _counts(target, location)["ghl_tasks"] == len(truth["tasks"])
 
 
-def test_a_missing_target_connection_fails_with_its_name(
-    reconcile_dag: Any, sandbox: Any, ghl_conn: str
+@pytest.fixture
+def alert_webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """A local HTTP endpoint standing in for a Slack webhook; yields the alerts it received."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("GHL_RECONCILE_ALERT_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
+    yield received
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def test_a_missing_target_connection_fails_the_run_and_alerts(
+    reconcile_dag: Any, sandbox: Any, ghl_conn: str, alert_webhook: list[dict[str, Any]]
 ) -> None:
     sandbox.admin.reset(contacts=5)
     run = reconcile_dag.test(run_conf={"target_conn_id": "no_such_target"})
     assert str(run.state) == "failed"
     assert _task_states(run)["reconcile[0]"] == "failed"
+    assert len(alert_webhook) == 1
+    text = alert_webhook[0]["text"]
+    assert "ghl_contacts_reconcile.reconcile[0]" in text and "no_such_target" in text
+    assert sandbox.token not in text

@@ -90,7 +90,7 @@ def test_first_run_copies_the_location_field_by_field(target: Target) -> None:
             assert row["phone"] is None
         assert json.loads(row["tags"]) == contact["tags"]
         score = [c["value"] for c in contact["customFields"] if c["id"] == fields["Lead Score"]]
-        assert row["lead_score"] == (score[0] if score else None)
+        assert row["lead_score"] == (float(score[0]) if score else None)
         assert row["date_added"].endswith("+00:00")
         assert row["deleted_at"] is None
     assert any(r["phone"].startswith("+44") for r in rows.values() if r["phone"])
@@ -287,4 +287,25 @@ def test_a_worker_killed_with_sigkill_mid_run_is_retried_without_loss_or_duplica
     target.sandbox.admin.configure(rate_limit=None)
     retry = target.run()
     assert committed + retry.counts("contacts").inserted == 60
+    assert target.diff() == []
+
+
+def test_a_contact_that_stops_mapping_keeps_its_last_good_row_and_is_reported(target: Target) -> None:
+    target.run()
+    truth = target.sandbox.admin.dump()
+    cid = truth["contacts"][0]["id"]
+    before = live_rows(target.sink, "contacts", target.sandbox.location_id)[cid]
+    target.sandbox.admin.update_contact(cid, dateOfBirth="31/12/1990", city="Somewhere New")
+
+    report = target.run()
+    assert report.counts("contacts").quarantined == 1
+    with target.sink.transaction() as tx:
+        (reason,) = tx.query("SELECT reason FROM ghl_quarantine WHERE record_id = ?", (cid,))[0]
+    assert "date_of_birth" in reason and "31/12/1990" in reason
+    assert live_rows(target.sink, "contacts", target.sandbox.location_id)[cid] == before
+    assert target.diff() == []
+
+    target.sandbox.admin.update_contact(cid, dateOfBirth="1990-12-31")
+    target.run()
+    assert live_rows(target.sink, "contacts", target.sandbox.location_id)[cid]["date_of_birth"] == "1990-12-31"
     assert target.diff() == []

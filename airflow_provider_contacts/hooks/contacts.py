@@ -29,9 +29,12 @@ for the record the first attempt may have created.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -54,7 +57,7 @@ from airflow_provider_contacts.hooks.operations import READ, operation
 from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, get_limiter, reset_limiters
 from airflow_provider_contacts.hooks.retry import RetryPolicy
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
-from airflow_provider_contacts.hooks.transport import HookStats, Transport
+from airflow_provider_contacts.hooks.transport import AsyncTransport, HookStats, Transport
 
 
 class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, BaseHook):
@@ -87,6 +90,10 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        for name, value, low in (("daily_reserve", daily_reserve, 0), ("task_batch_size", task_batch_size, 1),
+                                 ("task_page_limit", task_page_limit, 1)):
+            if not isinstance(value, int) or value < low:
+                raise GHLConfigError(f"ContactsHook: parameter '{name}' must be an integer >= {low}, got {value!r}")
         self.ghl_conn_id = ghl_conn_id
         self._location_override = location_id
         self.retry = retry or RetryPolicy()
@@ -186,6 +193,33 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         """Async :meth:`get_headers` (for triggers)."""
         token = await self.token_source.aget_access_token()
         return {**self._base_headers(), "Authorization": f"Bearer {token}"}
+
+    @contextlib.asynccontextmanager
+    async def async_transport(self) -> AsyncIterator[AsyncTransport]:
+        """An :class:`AsyncTransport` for asyncio code (triggers), on its own ``httpx.AsyncClient``.
+
+        Same base URL, headers, timeouts, token source, shared limiter, retry rules and ``stats``
+        as the hook's own calls::
+
+            async with hook.async_transport() as api:
+                page = await api.request("POST", "/contacts/search", operation="search-contacts-advanced",
+                                         json_body={"locationId": hook.location_id, "pageLimit": 100})
+
+        The connection is read on first use of the hook's settings (a sync lookup); triggers that must
+        not block can read it with ``BaseHook.aget_connection`` first and set ``hook._settings``.
+        """
+        connect_s, read_s = self.timeout
+        async with httpx.AsyncClient(
+            base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s), headers=self._base_headers()
+        ) as client:
+            yield AsyncTransport(
+                client=client,
+                token_source=self.token_source,
+                limiter=self.limiter,
+                retry=self.retry,
+                daily_reserve=self.daily_reserve,
+                stats=self.stats,
+            )
 
     @property
     def timeout(self) -> tuple[float, float]:

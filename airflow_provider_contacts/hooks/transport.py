@@ -14,23 +14,28 @@ One :meth:`Transport.request` call is one logical API call. It
 Writes that must not be repeated blindly (creates) pass ``replay_safe=False``: an ambiguous failure
 (the request may have been processed) raises :class:`AmbiguousWrite` instead of being retried, so
 the caller can look for the created record first.
+
+:class:`Transport` does this with ``requests`` (the hook), :class:`AsyncTransport` with an
+``httpx.AsyncClient`` (triggers); both follow the same rules (``_RequestRules``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import httpx
 import requests
 
 from airflow_provider_contacts.auth import TokenSource
 from airflow_provider_contacts.errors import (
     GHLAPIError,
-    GHLAuthError,
     GHLRateLimitError,
     GHLServerError,
     GHLTransportError,
@@ -95,9 +100,9 @@ def api_error_message(body: Any, fallback: str) -> tuple[str, str | None]:
     return str(message), (str(trace_id) if trace_id else None)
 
 
-def _connection_never_reached(exc: requests.RequestException) -> bool:
+def _connection_never_reached(exc: BaseException) -> bool:
     """True when the request certainly did not reach the server (safe to resend a write)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, httpx.ConnectError, httpx.ConnectTimeout)):
         return True
     text = repr(exc)
     return isinstance(exc, requests.exceptions.ConnectionError) and (
@@ -105,8 +110,123 @@ def _connection_never_reached(exc: requests.RequestException) -> bool:
     )
 
 
-class Transport:
-    """Sends API requests for one hook. See the module docstring for the rules.
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, (requests.exceptions.ReadTimeout, httpx.ReadTimeout))
+
+
+@dataclass
+class _Call:
+    """State of one logical API call across its attempts."""
+
+    operation: str
+    scope: str | None
+    replay_safe: bool
+    started: float = field(default_factory=time.monotonic)
+    failures: int = 0
+    throttles: int = 0
+    refreshed: bool = False
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What the request loop does next: return ``body``, refresh the token, or wait and resend."""
+
+    action: Literal["return", "refresh", "wait"]
+    body: Any = None
+    wait_s: float = 0.0
+    error: GHLAPIError | None = None
+
+
+class _RequestRules:
+    """The rules shared by the sync and the async request loop (what to retry, when to give up)."""
+
+    base_url: str
+    limiter: RateLimiter
+    retry: RetryPolicy
+    stats: HookStats
+
+    def _on_no_answer(self, call: _Call, exc: BaseException) -> _Step:
+        error = GHLTransportError(
+            f"no usable answer from {self.base_url} ({type(exc).__name__})", operation=call.operation
+        )
+        return self._retryable(call, error, reached=not _connection_never_reached(exc), timed_out=_timed_out(exc))
+
+    def _on_answer(
+        self, call: _Call, status: int, headers: Mapping[str, str], content: bytes, reason: str | None
+    ) -> _Step:
+        if 200 <= status < 300:
+            try:
+                return _Step("return", body=json.loads(content) if content.strip() else {})
+            except ValueError:
+                error = GHLTransportError(
+                    f"HTTP {status} with a body that is not valid JSON (truncated?)",
+                    status=status,
+                    operation=call.operation,
+                )
+                return self._retryable(call, error, reached=True, timed_out=False)
+        try:
+            body = json.loads(content) if content.strip() else None
+        except ValueError:
+            body = None
+        message, trace_id = api_error_message(body, reason or f"HTTP {status}")
+        if status == 401 and not call.refreshed:
+            call.refreshed = True
+            return _Step("refresh", error=self._client_error(status, message, trace_id, call.operation, call.scope))
+        if status == 429:
+            call.throttles += 1
+            self.stats.add("throttled")
+            wait = retry_after_s(headers, self.limiter.retry_after_default())
+            self.limiter.hold(wait)  # every thread and coroutine of the process waits
+            if call.throttles > self.retry.max_throttled or time.monotonic() - call.started + wait > self.retry.max_elapsed_s:
+                raise GHLRateLimitError(
+                    f"{message}; still rate limited after {call.throttles} attempts - lower the "
+                    "concurrency or spread the work over more time",
+                    status=429,
+                    trace_id=trace_id,
+                    operation=call.operation,
+                )
+            self.stats.add("retries")
+            log.info("%s: 429, waiting %.2f s (attempt %d)", call.operation, wait, call.throttles)
+            return _Step("wait", wait_s=0.0)  # the limiter's hold does the waiting
+        if status in RETRYABLE_STATUSES:
+            error = GHLServerError(message, status=status, trace_id=trace_id, operation=call.operation)
+            return self._retryable(call, error, reached=True, timed_out=False)
+        raise self._client_error(status, message, trace_id, call.operation, call.scope)
+
+    def _retryable(self, call: _Call, error: GHLAPIError, *, reached: bool, timed_out: bool) -> _Step:
+        """A 5xx, no answer, or a broken body: back off and resend, or give up."""
+        if not call.replay_safe and reached:
+            raise AmbiguousWrite(error, timed_out=timed_out)
+        call.failures += 1
+        wait = self.retry.backoff_s(call.failures)
+        if call.failures > self.retry.max_retries or time.monotonic() - call.started + wait > self.retry.max_elapsed_s:
+            raise type(error)(
+                f"{error.message} (gave up after {call.failures} attempts)",
+                status=error.status,
+                trace_id=error.trace_id,
+                operation=call.operation,
+            )
+        self.stats.add("retries")
+        log.warning("%s: %s; retry %d in %.2f s", call.operation, error.message, call.failures, wait)
+        return _Step("wait", wait_s=wait)
+
+    @staticmethod
+    def _client_error(
+        status: int, message: str, trace_id: str | None, operation: str, scope: str | None
+    ) -> GHLAPIError:
+        if status == 401:
+            message = (
+                f"{message}: the token is invalid or expired; put a valid Private Integration token "
+                "in the connection's password, or re-authorise the OAuth app"
+            )
+        elif status == 403:
+            needed = f"'{scope}'" if scope else "the scope this call needs"
+            message = f"{message}: the token lacks the {needed} scope; add it to the app/integration and re-authorise"
+        return error_class_for_status(status)(message, status=status, trace_id=trace_id, operation=operation)
+
+
+class Transport(_RequestRules):
+    """Sends API requests for one hook with ``requests``. See the module docstring for the rules.
 
     :param session: returns the hook's cached ``requests.Session``.
     :param base_url: API base URL without trailing slash.
@@ -115,6 +235,7 @@ class Transport:
     :param retry: retry bounds.
     :param timeout: ``(connect, read)`` seconds.
     :param daily_reserve: daily requests to leave untouched.
+    :param stats: the hook's counters.
     """
 
     def __init__(
@@ -156,111 +277,105 @@ class Transport:
         :param replay_safe: ``False`` for creates: ambiguous failures raise :class:`AmbiguousWrite`.
         :raises GHLAPIError: (a subclass) for errors that are not retried or outlast the retries.
         """
-        url = f"{self.base_url}{path}"
-        started = time.monotonic()
-        failures = throttles = 0
-        refreshed = False
-        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+        call = _Call(operation, scope, replay_safe)
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
         while True:
             token = self.token_source.get_access_token()
             self.limiter.acquire(self.daily_reserve)
-            error: GHLAPIError
-            reached = True
-            timed_out = False
             try:
                 self.stats.add("requests")
                 resp = self._session().request(
                     method,
-                    url,
-                    params=clean_params or None,
+                    f"{self.base_url}{path}",
+                    params=clean_params,
                     json=json_body,
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=self.timeout,
                 )
                 self.limiter.update_from_headers(resp.headers)
             except requests.RequestException as exc:
-                reached = not _connection_never_reached(exc)
-                timed_out = isinstance(exc, requests.exceptions.ReadTimeout)
-                error = GHLTransportError(
-                    f"no usable answer from {self.base_url} ({type(exc).__name__})", operation=operation
-                )
-                resp = None
+                step = self._on_no_answer(call, exc)
+            else:
+                step = self._on_answer(call, resp.status_code, resp.headers, resp.content, resp.reason)
             finally:
                 self.limiter.release()
+            if step.action == "return":
+                return step.body
+            if step.action == "refresh":
+                if not self.token_source.on_unauthorized(token):
+                    raise step.error  # type: ignore[misc]
+                log.info("%s: 401 with the current token; retrying with a refreshed token", operation)
+            elif step.wait_s > 0:
+                time.sleep(step.wait_s)
 
-            if resp is not None:
-                status = resp.status_code
-                if 200 <= status < 300:
-                    try:
-                        return resp.json() if resp.content.strip() else {}
-                    except ValueError:
-                        error = GHLTransportError(
-                            f"HTTP {status} with a body that is not valid JSON (truncated?)",
-                            status=status,
-                            operation=operation,
-                        )
-                else:
-                    try:
-                        body = resp.json()
-                    except ValueError:
-                        body = None
-                    message, trace_id = api_error_message(body, resp.reason or f"HTTP {status}")
-                    if status == 401 and not refreshed:
-                        refreshed = True
-                        if self.token_source.on_unauthorized(token):
-                            log.info("%s: 401 with the current token; retrying with a refreshed token", operation)
-                            continue
-                    if status == 429:
-                        throttles += 1
-                        self.stats.add("throttled")
-                        wait = retry_after_s(resp.headers, self.limiter.retry_after_default())
-                        self.limiter.hold(wait)
-                        if throttles > self.retry.max_throttled or time.monotonic() - started + wait > self.retry.max_elapsed_s:
-                            raise GHLRateLimitError(
-                                f"{message}; still rate limited after {throttles} attempts - lower the "
-                                "concurrency or spread the work over more time",
-                                status=429,
-                                trace_id=trace_id,
-                                operation=operation,
-                            )
-                        self.stats.add("retries")
-                        log.info("%s: 429, waiting %.2f s (attempt %d)", operation, wait, throttles)
-                        continue  # the limiter's hold makes every thread wait
-                    if status in RETRYABLE_STATUSES:
-                        error = GHLServerError(message, status=status, trace_id=trace_id, operation=operation)
-                    else:
-                        raise self._client_error(status, message, trace_id, operation, scope)
 
-            # A retryable failure: a 5xx, no answer, or a broken body.
-            if not replay_safe and reached:
-                raise AmbiguousWrite(error, timed_out=timed_out)
-            failures += 1
-            wait = self.retry.backoff_s(failures)
-            if failures > self.retry.max_retries or time.monotonic() - started + wait > self.retry.max_elapsed_s:
-                error.message = f"{error.message} (gave up after {failures} attempts)"
-                raise type(error)(
-                    error.message, status=error.status, trace_id=error.trace_id, operation=operation
+class AsyncTransport(_RequestRules):
+    """The same request loop for asyncio code (triggers), on an ``httpx.AsyncClient``.
+
+    Shares the process-wide limiter (``aacquire``), the token source (``aget_access_token`` /
+    ``aon_unauthorized``) and the retry rules with :class:`Transport`; waits never block the loop.
+
+    :param client: an ``httpx.AsyncClient`` whose ``base_url``, timeouts and ``Version``/``Accept``
+        headers are set (see ``ContactsHook.async_transport()``).
+    """
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        token_source: TokenSource,
+        limiter: RateLimiter,
+        retry: RetryPolicy,
+        daily_reserve: int,
+        stats: HookStats,
+    ) -> None:
+        self.client = client
+        self.base_url = str(client.base_url).rstrip("/")
+        self.token_source = token_source
+        self.limiter = limiter
+        self.retry = retry
+        self.daily_reserve = daily_reserve
+        self.stats = stats
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        scope: str | None = None,
+        replay_safe: bool = True,
+    ) -> Any:
+        """Async :meth:`Transport.request` (same parameters, same errors)."""
+        call = _Call(operation, scope, replay_safe)
+        clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
+        while True:
+            token = await self.token_source.aget_access_token()
+            await self.limiter.aacquire(self.daily_reserve)
+            try:
+                self.stats.add("requests")
+                resp = await self.client.request(
+                    method, path, params=clean_params, json=json_body, headers={"Authorization": f"Bearer {token}"}
                 )
-            self.stats.add("retries")
-            log.warning("%s: %s; retry %d in %.2f s", operation, error.message, failures, wait)
-            time.sleep(wait)
-
-    @staticmethod
-    def _client_error(
-        status: int, message: str, trace_id: str | None, operation: str, scope: str | None
-    ) -> GHLAPIError:
-        if status == 401:
-            message = (
-                f"{message}: the token is invalid or expired; put a valid Private Integration token "
-                "in the connection's password, or re-authorise the OAuth app"
-            )
-        elif status == 403:
-            needed = f"'{scope}'" if scope else "the scope this call needs"
-            message = f"{message}: the token lacks the {needed} scope; add it to the app/integration and re-authorise"
-        cls = error_class_for_status(status)
-        if cls is GHLAuthError and status not in (401, 403):  # pragma: no cover - defensive
-            cls = GHLAPIError
-        return cls(message, status=status, trace_id=trace_id, operation=operation)
+                self.limiter.update_from_headers(resp.headers)
+            except httpx.HTTPError as exc:
+                step = self._on_no_answer(call, exc)
+            else:
+                step = self._on_answer(call, resp.status_code, resp.headers, resp.content, resp.reason_phrase)
+            finally:
+                self.limiter.release()
+            if step.action == "return":
+                return step.body
+            if step.action == "refresh":
+                refresh = getattr(self.token_source, "aon_unauthorized", None)
+                renewed = await refresh(token) if refresh else await asyncio.to_thread(self.token_source.on_unauthorized, token)
+                if not renewed:
+                    raise step.error  # type: ignore[misc]
+                log.info("%s: 401 with the current token; retrying with a refreshed token", operation)
+            elif step.wait_s > 0:
+                await asyncio.sleep(step.wait_s)
 
 
-__all__ = ["AmbiguousWrite", "HookStats", "Transport", "api_error_message"]
+__all__ = ["AmbiguousWrite", "AsyncTransport", "HookStats", "Transport", "api_error_message"]

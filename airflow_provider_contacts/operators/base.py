@@ -192,6 +192,16 @@ def succeeded(result: Any) -> bool:
     return result is not None
 
 
+def make_hook(ghl_conn_id: str, location_id: str | None) -> ContactsHook:
+    """A :class:`ContactsHook` for a (rendered) connection id and optional location override."""
+    from airflow_provider_contacts.hooks.contacts import ContactsHook
+
+    location = location_id.strip() if isinstance(location_id, str) else None
+    if location in ("", "None"):
+        location = None
+    return ContactsHook(ghl_conn_id=ghl_conn_id, location_id=location)
+
+
 def pick(record: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     """The ``fields`` of ``record`` that are present and not ``None`` (key fields for XCom)."""
     return {f: record[f] for f in fields if record.get(f) is not None}
@@ -258,10 +268,7 @@ class GHLBaseOperator(BaseOperator):
     @cached_property
     def hook(self) -> ContactsHook:
         """The hook for ``ghl_conn_id`` and ``location_id`` (created once per task run)."""
-        from airflow_provider_contacts.hooks.contacts import ContactsHook
-
-        location = self.location_id.strip() if isinstance(self.location_id, str) else None
-        return ContactsHook(ghl_conn_id=self.ghl_conn_id, location_id=location or None)
+        return make_hook(self.ghl_conn_id, self.location_id)
 
     # -- the template ----------------------------------------------------------------------
     def validate(self) -> None:
@@ -347,6 +354,7 @@ __all__ = [
     "coerce_list",
     "coerce_mapping",
     "input_error",
+    "make_hook",
     "pick",
     "succeeded",
     "to_jsonable",

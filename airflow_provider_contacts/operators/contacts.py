@@ -269,6 +269,7 @@ class GHLGetContactsOperator(GHLRecordsOperator):
             raise input_error(self._owner, "limit", f"must be an integer from 1 to 100, got {self.limit!r}", self.operation_id)
 
     def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+        self.log.warning("GET /contacts/ (get-contacts) is deprecated by HighLevel; prefer GHLSearchContactsOperator")
         return hook.iter_contacts_legacy(query=self.query or None, limit=self.limit)
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.operators.base import check_id, input_error, to_jsonable
+from airflow_provider_contacts.operators.base import check_id, input_error, make_hook, to_jsonable
 from airflow_provider_contacts.triggers.changes import GHLChangeTrigger
 from airflow_provider_contacts.triggers.conditions import Condition, iso
 
@@ -140,18 +140,21 @@ class GHLBaseSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> ContactsHook:
         """The hook for ``ghl_conn_id`` and ``location_id``."""
-        from airflow_provider_contacts.hooks.contacts import ContactsHook
-
-        location = self.location_id.strip() if isinstance(self.location_id, str) else None
-        return ContactsHook(ghl_conn_id=self.ghl_conn_id, location_id=location or None)
+        return make_hook(self.ghl_conn_id, self.location_id)
 
     # -- modes -----------------------------------------------------------------------------
     def _started_at(self, context: Context) -> datetime:
-        if self.reschedule:
-            first = context["ti"].get_first_reschedule_date(context)
-            if first is not None:
-                return first if first.tzinfo else first.replace(tzinfo=timezone.utc)
-        return datetime.now(timezone.utc)
+        """When the sensor started waiting: the first try's start in reschedule mode, else this
+        try's start (the moment of the call when the context has no task instance)."""
+        ti = context.get("ti")
+        first = None
+        if ti is not None:
+            if self.reschedule:
+                first = ti.get_first_reschedule_date(context)
+            first = first or getattr(ti, "start_date", None)
+        if first is None:
+            return datetime.now(timezone.utc)
+        return first if first.tzinfo else first.replace(tzinfo=timezone.utc)
 
     def poke(self, context: Context) -> PokeReturnValue:
         """One check through the hook (poke and reschedule modes)."""
@@ -175,7 +178,7 @@ class GHLBaseSensor(BaseSensorOperator):
         self._condition = None
         if not self.deferrable:
             return super().execute(context)
-        condition = self._make_condition(datetime.now(timezone.utc))
+        condition = self._make_condition(self._started_at(context))
         if condition.needs_baseline:
             # Take the baseline here, in the worker, so a triggerer restart cannot move it.
             records = condition.read(HookSource(self.hook))

@@ -154,6 +154,7 @@ class ReconcileEngine:
         )
         self._request_base = base["requests"]
         self._unseen: set[str] = set()
+        self._reread: set[str] = set()  # contacts whose tasks and notes this run already read
         if self.mapping.custom_field_names:
             self.mapping.resolve_custom_fields([self._as_dict(f) for f in self.hook.get_custom_fields()])
 
@@ -201,6 +202,8 @@ class ReconcileEngine:
                     q.id for q in bad if q.id
                 ]
             children = self.extract.children(reread)
+            if not full:  # a full run has no sweep; keep the set small
+                self._reread.update(children.contact_ids)
             newest = max((t for t in map(parse_updated, batch) if t is not None), default=None)
             now = self.clock()
             with self.sink.transaction() as tx:
@@ -281,8 +284,9 @@ class ReconcileEngine:
                 taken = set(ids)
                 more = tx.contact_ids_after(self.location_id, None, size - len(ids))
                 ids += [cid for cid in more if cid not in taken]
-        # Contacts the id scan no longer found (deletion held back by the safety limit) are skipped.
-        return [cid for cid in ids if cid not in self._unseen], wrapped
+        # Skipped: contacts the id scan no longer found (deletion held back by the safety limit),
+        # and contacts whose tasks and notes were already re-read this run because they changed.
+        return [cid for cid in ids if cid not in self._unseen and cid not in self._reread], wrapped
 
     # -- writing ---------------------------------------------------------------------------
     def _map(self, entity: str, records: Sequence[Mapping[str, Any]]) -> tuple[list[MappedRecord], list[Quarantined]]:

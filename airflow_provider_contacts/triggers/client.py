@@ -1,18 +1,15 @@
-"""Async, read-only client of the Contacts API for triggers (httpx, already in Airflow's tree).
+"""Async, read-only client of the Contacts API for triggers.
 
-It follows the hook's rules so a trigger behaves like the hook on the wire:
+Built on the hook's :class:`~airflow_provider_contacts.hooks.transport.AsyncTransport`
+(``ContactsHook.async_transport()``, an ``httpx.AsyncClient``), so a trigger behaves exactly like
+the hook on the wire: the same token source (private token or OAuth, ``aget_access_token()``, a
+401 retried once after a refresh), the same ``Version``/``Accept``/``Authorization`` headers and
+(connect, read) timeouts, the same process-wide limiter per (base URL, location) and the same
+retry rules and error classes. Messages never carry a token.
 
-* the connection is read with ``await BaseHook.aget_connection(conn_id)`` (never the sync
-  lookup, which must not run in the triggerer's event loop) and validated by the hook's
-  :class:`~airflow_provider_contacts.hooks.settings.ConnectionSettings`;
-* the same token source as the hook (private token or OAuth, ``aget_access_token()``; a 401 is
-  retried once after a refresh), the same ``Version``/``Accept``/``Authorization`` headers and
-  (connect, read) timeouts;
-* the same process-wide limiter per (base URL, location) (``aacquire()``/``release()``,
-  ``update_from_headers()``, ``hold()`` after a 429) and the same retry policy (429 after
-  ``Retry-After``, 5xx and transport errors with jittered backoff, bounded in count and time);
-* errors are the hook's :mod:`~airflow_provider_contacts.errors` classes; messages never carry a
-  token.
+The connection is read with ``await BaseHook.aget_connection(conn_id)`` (never the sync lookup,
+which must not run in the triggerer's event loop) and validated by the hook's
+:class:`~airflow_provider_contacts.hooks.settings.ConnectionSettings`.
 
 Methods mirror :class:`~airflow_provider_contacts.triggers.conditions.ConditionSource` and return
 API-shaped JSON dicts.
@@ -20,21 +17,17 @@ API-shaped JSON dicts.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
+import contextlib
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
+from airflow.sdk import BaseHook
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.errors import GHLAPIError, GHLConfigError, GHLServerError, GHLTransportError
-from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE
-from airflow_provider_contacts.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, retry_after_s
-from airflow_provider_contacts.hooks.transport import Transport, api_error_message
-
-log = logging.getLogger(__name__)
+from airflow_provider_contacts.errors import GHLAPIError, GHLConfigError
+from airflow_provider_contacts.hooks.contacts import ContactsHook
+from airflow_provider_contacts.hooks.operations import flatten
+from airflow_provider_contacts.hooks.settings import ConnectionSettings
+from airflow_provider_contacts.hooks.transport import AsyncTransport
 
 MAX_SEARCH_PAGE_LIMIT = 500
 TASK_SEARCH_PAGE_LIMIT = 100
@@ -51,60 +44,46 @@ class AsyncContactsClient:
 
     :param ghl_conn_id: connection of type ``ghl``.
     :param location_id: location override (default: the connection's ``location_id`` extra).
-    :param retry: retry bounds (the hook's default policy when ``None``).
-    :param daily_reserve: daily requests never used (as the hook).
+    :param hook_kwargs: more :class:`ContactsHook` arguments (``retry``, ``daily_reserve``).
     """
 
-    def __init__(
-        self,
-        ghl_conn_id: str = DEFAULT_CONN_ID,
-        location_id: str | None = None,
-        *,
-        retry: RetryPolicy | None = None,
-        daily_reserve: int = DEFAULT_DAILY_RESERVE,
-    ) -> None:
+    def __init__(self, ghl_conn_id: str = DEFAULT_CONN_ID, location_id: str | None = None, **hook_kwargs: Any) -> None:
         self.ghl_conn_id = ghl_conn_id
         self._location_override = location_id
-        self.retry = retry or RetryPolicy()
-        self.daily_reserve = daily_reserve
-        self.requests = 0
-        self._hook: Any = None
-        self._http: httpx.AsyncClient | None = None
+        self._hook_kwargs = hook_kwargs
+        self._hook: ContactsHook | None = None
+        self._api: AsyncTransport | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> AsyncContactsClient:
-        """Read the connection (async) and open the HTTP client."""
-        from airflow.sdk import BaseHook
-
-        from airflow_provider_contacts.hooks.contacts import ContactsHook
-        from airflow_provider_contacts.hooks.settings import ConnectionSettings
-
+        """Read the connection (async) and open the hook's async transport."""
         conn = await BaseHook.aget_connection(self.ghl_conn_id)
-        settings = ConnectionSettings.from_connection(conn, self.ghl_conn_id)
-        hook = ContactsHook(ghl_conn_id=self.ghl_conn_id, location_id=self._location_override)
-        # The hook builds its token source and limiter from its settings; hand it the settings
-        # read asynchronously so it never does a sync connection lookup inside the event loop.
-        hook._settings = settings
-        self._hook = hook
-        connect_s, read_s = settings.timeout
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            timeout=httpx.Timeout(read_s, connect=connect_s),
-            headers={"Version": settings.api_version, "Accept": "application/json"},
-        )
+        hook = ContactsHook(ghl_conn_id=self.ghl_conn_id, location_id=self._location_override, **self._hook_kwargs)
+        # Hand the hook the settings read asynchronously, so it never does a sync connection
+        # lookup inside the event loop (as ContactsHook.async_transport() documents).
+        hook._settings = ConnectionSettings.from_connection(conn, self.ghl_conn_id)
+        stack = contextlib.AsyncExitStack()
+        self._api = await stack.enter_async_context(hook.async_transport())
+        self._hook, self._stack = hook, stack
         return self
 
     async def close(self) -> None:
         """Close the HTTP client."""
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self._stack is not None:
+            await self._stack.aclose()
+            self._stack = self._api = None
 
     async def __aenter__(self) -> AsyncContactsClient:
         return await self.open()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far (the hook's ``stats.requests``)."""
+        return self._hook.stats["requests"] if self._hook is not None else 0
 
     @property
     def location_id(self) -> str:
@@ -117,96 +96,12 @@ class AsyncContactsClient:
             )
         return location
 
-    # -- request loop ----------------------------------------------------------------------
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        params: dict[str, Any] | None = None,
-        json_body: Any = None,
-        scope: str | None = "contacts.readonly",
-    ) -> Any:
-        """Send one (read) call with the hook's pacing, auth and retry rules; return the JSON body."""
-        if self._http is None or self._hook is None:
+    async def request(self, method: str, path: str, *, operation: str, **kwargs: Any) -> Any:
+        """One read call through the hook's async transport (pacing, auth, retries, errors)."""
+        if self._api is None:
             raise RuntimeError("AsyncContactsClient is not open; use 'async with AsyncContactsClient(...)'")
-        token_source = self._hook.token_source
-        limiter = self._hook.limiter
-        started = time.monotonic()
-        failures = throttles = 0
-        refreshed = False
-        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
-        while True:
-            token = await token_source.aget_access_token()
-            await limiter.aacquire(self.daily_reserve)
-            resp: httpx.Response | None = None
-            error: GHLAPIError
-            try:
-                self.requests += 1
-                resp = await self._http.request(
-                    method,
-                    path,
-                    params=clean_params or None,
-                    json=json_body,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-                limiter.update_from_headers(resp.headers)
-            except httpx.HTTPError as exc:
-                error = GHLTransportError(
-                    f"no usable answer from {self._http.base_url} ({type(exc).__name__})", operation=operation
-                )
-            finally:
-                limiter.release()
-
-            if resp is not None:
-                status = resp.status_code
-                if 200 <= status < 300:
-                    try:
-                        return resp.json() if resp.content.strip() else {}
-                    except ValueError:
-                        error = GHLTransportError(
-                            f"HTTP {status} with a body that is not valid JSON (truncated?)", status=status, operation=operation
-                        )
-                else:
-                    try:
-                        body = resp.json()
-                    except ValueError:
-                        body = None
-                    message, trace_id = api_error_message(body, resp.reason_phrase or f"HTTP {status}")
-                    if status == 401 and not refreshed:
-                        refreshed = True
-                        if await self._refresh(token_source, token):
-                            continue
-                    if status == 429:
-                        throttles += 1
-                        wait = retry_after_s(resp.headers, limiter.retry_after_default())
-                        limiter.hold(wait)
-                        if throttles > self.retry.max_throttled or time.monotonic() - started + wait > self.retry.max_elapsed_s:
-                            raise error_for(429, f"{message}; still rate limited after {throttles} attempts", trace_id, operation, scope)
-                        continue  # the limiter's hold makes the next aacquire wait
-                    if status not in RETRYABLE_STATUSES:
-                        raise error_for(status, message, trace_id, operation, scope)
-                    error = GHLServerError(message, status=status, trace_id=trace_id, operation=operation)
-
-            failures += 1
-            wait = self.retry.backoff_s(failures)
-            if failures > self.retry.max_retries or time.monotonic() - started + wait > self.retry.max_elapsed_s:
-                raise type(error)(
-                    f"{error.message} (gave up after {failures} attempts)",
-                    status=error.status,
-                    trace_id=error.trace_id,
-                    operation=operation,
-                )
-            log.warning("%s: %s; retry %d in %.2f s", operation, error.message, failures, wait)
-            await asyncio.sleep(wait)
-
-    @staticmethod
-    async def _refresh(token_source: Any, used_token: str) -> bool:
-        """Refresh after a 401 (OAuth only), without blocking the event loop."""
-        if hasattr(token_source, "aon_unauthorized"):
-            return bool(await token_source.aon_unauthorized(used_token))
-        return bool(await asyncio.to_thread(token_source.on_unauthorized, used_token))
+        kwargs.setdefault("scope", "contacts.readonly")
+        return await self._api.request(method, path, operation=operation, **kwargs)
 
     # -- reads (ConditionSource) -----------------------------------------------------------
     async def search_page(
@@ -275,25 +170,11 @@ class AsyncContactsClient:
         while True:
             body = {"completed": False, "limit": TASK_SEARCH_PAGE_LIMIT, "skip": skip}
             data = await self.request("POST", path, operation="task-search", json_body=body, scope="locations/tasks.readonly")
-            tasks = list(_flatten(data.get("tasks")))
+            tasks = list(flatten(data.get("tasks")))
             out.extend(t for t in tasks if not t.get("completed"))
             if len(tasks) < TASK_SEARCH_PAGE_LIMIT:
                 return out
             skip += len(tasks)
 
 
-def _flatten(items: Any) -> Any:
-    """Tasks of a task search: locations.json documents them as an array of arrays."""
-    for item in items or []:
-        if isinstance(item, list):
-            yield from _flatten(item)
-        else:
-            yield item
-
-
-def error_for(status: int, message: str, trace_id: str | None, operation: str, scope: str | None) -> GHLAPIError:
-    """The hook's error for an HTTP error answer (same classes and fix hints)."""
-    return Transport._client_error(status, message, trace_id, operation, scope)
-
-
-__all__ = ["AsyncContactsClient", "error_for"]
+__all__ = ["AsyncContactsClient"]
