@@ -79,6 +79,10 @@ class GHLAPIError(GHLError):
             parts.append(f"(traceId {self.trace_id})")
         return " ".join(parts)
 
+    def with_message(self, message: str) -> GHLAPIError:
+        """The same error (class, status, traceId, operation) with another message."""
+        return type(self)(message, status=self.status, trace_id=self.trace_id, operation=self.operation)
+
     def __reduce__(self):  # keep keyword arguments through pickling (XCom, multiprocessing)
         return (
             _rebuild_api_error,

@@ -11,16 +11,9 @@ import pytest
 import requests
 
 from airflow_provider_contacts.errors import GHLAuthError
-from airflow_provider_contacts.hooks.contacts import ContactsHook, forget_process_state
+from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.hooks.retry import RetryPolicy
-from test_auth_oauth import install_app  # the marketplace install, shared with the OAuth tests
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state():
-    forget_process_state()
-    yield
-    forget_process_state()
+from test_auth_oauth import _fresh_process_state, install_app  # noqa: F401 - autouse fixture, marketplace install
 
 
 def test_no_secret_in_logs_output_errors_or_reprs(sandbox, monkeypatch, tmp_path, caplog, capsys) -> None:
@@ -115,3 +108,22 @@ def test_test_connection_explains_a_network_error(monkeypatch) -> None:
 def test_test_connection_succeeds_on_a_good_connection(sandbox, ghl_conn) -> None:
     ok, message = ContactsHook(ghl_conn).test_connection()
     assert ok and sandbox.location_id in message
+
+
+def test_test_connection_explains_a_spent_oauth_refresh_token(sandbox, monkeypatch, tmp_path) -> None:
+    app = install_app(sandbox)
+    requests.post(
+        f"{sandbox.base_url}/oauth/token",
+        data={"client_id": app["client_id"], "client_secret": app["client_secret"], "grant_type": "refresh_token",
+              "refresh_token": app["refresh_token"]},
+        timeout=10,
+    ).raise_for_status()
+    conn = {
+        "conn_type": "ghl", "host": sandbox.base_url, "password": "",
+        "extra": {"location_id": sandbox.location_id, "auth_type": "oauth", "client_id": app["client_id"],
+                  "client_secret": app["client_secret"], "refresh_token": app["refresh_token"],
+                  "token_store": f"file:{tmp_path}/t.json"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
+    ok, message = ContactsHook().test_connection()
+    assert not ok and "Re-authorise the app" in message and app["refresh_token"] not in message

@@ -8,16 +8,9 @@ import json
 import pytest
 
 from airflow_provider_contacts.errors import GHLNotFoundError
-from airflow_provider_contacts.hooks.contacts import ContactsHook, forget_process_state
+from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.hooks.retry import RetryPolicy
-from test_auth_oauth import install_app, oauth_conn, token_calls
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_state():
-    forget_process_state()
-    yield
-    forget_process_state()
+from test_auth_oauth import _fresh_process_state, install_app, oauth_conn, token_calls  # noqa: F401 - autouse fixture
 
 
 def test_async_calls_share_the_limiter_and_absorb_faults_and_429s(sandbox_factory, monkeypatch) -> None:

@@ -22,8 +22,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "ghl_contacts_reconcile"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def reconcile_dag(airflow_db: Path) -> Any:
+    """The DAG, parsed afresh for each test (``dag.test(run_conf=...)`` leaves the conf in the
+    DAG object's params, which would leak into the next test)."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "ghl_contacts_reconcile.py"))

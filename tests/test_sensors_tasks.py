@@ -76,6 +76,21 @@ def test_task_created_deferrable_takes_the_baseline_before_deferring(sandbox, gh
     assert result["task_ids"] == [box["result"]["id"]]
 
 
+def test_task_created_uses_since_when_the_api_dates_its_tasks(sandbox, ghl_conn) -> None:
+    sandbox.admin.configure(tasks_without_updated_at=False)  # this API version sends dateAdded on tasks
+    cid, existing = _contact_with_tasks(sandbox)
+    started = datetime.now(timezone.utc) - timedelta(seconds=1)
+    early = sandbox.admin.create_task(cid, title="Created before the first poke", dueDate=_soon(60))
+
+    def make() -> GHLTaskCreatedSensor:
+        return GHLTaskCreatedSensor(task_id="t", contact_id=cid, mode="reschedule", poke_interval=1)
+
+    # Reschedule mode needs no known_task_ids here: the dates tell new tasks from old ones, and a
+    # task created after the sensor started but before its first poke is not missed.
+    result = reschedule_once(make, started)
+    assert result["task_ids"] == [early["id"]] and early["id"] not in {t["id"] for t in existing}
+
+
 # -- task completed ------------------------------------------------------------------------------
 def test_task_completed_in_all_three_modes(sandbox, ghl_conn) -> None:
     cid, _ = _contact_with_tasks(sandbox)

@@ -174,11 +174,11 @@ def test_a_run_killed_half_way_is_retried_without_loss_or_duplicates(target: Tar
 
 
 def test_deleted_records_can_be_removed_instead_of_tombstoned(target: Target) -> None:
-    target.sink.hard_delete = True
-    target.run()
+    hard = SyncConfig(hard_delete=True, sweep_period=timedelta(hours=3), schedule_interval=timedelta(hours=1))
+    target.run(hard)
     done = apply_mutations(target.sandbox.admin)
     for _ in range(3):
-        target.run()
+        target.run(hard)
     ids = {row[0] for row in target.all_rows("ghl_contacts")}
     assert not ids & set(done.contacts_deleted)
     assert {row[1] for row in target.all_rows("ghl_tasks")} == {None}

@@ -66,3 +66,26 @@ def test_the_trigger_paces_itself_under_the_rate_limit(sandbox_factory, monkeypa
     assert payload["status"] == "success" and payload["checks"] >= 8
     # 8+ polls at 3 requests/s with no 429 at all: the shared limiter spaced them.
     assert server.admin.counters()["status_429"] == 0
+
+
+def test_an_oauth_connection_is_refreshed_in_the_trigger_like_in_the_hook(sandbox, monkeypatch, tmp_path) -> None:
+    from test_auth_oauth import install_app, oauth_conn
+
+    from airflow_provider_contacts.hooks.contacts import forget_process_state
+
+    forget_process_state()
+    app = install_app(sandbox)
+    conn_id = oauth_conn(
+        sandbox, app, monkeypatch, access_token="revoked-access-token", token_store=f"file:{tmp_path}/tokens.json"
+    )
+    contact = sandbox.admin.dump()["contacts"][0]
+    condition = NoteAdded(contact_id=contact["id"], since="2020-01-01T00:00:00Z").to_kwargs()
+    token_calls = sandbox.admin.counters()["by_operation"]["get-access-token"]  # the install's code exchange
+    try:
+        payload = run_trigger(GHLChangeTrigger(condition, ghl_conn_id=conn_id, poll_interval=0.05, timeout=30))
+    finally:
+        forget_process_state()
+    assert payload["status"] == "success", payload
+    counters = sandbox.admin.counters()
+    assert counters["status_401"] == 1 and counters["by_operation"]["get-access-token"] == token_calls + 1
+    assert "revoked-access-token" not in (tmp_path / "tokens.json").read_text()

@@ -265,6 +265,8 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
                     f"HighLevel refused the call (403): the token lacks the '{READ}' scope. Add the "
                     f"scope to the Private Integration / OAuth app and re-authorise. ({exc.message})"
                 )
+            if exc.status != 401:  # e.g. the OAuth refresh failed: its message says what to re-authorise
+                return False, str(exc)
             return False, (
                 "HighLevel rejected the token (401): it is invalid or expired. Put a valid Private "
                 "Integration token in the connection's password, or re-authorise the OAuth app and "

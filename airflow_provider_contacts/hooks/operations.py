@@ -156,7 +156,10 @@ class OperationsBase:
     @staticmethod
     def _with_contact(items: list[dict[str, Any]], contact_id: str, model: type[T]) -> list[T]:
         """Parse tasks/notes of one contact; each carries ``contactId`` (the API's, else ours)."""
-        return [model.model_validate({"contactId": contact_id, **item}) for item in items]  # type: ignore[attr-defined]
+        return [
+            model.model_validate({**item, "contactId": item.get("contactId") or contact_id})  # type: ignore[attr-defined]
+            for item in items
+        ]
 
     def _create_once(
         self,
@@ -191,14 +194,9 @@ class OperationsBase:
                 log.warning("%s: %s, but the record was created; not sending it again", error.operation, error.message)
                 return found
             attempts += 1
-            wait = self.retry.backoff_s(attempts)
-            if attempts > self.retry.max_retries or time.monotonic() - started + wait > self.retry.max_elapsed_s:
-                raise type(error)(
-                    f"{error.message} (gave up after {attempts} attempts; the record was not created)",
-                    status=error.status,
-                    trace_id=error.trace_id,
-                    operation=error.operation,
-                )
+            wait = self.retry.next_wait_s(attempts, started)
+            if wait is None:
+                raise error.with_message(f"{error.message} (gave up after {attempts} attempts; the record was not created)")
             self.stats.add("retries")
             log.warning("%s: %s and the record is not there; retry %d in %.2f s", error.operation, error.message, attempts, wait)
             time.sleep(wait)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -47,6 +48,14 @@ class RetryPolicy:
         """Full-jitter wait before retry number ``attempt`` (1-based)."""
         ceiling = min(self.cap_s, self.base_s * (2 ** max(0, attempt - 1)))
         return random.uniform(0, ceiling)
+
+    def next_wait_s(self, attempt: int, started: float) -> float | None:
+        """Wait before retry ``attempt`` (1-based) of a call begun at monotonic time ``started``,
+        or ``None`` when the retry count or the time budget is spent."""
+        wait = self.backoff_s(attempt)
+        if attempt > self.max_retries or time.monotonic() - started + wait > self.max_elapsed_s:
+            return None
+        return wait
 
 
 def retry_after_s(headers: Mapping[str, str], default_s: float) -> float:

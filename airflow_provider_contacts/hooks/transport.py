@@ -198,14 +198,9 @@ class _RequestRules:
         if not call.replay_safe and reached:
             raise AmbiguousWrite(error, timed_out=timed_out)
         call.failures += 1
-        wait = self.retry.backoff_s(call.failures)
-        if call.failures > self.retry.max_retries or time.monotonic() - call.started + wait > self.retry.max_elapsed_s:
-            raise type(error)(
-                f"{error.message} (gave up after {call.failures} attempts)",
-                status=error.status,
-                trace_id=error.trace_id,
-                operation=call.operation,
-            )
+        wait = self.retry.next_wait_s(call.failures, call.started)
+        if wait is None:
+            raise error.with_message(f"{error.message} (gave up after {call.failures} attempts)")
         self.stats.add("retries")
         log.warning("%s: %s; retry %d in %.2f s", call.operation, error.message, call.failures, wait)
         return _Step("wait", wait_s=wait)

@@ -214,9 +214,11 @@ class GHLBaseOperator(BaseOperator):
     :param location_id: location (sub-account) to work in; defaults to the connection's
         ``location_id`` extra. Templated.
 
-    Subclasses set ``operation_id`` (the contacts.json ``operationId`` they wrap), extend
-    ``template_fields`` with their own parameters, implement :meth:`call` and may override
-    :meth:`validate` (checks before any request) and :meth:`shape` (the XCom result).
+    Subclasses are mostly declarations: ``operation_id`` (the contacts.json ``operationId`` they
+    wrap), ``hook_method``, ``template_fields``, ``id_params`` (id parameters checked before any
+    request), ``body_model`` (the hook's request model the ``body`` parameter is validated
+    against), ``result_fields``; they implement :meth:`call` (the one hook call) and may extend
+    :meth:`validate` and :meth:`shape`.
     """
 
     #: The contacts.json ``operationId`` this operator wraps.
@@ -225,6 +227,10 @@ class GHLBaseOperator(BaseOperator):
     hook_method: ClassVar[str]
     #: Key fields of a returned record that go to XCom (``None``: the whole record).
     result_fields: ClassVar[Sequence[str] | None] = None
+    #: Templated id parameters, checked by :meth:`validate` before any request.
+    id_params: ClassVar[tuple[str, ...]] = ()
+    #: Request model the ``body`` parameter is validated against (``None``: no body).
+    body_model: ClassVar[type[RequestModel] | None] = None
 
     template_fields: Sequence[str] = ("ghl_conn_id", "location_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"body": "json", "filters": "json"}
@@ -260,6 +266,12 @@ class GHLBaseOperator(BaseOperator):
         raw = getattr(self, param) if value is None else value
         return validate_request(self._owner, param, model, raw, self.operation_id)
 
+    def validated_body(self) -> Any:
+        """The rendered ``body`` validated against ``body_model`` (what the hook is given)."""
+        if self.body_model is None:
+            raise TypeError(f"{type(self).__name__} has no body_model")
+        return self._body(self.body_model)
+
     def _list_body(self, model: type[M], param: str) -> M:
         """Validate the list parameter ``param`` as ``{param: [...]}`` against ``model``."""
         values = coerce_list(self._owner, param, getattr(self, param), self.operation_id)
@@ -272,7 +284,14 @@ class GHLBaseOperator(BaseOperator):
 
     # -- the template ----------------------------------------------------------------------
     def validate(self) -> None:
-        """Check rendered parameters before any request; raise :class:`GHLInputError`."""
+        """Check rendered parameters before any request; raise :class:`GHLInputError`.
+
+        Checks every ``id_params`` parameter and, with a ``body_model``, the ``body``.
+        """
+        for param in self.id_params:
+            self._id(param)
+        if self.body_model is not None:
+            self.validated_body()
 
     def call(self, hook: ContactsHook) -> Any:
         """Make the one hook call of this operator and return its result."""
@@ -301,14 +320,22 @@ class GHLContactOperator(GHLBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "contact_id")
+    id_params: ClassVar[tuple[str, ...]] = ("contact_id",)
 
     def __init__(self, *, contact_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.contact_id = contact_id
 
-    def validate(self) -> None:
-        super().validate()
-        self._id("contact_id")
+
+class GHLBodyMixin(GHLBaseOperator):
+    """Adds the templated ``body`` parameter (a dict, or a JSON object string after templating),
+    validated against the class's ``body_model``. List it before the operator's other base class
+    and add ``"body"`` to ``template_fields``.
+    """
+
+    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.body = body
 
 
 class GHLDeleteMixin(GHLBaseOperator):
@@ -334,18 +361,26 @@ class GHLDeleteMixin(GHLBaseOperator):
 
 
 def _summary(value: Any) -> str:
-    """A short, secret-free description of an XCom value for the task log."""
+    """A short description of an XCom value for the task log: ids, flags and counts only.
+
+    Personal data (names, emails, phones, note bodies) stays out of the logs.
+    """
     if isinstance(value, Mapping):
-        keys = ", ".join(f"{k}={value[k]!r}" for k in list(value)[:6] if not isinstance(value[k], (list, dict)))
+        keys = ", ".join(
+            f"{k}={v!r}"
+            for k, v in value.items()
+            if isinstance(v, (bool, int, float)) or (isinstance(v, str) and (k == "id" or k.endswith(("_id", "Id"))))
+        )
         counts = ", ".join(f"{k}: {len(v)} item(s)" for k, v in value.items() if isinstance(v, (list, dict)))
         return "; ".join(p for p in (keys, counts) if p) or "{}"
     if isinstance(value, list):
         return f"{len(value)} item(s)"
-    return repr(value)[:200]
+    return type(value).__name__
 
 
 __all__ = [
     "GHLBaseOperator",
+    "GHLBodyMixin",
     "GHLContactOperator",
     "GHLDeleteMixin",
     "GHLInputError",

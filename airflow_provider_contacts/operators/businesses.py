@@ -28,15 +28,12 @@ class GHLGetContactsByBusinessOperator(GHLRecordsOperator):
     hook_method = "iter_contacts_by_business"
     key_fields = CONTACT_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLRecordsOperator.template_fields, "business_id", "query")
+    id_params = ("business_id",)
 
     def __init__(self, *, business_id: str, query: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.business_id = business_id
         self.query = query
-
-    def validate(self) -> None:
-        super().validate()
-        self._id("business_id")
 
     def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
         return hook.iter_contacts_by_business(self._id("business_id"), query=self.query or None)

@@ -26,14 +26,11 @@ class _OneCampaign(_CampaignOperator):
     """Adds ``campaign_id`` (templated)."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "campaign_id")
+    id_params = ("contact_id", "campaign_id")
 
     def __init__(self, *, campaign_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.campaign_id = campaign_id
-
-    def validate(self) -> None:
-        super().validate()
-        self._id("campaign_id")
 
 
 class GHLAddContactToCampaignOperator(_OneCampaign):

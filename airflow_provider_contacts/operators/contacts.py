@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_contacts.models import CreateContact, SearchSort, UpdateContact, UpsertContact
 from airflow_provider_contacts.operators.base import (
     GHLBaseOperator,
+    GHLBodyMixin,
     GHLContactOperator,
     GHLDeleteMixin,
     coerce_list,
@@ -143,7 +144,7 @@ class GHLGetContactOperator(GHLContactOperator):
         return hook.get_contact(self._id("contact_id"))
 
 
-class GHLCreateContactOperator(GHLBaseOperator):
+class GHLCreateContactOperator(GHLBodyMixin, GHLBaseOperator):
     """Create a contact (``POST /contacts/``).
 
     :param body: the contact (``CreateContactDto`` fields, e.g. ``{"email": ..., "firstName": ...,
@@ -156,21 +157,15 @@ class GHLCreateContactOperator(GHLBaseOperator):
 
     operation_id = "create-contact"
     hook_method = "create_contact"
+    body_model = CreateContact
     result_fields = CONTACT_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "body")
 
-    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.body = body
-
-    def validate(self) -> None:
-        self._body(CreateContact)
-
     def call(self, hook: ContactsHook) -> Any:
-        return hook.create_contact(self._body(CreateContact))
+        return hook.create_contact(self.validated_body())
 
 
-class GHLUpdateContactOperator(GHLContactOperator):
+class GHLUpdateContactOperator(GHLBodyMixin, GHLContactOperator):
     """Update fields of a contact (``PUT /contacts/{contactId}``).
 
     :param body: only the fields to change (``UpdateContactDto``); ``tags`` replaces every tag
@@ -181,22 +176,15 @@ class GHLUpdateContactOperator(GHLContactOperator):
 
     operation_id = "update-contact"
     hook_method = "update_contact"
+    body_model = UpdateContact
     result_fields = CONTACT_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "body")
 
-    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.body = body
-
-    def validate(self) -> None:
-        super().validate()
-        self._body(UpdateContact)
-
     def call(self, hook: ContactsHook) -> Any:
-        return hook.update_contact(self._id("contact_id"), self._body(UpdateContact))
+        return hook.update_contact(self._id("contact_id"), self.validated_body())
 
 
-class GHLUpsertContactOperator(GHLBaseOperator):
+class GHLUpsertContactOperator(GHLBodyMixin, GHLBaseOperator):
     """Create a contact, or update the one with the same email/phone (``POST /contacts/upsert``),
     following the location's "Allow Duplicate Contact" settings.
 
@@ -207,17 +195,11 @@ class GHLUpsertContactOperator(GHLBaseOperator):
 
     operation_id = "upsert-contact"
     hook_method = "upsert_contact"
+    body_model = UpsertContact
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "body")
 
-    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.body = body
-
-    def validate(self) -> None:
-        self._body(UpsertContact)
-
     def call(self, hook: ContactsHook) -> Any:
-        return hook.upsert_contact(self._body(UpsertContact))
+        return hook.upsert_contact(self.validated_body())
 
     def shape(self, result: Any) -> dict[str, Any]:
         return {"new": bool(result.new), **pick(to_jsonable(result.contact), CONTACT_KEY_FIELDS)}

@@ -27,6 +27,11 @@ class _ContactFollowers(GHLContactOperator):
         super().validate()
         self._list_body(FollowersBody, "followers")
 
+    def call(self, hook: ContactsHook) -> Any:
+        """``hook.add_followers`` / ``hook.remove_followers`` (the class's ``hook_method``)."""
+        followers = self._list_body(FollowersBody, "followers").followers
+        return getattr(hook, self.hook_method)(self._id("contact_id"), followers)
+
     def shape(self, result: Any) -> dict[str, Any]:
         data = to_jsonable(result)
         return {
@@ -48,9 +53,6 @@ class GHLAddFollowersOperator(_ContactFollowers):
     hook_method = "add_followers"
     changed_field = "followersAdded"
 
-    def call(self, hook: ContactsHook) -> Any:
-        return hook.add_followers(self._id("contact_id"), self._list_body(FollowersBody, "followers").followers)
-
 
 class GHLRemoveFollowersOperator(_ContactFollowers):
     """Remove followers from a contact (``DELETE /contacts/{contactId}/followers``).
@@ -63,9 +65,6 @@ class GHLRemoveFollowersOperator(_ContactFollowers):
     operation_id = "remove-followers-contact"
     hook_method = "remove_followers"
     changed_field = "followersRemoved"
-
-    def call(self, hook: ContactsHook) -> Any:
-        return hook.remove_followers(self._id("contact_id"), self._list_body(FollowersBody, "followers").followers)
 
 
 __all__ = ["GHLAddFollowersOperator", "GHLRemoveFollowersOperator"]

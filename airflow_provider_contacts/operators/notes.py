@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_contacts.models import CreateNote, UpdateNote
-from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin
+from airflow_provider_contacts.operators.base import GHLBodyMixin, GHLContactOperator, GHLDeleteMixin
 from airflow_provider_contacts.operators.output import GHLContactRecordsOperator
 
 if TYPE_CHECKING:
@@ -24,15 +24,12 @@ class _OneNote(GHLContactOperator):
     """Base of operators on one existing note: adds ``note_id`` (templated)."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "note_id")
+    id_params = ("contact_id", "note_id")
     result_fields = NOTE_KEY_FIELDS
 
     def __init__(self, *, note_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.note_id = note_id
-
-    def validate(self) -> None:
-        super().validate()
-        self._id("note_id")
 
 
 class GHLListNotesOperator(GHLContactRecordsOperator):
@@ -65,7 +62,7 @@ class GHLGetNoteOperator(_OneNote):
         return hook.get_note(self._id("contact_id"), self._id("note_id"))
 
 
-class GHLCreateNoteOperator(GHLContactOperator):
+class GHLCreateNoteOperator(GHLBodyMixin, GHLContactOperator):
     """Add a note to a contact (``POST /contacts/{contactId}/notes``).
 
     :param body: ``{"body": ..., "title": ..., "userId": ..., "color": "#FFAA00", "pinned": false}``
@@ -76,22 +73,15 @@ class GHLCreateNoteOperator(GHLContactOperator):
 
     operation_id = "create-note"
     hook_method = "create_note"
+    body_model = CreateNote
     result_fields = NOTE_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "body")
 
-    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.body = body
-
-    def validate(self) -> None:
-        super().validate()
-        self._body(CreateNote)
-
     def call(self, hook: ContactsHook) -> Any:
-        return hook.create_note(self._id("contact_id"), self._body(CreateNote))
+        return hook.create_note(self._id("contact_id"), self.validated_body())
 
 
-class GHLUpdateNoteOperator(_OneNote):
+class GHLUpdateNoteOperator(GHLBodyMixin, _OneNote):
     """Update a note (``PUT /contacts/{contactId}/notes/{id}``).
 
     :param note_id: the note id. Templated.
@@ -102,18 +92,11 @@ class GHLUpdateNoteOperator(_OneNote):
 
     operation_id = "update-note"
     hook_method = "update_note"
+    body_model = UpdateNote
     template_fields: Sequence[str] = (*_OneNote.template_fields, "body")
 
-    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.body = body
-
-    def validate(self) -> None:
-        super().validate()
-        self._body(UpdateNote)
-
     def call(self, hook: ContactsHook) -> Any:
-        return hook.update_note(self._id("contact_id"), self._id("note_id"), self._body(UpdateNote))
+        return hook.update_note(self._id("contact_id"), self._id("note_id"), self.validated_body())
 
 
 class GHLDeleteNoteOperator(GHLDeleteMixin, _OneNote):

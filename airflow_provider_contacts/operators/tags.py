@@ -31,6 +31,10 @@ class _ContactTags(GHLContactOperator):
         super().validate()
         self._list_body(TagsBody, "tags")
 
+    def call(self, hook: ContactsHook) -> Any:
+        """``hook.add_tags`` / ``hook.remove_tags`` (the class's ``hook_method``) with the tags."""
+        return getattr(hook, self.hook_method)(self._id("contact_id"), self._list_body(TagsBody, "tags").tags)
+
     def shape(self, result: Any) -> dict[str, Any]:
         return {"contact_id": self._id("contact_id"), "tags": to_jsonable(result)}
 
@@ -46,9 +50,6 @@ class GHLAddTagsOperator(_ContactTags):
     operation_id = "add-tags"
     hook_method = "add_tags"
 
-    def call(self, hook: ContactsHook) -> Any:
-        return hook.add_tags(self._id("contact_id"), self._list_body(TagsBody, "tags").tags)
-
 
 class GHLRemoveTagsOperator(_ContactTags):
     """Remove tags from a contact (``DELETE /contacts/{contactId}/tags``).
@@ -60,9 +61,6 @@ class GHLRemoveTagsOperator(_ContactTags):
 
     operation_id = "remove-tags"
     hook_method = "remove_tags"
-
-    def call(self, hook: ContactsHook) -> Any:
-        return hook.remove_tags(self._id("contact_id"), self._list_body(TagsBody, "tags").tags)
 
 
 class GHLBulkUpdateTagsOperator(GHLBaseOperator):

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_contacts.models import CreateTask, UpdateTask
-from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin, input_error
+from airflow_provider_contacts.operators.base import GHLBodyMixin, GHLContactOperator, GHLDeleteMixin, input_error
 from airflow_provider_contacts.operators.output import GHLContactRecordsOperator
 
 if TYPE_CHECKING:
@@ -28,15 +28,12 @@ class _OneTask(GHLContactOperator):
     """
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "ghl_task_id")
+    id_params = ("contact_id", "ghl_task_id")
     result_fields = TASK_KEY_FIELDS
 
     def __init__(self, *, ghl_task_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ghl_task_id = ghl_task_id
-
-    def validate(self) -> None:
-        super().validate()
-        self._id("ghl_task_id")
 
 
 class GHLListTasksOperator(GHLContactRecordsOperator):
@@ -69,7 +66,7 @@ class GHLGetTaskOperator(_OneTask):
         return hook.get_task(self._id("contact_id"), self._id("ghl_task_id"))
 
 
-class GHLCreateTaskOperator(GHLContactOperator):
+class GHLCreateTaskOperator(GHLBodyMixin, GHLContactOperator):
     """Create a task for a contact (``POST /contacts/{contactId}/tasks``).
 
     :param body: ``{"title": ..., "dueDate": ..., "body": ..., "assignedTo": ..., "completed": false}``
@@ -80,22 +77,15 @@ class GHLCreateTaskOperator(GHLContactOperator):
 
     operation_id = "create-task"
     hook_method = "create_task"
+    body_model = CreateTask
     result_fields = TASK_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "body")
 
-    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.body = body
-
-    def validate(self) -> None:
-        super().validate()
-        self._body(CreateTask)
-
     def call(self, hook: ContactsHook) -> Any:
-        return hook.create_task(self._id("contact_id"), self._body(CreateTask))
+        return hook.create_task(self._id("contact_id"), self.validated_body())
 
 
-class GHLUpdateTaskOperator(_OneTask):
+class GHLUpdateTaskOperator(GHLBodyMixin, _OneTask):
     """Update a task (``PUT /contacts/{contactId}/tasks/{taskId}``).
 
     :param ghl_task_id: the HighLevel task id. Templated.
@@ -106,18 +96,11 @@ class GHLUpdateTaskOperator(_OneTask):
 
     operation_id = "update-task"
     hook_method = "update_task"
+    body_model = UpdateTask
     template_fields: Sequence[str] = (*_OneTask.template_fields, "body")
 
-    def __init__(self, *, body: dict[str, Any] | str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.body = body
-
-    def validate(self) -> None:
-        super().validate()
-        self._body(UpdateTask)
-
     def call(self, hook: ContactsHook) -> Any:
-        return hook.update_task(self._id("contact_id"), self._id("ghl_task_id"), self._body(UpdateTask))
+        return hook.update_task(self._id("contact_id"), self._id("ghl_task_id"), self.validated_body())
 
 
 class GHLCompleteTaskOperator(_OneTask):

@@ -22,6 +22,7 @@ class _WorkflowOperator(GHLContactOperator):
     """
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "workflow_id", "event_start_time")
+    id_params = ("contact_id", "workflow_id")
 
     def __init__(self, *, workflow_id: str, event_start_time: str | datetime | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -34,7 +35,6 @@ class _WorkflowOperator(GHLContactOperator):
 
     def validate(self) -> None:
         super().validate()
-        self._id("workflow_id")
         self._event_start()
 
     def shape(self, result: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_contacts.sync.extract import Children, Extractor, batched, iso_utc, parse_updated
+from airflow_provider_contacts.sync.extract import Children, Extractor, batched, iso_utc, parse_updated, to_api_dict
 from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping, MappedRecord, Quarantined
 from airflow_provider_contacts.sync.report import RunReport
 from airflow_provider_contacts.sync.sinks import SinkTransaction, SqlSink, utcnow
@@ -131,6 +131,7 @@ class ReconcileEngine:
         if not self.location_id:
             raise ValueError("no location id: set extra 'location_id' on the connection or pass location_id")
         self.clock = clock
+        self.sink.hard_delete = self.config.hard_delete
         self.extract = Extractor(
             hook,
             page_limit=self.config.page_limit,
@@ -156,7 +157,7 @@ class ReconcileEngine:
         self._unseen: set[str] = set()
         self._reread: set[str] = set()  # contacts whose tasks and notes this run already read
         if self.mapping.custom_field_names:
-            self.mapping.resolve_custom_fields([self._as_dict(f) for f in self.hook.get_custom_fields()])
+            self.mapping.resolve_custom_fields([to_api_dict(f) for f in self.hook.get_custom_fields()])
 
         seen_ids = self._load_contacts(state, report, full)
         if self.config.deletion_scan or full:
@@ -325,12 +326,6 @@ class ReconcileEngine:
             present = {str(r.get("id")) for r in records if r.get("id")}
             gone = [cid for cid in tx.live_child_ids(entity, children.contact_ids) if cid not in present]
             report.counts(entity).add(deleted=tx.mark_deleted(entity, gone, now))
-
-    @staticmethod
-    def _as_dict(obj: Any) -> dict[str, Any]:
-        from airflow_provider_contacts.sync.extract import to_api_dict
-
-        return to_api_dict(obj)
 
 
 def reconcile_location(

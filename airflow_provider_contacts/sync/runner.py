@@ -51,7 +51,7 @@ def run_reconcile(
 
     hook = ContactsHook(ghl_conn_id=source_conn_id, location_id=location_id)
     mapping = FieldMapping.load(mapping_path)
-    with SqlSink(get_target_hook(target_conn_id), mapping, schema=target_schema or None, hard_delete=config.hard_delete) as sink:
+    with SqlSink(get_target_hook(target_conn_id), mapping, schema=target_schema or None) as sink:
         report = ReconcileEngine(hook, sink, mapping, config).run()
     report.target = target_conn_id + (f" ({sink.dialect_name})" if sink.dialect_name else "")
     return report

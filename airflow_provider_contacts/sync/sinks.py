@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from airflow_provider_contacts.sync.mapping import (
     FieldMapping,
     MappedRecord,
     Quarantined,
+    content_hash,
 )
 
 if TYPE_CHECKING:
@@ -93,8 +94,6 @@ class UpsertCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    #: Ids inserted or updated in the batch.
-    changed_ids: list[str] = field(default_factory=list)
 
 
 def utcnow() -> datetime:
@@ -114,7 +113,8 @@ class SqlSink:
     :param mapping: the field mapping that decides the mapped columns of each table.
     :param schema: database schema (namespace) holding the tables, e.g. ``ghl`` on PostgreSQL;
         ``None`` uses the connection's default.
-    :param hard_delete: delete rows of records gone from HighLevel instead of setting ``deleted_at``.
+    :param hard_delete: delete rows of records gone from HighLevel instead of setting ``deleted_at``
+        (the engine sets it from ``SyncConfig.hard_delete``).
     """
 
     def __init__(
@@ -214,7 +214,15 @@ class SqlSink:
         """Create missing tables and indexes, add mapped columns missing from existing tables.
 
         Returns the DDL statements that were run (empty when the schema was already complete).
+        Two locations' tasks creating the tables at the same moment can collide (PostgreSQL's
+        ``CREATE TABLE IF NOT EXISTS`` is not race-free); the loser looks again once.
         """
+        try:
+            return self._ensure_tables()
+        except Exception:  # noqa: BLE001 - the second look either finds the tables or raises
+            return self._ensure_tables()
+
+    def _ensure_tables(self) -> list[str]:
         types = self.types
         run: list[str] = []
         with self.transaction() as tx:
@@ -328,7 +336,6 @@ class SinkTransaction:
                 counts.inserted += 1
             else:
                 counts.updated += 1
-            counts.changed_ids.append(rid)
             values: dict[str, Any] = {
                 "id": rid,
                 "location_id": location_id,
@@ -422,8 +429,6 @@ class SinkTransaction:
         """Record unmappable records with their reasons and raw JSON (keeps the first-seen time)."""
         if not items:
             return
-        from airflow_provider_contacts.sync.mapping import content_hash
-
         keyed: dict[str, Quarantined] = {}
         for item in items:
             rid = item.id or "sha256-" + content_hash({"raw": item.raw_json})[:32]
