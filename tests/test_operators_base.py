@@ -188,6 +188,7 @@ def test_list_results_go_to_a_jsonl_file_through_object_storage(sandbox, ghl_con
 
 def test_output_parameters_are_checked_before_any_request(sandbox, ghl_conn) -> None:
     from airflow_provider_contacts.operators.contacts import GHLSearchContactsOperator
+    from airflow_provider_contacts.operators.tasks import GHLListTasksOperator
 
     with pytest.raises(GHLInputError, match="output_conn_id"):
         run_operator(GHLSearchContactsOperator(task_id="x", output_table="t"))
@@ -195,7 +196,9 @@ def test_output_parameters_are_checked_before_any_request(sandbox, ghl_conn) -> 
         run_operator(GHLSearchContactsOperator(task_id="x", output_table="t", output_conn_id="c", output_path="/tmp/x"))
     with pytest.raises(GHLInputError, match="not a table name"):
         run_operator(GHLSearchContactsOperator(task_id="x", output_table="t; drop table x", output_conn_id="c"))
-    assert calls(sandbox, "search-contacts-advanced") == 0
+    with pytest.raises(GHLInputError, match="not a SQL"):
+        run_operator(GHLListTasksOperator(task_id="x", contact_id="abc", output_table="tasks", output_conn_id=ghl_conn))
+    assert sandbox.admin.counters()["total"] == 0
 
 
 @pytest.mark.postgres

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -198,7 +198,7 @@ def _batches(records: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[M
 
 
 def deliver_records(
-    records: Iterable[Mapping[str, Any]],
+    make_records: Callable[[], Iterable[Mapping[str, Any]]],
     options: OutputOptions,
     *,
     owner: str,
@@ -206,7 +206,10 @@ def deliver_records(
     operation: str | None = None,
     log: Any = None,
 ) -> dict[str, Any]:
-    """Stream ``records`` to the target of ``options``, or collect them for XCom.
+    """Stream the records of ``make_records()`` to the target of ``options``, or collect them for XCom.
+
+    The target is opened (and checked) before ``make_records`` is called, so a bad target fails
+    before any API request.
 
     :returns: with a target ``{"count": n, "output_table"|"output_path": ...}``; without one
         ``{"count": n, "records": [...]}``.
@@ -215,7 +218,7 @@ def deliver_records(
     """
     options.check(owner, operation)
     if not options.has_target:
-        collected = list(islice(iter(records), options.max_xcom_records + 1))
+        collected = list(islice(iter(make_records()), options.max_xcom_records + 1))
         if len(collected) > options.max_xcom_records:
             raise input_error(
                 owner,
@@ -234,7 +237,7 @@ def deliver_records(
         writer = JsonLinesWriter(options.output_path or "", options.output_conn_id)
     count = 0
     try:
-        for batch in _batches(records, options.batch_size):
+        for batch in _batches(make_records(), options.batch_size):
             writer.write(batch)
             count += len(batch)
             if log is not None:
@@ -330,7 +333,7 @@ class GHLRecordsOperator(GHLBaseOperator):
         options = self.output_options
         options.check(self._owner, self.operation_id)
         result = deliver_records(
-            self.call(self.hook),
+            lambda: self.call(self.hook),
             options,
             owner=self._owner,
             key_fields=self.key_fields,
