@@ -263,7 +263,8 @@ class ReconcileEngine:
         if size <= 0:
             sweep.cursor = state.sweep_cursor
             return
-        ids, sweep.wrapped = self._sweep_ids(state, size)
+        ids, sweep.wrapped, sliced = self._sweep_ids(state, size)
+        sweep.skipped = len(sliced) - len(ids)
         for batch in batched(ids, self.config.batch_size):
             children = self.extract.children(batch)
             now = self.clock()
@@ -272,11 +273,15 @@ class ReconcileEngine:
                 state.sweep_cursor = batch[-1]
                 state.save(tx, now, "sweep_cursor", "sweep_cycle_started_at")
             sweep.contacts += len(batch)
+        if sliced and state.sweep_cursor != sliced[-1]:  # the slice ended on skipped contacts
+            with self.sink.transaction() as tx:
+                state.sweep_cursor = sliced[-1]
+                state.save(tx, self.clock(), "sweep_cursor", "sweep_cycle_started_at")
         sweep.cursor = state.sweep_cursor
 
-    def _sweep_ids(self, state: SyncState, size: int) -> tuple[list[str], bool]:
-        """The next ``size`` contact ids after the cursor (wrapping to the first once), and
-        whether it wrapped."""
+    def _sweep_ids(self, state: SyncState, size: int) -> tuple[list[str], bool, list[str]]:
+        """The next ``size`` contact ids after the cursor (wrapping to the first once) less the
+        ones to skip, whether it wrapped, and the whole slice."""
         with self.sink.transaction() as tx:
             ids = tx.contact_ids_after(self.location_id, state.sweep_cursor, size)
             wrapped = len(ids) < size and state.sweep_cursor is not None
@@ -287,7 +292,7 @@ class ReconcileEngine:
                 ids += [cid for cid in more if cid not in taken]
         # Skipped: contacts the id scan no longer found (deletion held back by the safety limit),
         # and contacts whose tasks and notes were already re-read this run because they changed.
-        return [cid for cid in ids if cid not in self._unseen and cid not in self._reread], wrapped
+        return [cid for cid in ids if cid not in self._unseen and cid not in self._reread], wrapped, ids
 
     # -- writing ---------------------------------------------------------------------------
     def _map(self, entity: str, records: Sequence[Mapping[str, Any]]) -> tuple[list[MappedRecord], list[Quarantined]]:

@@ -45,10 +45,12 @@ class SweepReport:
     ``contacts``: contacts whose tasks and notes were re-read by the sweep; ``target``: how many it
     aimed for (location size / runs per sweep period); ``budget_limited``: the request budget cut it
     short; ``wrapped``: the cursor went past the last contact and started over; ``cursor``: the last
-    contact id covered (the next run starts after it).
+    contact id covered (the next run starts after it); ``skipped``: contacts of the slice left out
+    because this run had already re-read them (they changed) or the id scan no longer found them.
     """
 
     contacts: int = 0
+    skipped: int = 0
     target: int = 0
     budget_limited: bool = False
     wrapped: bool = False
@@ -112,6 +114,7 @@ class RunReport:
         sw = self.sweep
         lines.append(
             f"task/note sweep: {sw.contacts}/{sw.target} contacts"
+            + (f" ({sw.skipped} already re-read or gone)" if sw.skipped else "")
             + (" (request budget reached)" if sw.budget_limited else "")
             + (" (wrapped to the start)" if sw.wrapped else "")
             + f", cursor {sw.cursor}"
