@@ -67,7 +67,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import requests
 
-from airflow_provider_contacts.errors import GHLAuthError, GHLConfigError, GHLTransportError
+from airflow_provider_contacts.errors import GHLAuthError, GHLConfigError, GHLTransportError, api_error_message
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +124,10 @@ class TokenSet:
     def __post_init__(self) -> None:
         mask_secret(self.access_token)
         mask_secret(self.refresh_token)
+        if self.expires_at is not None and self.expires_at.tzinfo is None:
+            # A store that wrote a naive time (HighLevel and to_json use UTC): take it as UTC, as
+            # comparing it with the aware "now" of is_fresh() would raise TypeError.
+            object.__setattr__(self, "expires_at", self.expires_at.replace(tzinfo=timezone.utc))
 
     def __repr__(self) -> str:
         return (
@@ -695,17 +699,18 @@ class OAuthTokenSource:
             try:
                 body = resp.json()
             except ValueError:
-                body = {}
+                body = None
+            if not isinstance(body, dict):
+                body = {}  # an empty or non-object answer: judged by the status alone
             if resp.ok:
                 return body
-            error = str(body.get("error", "")) if isinstance(body, dict) else ""
-            if error == "invalid_grant" or "invalid_grant" in str(body.get("message", "")):
+            if body.get("error") == "invalid_grant" or "invalid_grant" in str(body.get("message", "")):
                 raise _InvalidGrant()
-            message = body.get("error_description") or body.get("message") or resp.reason
+            message, trace_id = api_error_message(body, resp.reason or f"HTTP {resp.status_code}")
             raise GHLAuthError(
                 f"{message}; check the connection's OAuth extras (client_id, client_secret, user_type, company_id)",
                 status=resp.status_code,
-                trace_id=body.get("traceId") if isinstance(body, dict) else None,
+                trace_id=trace_id,
                 operation=operation,
             )
         raise GHLTransportError(

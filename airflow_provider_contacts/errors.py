@@ -28,6 +28,8 @@ Hierarchy::
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GHLError(Exception):
     """Base class of every error raised by this provider."""
@@ -135,6 +137,21 @@ def error_class_for_status(status: int) -> type[GHLAPIError]:
     return GHLAPIError
 
 
+def api_error_message(body: Any, fallback: str) -> tuple[str, str | None]:
+    """``(message, traceId)`` from a HighLevel error body.
+
+    The message is the body's ``message`` (a string, or a list of them joined with ``; ``), else its
+    OAuth ``error_description`` / ``error``, else ``fallback`` (also for a body that is not an object).
+    """
+    if not isinstance(body, dict):
+        return fallback, None
+    message = body.get("message") or body.get("error_description") or body.get("error") or fallback
+    if isinstance(message, list):
+        message = "; ".join(str(m) for m in message)
+    trace_id = body.get("traceId") or body.get("trace_id")
+    return str(message), (str(trace_id) if trace_id else None)
+
+
 __all__ = [
     "GHLAPIError",
     "GHLAuthError",
@@ -147,5 +164,6 @@ __all__ = [
     "GHLServerError",
     "GHLTransportError",
     "GHLValidationError",
+    "api_error_message",
     "error_class_for_status",
 ]

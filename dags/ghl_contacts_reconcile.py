@@ -23,6 +23,7 @@ Field mapping: ``ghl_contacts_mapping.yaml`` next to this file. Failure alerts:
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow_provider_contacts.sync.alerts import failure_alert
 from airflow_provider_contacts.sync.report import merge_reports
 
+log = logging.getLogger(__name__)
 SCHEDULE_INTERVAL = timedelta(hours=1)
 MAPPING_FILE = Path(__file__).with_name("ghl_contacts_mapping.yaml")
 TABLE_ASSETS = {
@@ -96,8 +98,7 @@ def ghl_contacts_reconcile() -> None:
             config=config_from_params(params, SCHEDULE_INTERVAL),
             target_schema=params["target_schema"],
         )
-        print(report.format_table())
-        return report.to_dict()
+        return report.to_dict()  # the engine has logged it as a table
 
     @task(outlets=list(TABLE_ASSETS.values()))
     def publish_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,7 +120,7 @@ def ghl_contacts_reconcile() -> None:
             "duration_s": max((r["duration_s"] for r in reports), default=0.0),
             "warnings": [w for r in reports for w in r["warnings"]],
         }
-        print(f"reconcile summary: {summary}")
+        log.info("reconcile summary: %s", summary)
         return summary
 
     publish_report(reconcile.expand(location_id=resolve_locations()))

@@ -59,7 +59,7 @@ def last_report(target: Path) -> dict[str, Any]:
 def run_dag(env: dict[str, str], conf: dict[str, Any], target: Path, title: str) -> dict[str, Any]:
     banner(title)
     started = time.monotonic()
-    airflow(env, "dags", "test", DAG_ID, "-c", json.dumps(conf))
+    airflow(env, "dags", "test", DAG_ID, "-f", str(REPO / "dags" / "ghl_contacts_reconcile.py"), "-c", json.dumps(conf))
     from airflow_provider_contacts.sync.report import RunReport
 
     report = last_report(target)

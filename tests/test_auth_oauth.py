@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -360,3 +361,31 @@ def test_inside_a_task_the_tokens_rotate_through_an_airflow_variable(sandbox, mo
     stored = json.loads(Variable.get("ghl_oauth_tokens__ghl_in_task"))
     assert stored["refresh_token"] not in (None, app["refresh_token"])
     assert token_calls(sandbox) == 2
+
+
+def test_a_stored_naive_expiry_is_taken_as_utc() -> None:
+    # A custom store may write the expiry without an offset; comparing it must not raise TypeError.
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).replace(tzinfo=None)
+    tokens = TokenSet.from_json({"access_token": "a", "refresh_token": "r", "expires_at": later.isoformat()})
+    assert tokens.expires_at is not None and tokens.expires_at.tzinfo is timezone.utc
+    assert tokens.is_fresh()
+
+
+def test_a_token_endpoint_error_that_is_not_a_json_object_is_reported(tmp_path) -> None:
+    class _Answer:
+        status_code, ok, reason = 400, False, "Bad Request"
+
+        def json(self) -> list[str]:
+            return ["not", "an", "object"]
+
+    class _Session:
+        def post(self, *args: object, **kwargs: object) -> _Answer:
+            return _Answer()
+
+    store = FileTokenStore(tmp_path / "tokens.json")
+    store.save(TokenSet(access_token=None, refresh_token="r1"))
+    settings = OAuthSettings(conn_id="c", base_url="http://127.0.0.1:9", client_id="id", client_secret="s")
+    source = OAuthTokenSource(settings, store, http=_Session, process_cache=False)
+    with pytest.raises(GHLAuthError, match="Bad Request; check the connection's OAuth extras") as info:
+        source.get_access_token()
+    assert info.value.status == 400

@@ -101,6 +101,23 @@ def test_legacy_listing_stops_on_a_repeated_cursor(monkeypatch) -> None:
         server.server_close()
 
 
+def test_skip_paging_stops_when_the_server_ignores_skip(monkeypatch) -> None:
+    # The same broken server answers every GET with the same full page, whatever ``skip`` says.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RepeatingCursorAPI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        conn = {"conn_type": "ghl", "host": f"http://127.0.0.1:{server.server_port}", "password": "t", "extra": {"location_id": "L"}}
+        monkeypatch.setenv("AIRFLOW_CONN_GHL_BROKEN", json.dumps(conn))
+        hook = ContactsHook("ghl_broken")
+        with pytest.raises(GHLPaginationError, match="same page again for skip=2"):
+            list(hook.iter_contacts_by_business("B1", limit=2))
+        assert hook.stats.requests == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_location_tasks_come_in_batches_of_contact_ids(sandbox, ghl_conn) -> None:
     hook = ContactsHook(ghl_conn, task_batch_size=40)
     dump = sandbox.admin.dump()

@@ -182,3 +182,60 @@ def test_429s_beyond_the_budget_raise_a_rate_limit_error(sandbox_factory, monkey
     with pytest.raises(GHLRateLimitError) as err:
         hook.get_contacts(limit=1)
     assert err.value.status == 429 and err.value.trace_id and "still rate limited" in err.value.message
+
+
+class _CreatesThenFailsAPI:
+    """A server whose first upsert creates the contact and then answers 502 (the worst case)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        api = self
+        self.upserts = 0
+        self.created: dict | None = None
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+                sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                api.upserts += 1
+                api.created = {"id": f"c{api.upserts}", "email": sent["email"], "dateAdded": "2099-01-01T00:00:00Z"}
+                if api.upserts == 1:
+                    self._send(502, {"message": "Bad Gateway"})
+                else:
+                    self._send(201, {"contact": api.created, "new": True})
+
+            def do_GET(self) -> None:  # noqa: N802 - the duplicate lookup
+                self._send(200, {"contact": api.created})
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_upsert_that_always_creates_is_not_resent_blindly(monkeypatch) -> None:
+    api = _CreatesThenFailsAPI()
+    try:
+        conn = {"conn_type": "ghl", "host": f"http://127.0.0.1:{api.server.server_port}", "password": "t",
+                "extra": {"location_id": "L"}}
+        monkeypatch.setenv("AIRFLOW_CONN_GHL_UPSERT", json.dumps(conn))
+        hook = ContactsHook("ghl_upsert", retry=FAST)
+        result = hook.upsert_contact({"email": "ada@example.com", "createNewIfDuplicateAllowed": True})
+        assert api.upserts == 1, "the upsert that created the contact was sent again"
+        assert result.contact.id == "c1" and result.new is True
+    finally:
+        api.close()

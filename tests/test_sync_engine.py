@@ -309,3 +309,31 @@ def test_a_contact_that_stops_mapping_keeps_its_last_good_row_and_is_reported(ta
     target.run()
     assert live_rows(target.sink, "contacts", target.sandbox.location_id)[cid]["date_of_birth"] == "1990-12-31"
     assert target.diff() == []
+
+
+class VanishingContactHook(ContactsHook):
+    """Deletes a contact in the CRM just before the run reads the first batch of activity."""
+
+    def __init__(self, admin: Any) -> None:
+        super().__init__()
+        self.admin = admin
+        self.victim: str | None = None
+
+    def fetch_tasks_and_notes(self, contact_ids: Any, *args: Any, **kwargs: Any) -> Any:
+        ids = list(contact_ids)
+        if self.victim is None and ids:
+            self.victim = ids[0]
+            self.admin.delete_contact(self.victim)
+        return super().fetch_tasks_and_notes(ids, *args, **kwargs)
+
+
+def test_a_contact_deleted_while_its_activity_is_read_does_not_fail_the_run(target: Target) -> None:
+    target.run()
+    hook = VanishingContactHook(target.sandbox.admin)
+    report = target.run(hook=hook)  # the sweep meets a 404 for the vanished contact
+    assert hook.victim is not None
+    assert report.sweep.contacts > 0
+    following = target.run()
+    assert following.counts("contacts").deleted == 1
+    assert dict(target.all_rows("ghl_contacts"))[hook.victim] is not None
+    assert target.diff() == []

@@ -8,9 +8,9 @@ tasks/notes are checked for one with the same content first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from airflow_provider_contacts.errors import GHLAuthError
 from airflow_provider_contacts.hooks.fanout import fetch_activity
@@ -25,7 +25,7 @@ from airflow_provider_contacts.hooks.operations import (
     operation,
     segment,
 )
-from airflow_provider_contacts.hooks.pagination import batched
+from airflow_provider_contacts.hooks.pagination import batched, pages_by_skip
 from airflow_provider_contacts.models import (
     ContactActivity,
     CreateNote,
@@ -50,6 +50,33 @@ class ActivityOperations(OperationsBase):
     task_page_limit: int
     _task_search_allowed: bool
     _fallback_logged: bool
+
+    def _create_activity(
+        self, contact_id: str, kind: Literal["task", "note"], payload: dict[str, Any], same: Callable[[Any], bool]
+    ) -> Any:
+        """``POST`` a task or note once (see :meth:`OperationsBase._create_once`).
+
+        After an ambiguous failure, the contact's tasks/notes are looked through for one that is
+        ``same`` as the one sent and was added since the first attempt (minus the clock skew).
+        """
+        model, listing, path = (
+            (Task, self.list_tasks, self._tasks_path(contact_id))
+            if kind == "task"
+            else (Note, self.list_notes, self._notes_path(contact_id))
+        )
+        since = datetime.now(timezone.utc) - CREATE_MATCH_SKEW
+
+        def lookup() -> Any:
+            return next(
+                (item for item in listing(contact_id) if same(item) and (item.dateAdded is None or item.dateAdded >= since)),
+                None,
+            )
+
+        return self._create_once(
+            lambda: self._call("POST", path, json_body=payload, scope=WRITE, replay_safe=False),
+            parse=lambda data: self._with_contact([data[kind]], contact_id, model)[0],
+            lookup=lookup,
+        )
 
     # ------------------------------------------------------------------------------------------
     # Tasks
@@ -76,25 +103,13 @@ class ActivityOperations(OperationsBase):
         """``POST /contacts/{contactId}/tasks``; after an ambiguous failure the contact's tasks are
         checked for one with the same title, body and due date before any retry."""
         model = validate_body(CreateTask, body, "create-task")
-        payload = model.payload()
-        path = self._tasks_path(contact_id)
-        started = datetime.now(timezone.utc)
-
-        def lookup() -> Task | None:
-            for task in self.list_tasks(contact_id):
-                if (
-                    task.title == model.title
-                    and (model.body is None or task.body == model.body)
-                    and task.dueDate == model.dueDate
-                    and (task.dateAdded is None or task.dateAdded >= started - CREATE_MATCH_SKEW)
-                ):
-                    return task
-            return None
-
-        return self._create_once(
-            lambda: self._call("POST", path, json_body=payload, scope=WRITE, replay_safe=False),
-            parse=lambda data: self._with_contact([data["task"]], contact_id, Task)[0],
-            lookup=lookup,
+        return self._create_activity(
+            contact_id,
+            "task",
+            model.payload(),
+            lambda task: task.title == model.title
+            and (model.body is None or task.body == model.body)
+            and task.dueDate == model.dueDate,
         )
 
     @operation("update-task", WRITE)
@@ -142,24 +157,11 @@ class ActivityOperations(OperationsBase):
         """``POST /contacts/{contactId}/notes``; after an ambiguous failure the contact's notes are
         checked for one with the same body and title (added since the first attempt) before any retry."""
         model = validate_body(CreateNote, body, "create-note")
-        payload = model.payload()
-        path = self._notes_path(contact_id)
-        started = datetime.now(timezone.utc)
-
-        def lookup() -> Note | None:
-            for note in self.list_notes(contact_id):
-                if (
-                    note.body == model.body
-                    and (model.title is None or note.title == model.title)
-                    and (note.dateAdded is None or note.dateAdded >= started - CREATE_MATCH_SKEW)
-                ):
-                    return note
-            return None
-
-        return self._create_once(
-            lambda: self._call("POST", path, json_body=payload, scope=WRITE, replay_safe=False),
-            parse=lambda data: self._with_contact([data["note"]], contact_id, Note)[0],
-            lookup=lookup,
+        return self._create_activity(
+            contact_id,
+            "note",
+            model.payload(),
+            lambda note: note.body == model.body and (model.title is None or note.title == model.title),
         )
 
     @operation("update-note", WRITE)
@@ -207,13 +209,11 @@ class ActivityOperations(OperationsBase):
         return TaskSearchPage.model_validate({**data, "tasks": list(flatten(data.get("tasks")))})
 
     def _page_location_tasks(self, contact_ids: list[str] | None, completed: bool | None, limit: int) -> Iterator[Task]:
-        skip = 0
-        while True:
-            page = self.search_location_tasks(contact_ids=contact_ids, completed=completed, limit=limit, skip=skip)
-            yield from page.tasks
-            if len(page.tasks) < limit:
-                return
-            skip += len(page.tasks)
+        return pages_by_skip(
+            lambda skip: self.search_location_tasks(contact_ids=contact_ids, completed=completed, limit=limit, skip=skip).tasks,
+            limit,
+            "task-search",
+        )
 
     def _task_search_denied(self, exc: GHLAuthError) -> bool:
         """After a 403 on task search: switch this hook to per-contact task calls (logged once)."""

@@ -22,7 +22,12 @@ from airflow_provider_contacts.hooks.operations import (
     operation,
     segment,
 )
-from airflow_provider_contacts.hooks.pagination import MAX_LEGACY_LIMIT, MAX_SEARCH_PAGE_LIMIT, CursorGuard
+from airflow_provider_contacts.hooks.pagination import (
+    MAX_LEGACY_LIMIT,
+    MAX_SEARCH_PAGE_LIMIT,
+    CursorGuard,
+    pages_by_skip,
+)
 from airflow_provider_contacts.models import (
     BulkBusinessBody,
     BulkBusinessResult,
@@ -179,13 +184,11 @@ class ContactOperations(OperationsBase):
 
     def iter_contacts_by_business(self, business_id: str, query: str | None = None, limit: int = 100) -> Iterator[Contact]:
         """Every contact of a business, page by page."""
-        skip = 0
-        while True:
-            page = self.get_contacts_by_business(business_id, limit=limit, skip=skip, query=query)
-            yield from page.contacts
-            if len(page.contacts) < limit:
-                return
-            skip += len(page.contacts)
+        return pages_by_skip(
+            lambda skip: self.get_contacts_by_business(business_id, limit=limit, skip=skip, query=query).contacts,
+            limit,
+            "get-contacts-by-businessId",
+        )
 
     # ------------------------------------------------------------------------------------------
     # Contacts: single records
@@ -206,10 +209,8 @@ class ContactOperations(OperationsBase):
         returns it if the failed attempt created it; otherwise it retries (bounded).
         """
         model = validate_body(CreateContact, body, "create-contact")
-        if not model.locationId:
-            model = model.model_copy(update={"locationId": self.require_location_id()})
         payload = model.payload()
-        payload["locationId"] = model.locationId
+        payload["locationId"] = model.locationId or self.require_location_id()
         started = datetime.now(timezone.utc)
         return self._create_once(
             lambda: self._call("POST", "/contacts/", json_body=payload, scope=WRITE, replay_safe=False),
@@ -251,11 +252,28 @@ class ContactOperations(OperationsBase):
 
     @operation("upsert-contact", WRITE)
     def upsert_contact(self, body: UpsertContact | dict[str, Any]) -> UpsertResult:
-        """``POST /contacts/upsert``: create or update by the location's duplicate rules."""
+        """``POST /contacts/upsert``: create or update by the location's duplicate rules.
+
+        A plain upsert is safe to resend. With ``createNewIfDuplicateAllowed`` (a create without a
+        duplicate check, where the location allows duplicates) it is treated like
+        :meth:`create_contact`: after an ambiguous failure the contact is looked up before any retry.
+        """
         model = validate_body(UpsertContact, body, "upsert-contact")
         payload = model.payload()
         payload["locationId"] = model.locationId or self.require_location_id()
-        return UpsertResult.model_validate(self._call("POST", "/contacts/upsert", json_body=payload, scope=WRITE))
+        if not payload.get("createNewIfDuplicateAllowed"):
+            return UpsertResult.model_validate(self._call("POST", "/contacts/upsert", json_body=payload, scope=WRITE))
+        started = datetime.now(timezone.utc)
+
+        def lookup() -> UpsertResult | None:
+            found = self._find_created_contact(payload, started)
+            return None if found is None else UpsertResult(contact=found, new=True)
+
+        return self._create_once(
+            lambda: self._call("POST", "/contacts/upsert", json_body=payload, scope=WRITE, replay_safe=False),
+            parse=UpsertResult.model_validate,
+            lookup=lookup,
+        )
 
     @operation("delete-contact", WRITE)
     def delete_contact(self, contact_id: str) -> bool:

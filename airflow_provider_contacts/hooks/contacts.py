@@ -173,17 +173,25 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         session.headers.update(self._base_headers())
         return session
 
-    def get_conn(self) -> requests.Session:
-        """The hook's ``requests.Session`` (created on first use, then reused).
-
-        It carries ``Version``, ``Accept`` and the current ``Authorization`` header; the hook's
-        own calls set a fresh ``Authorization`` on every request (tokens rotate).
-        """
+    def _shared_session(self) -> requests.Session:
+        """The cached session without touching the token (what :class:`Transport` sends with)."""
         with self._init_lock:
             if self._session is None:
                 self._session = self._new_session()
-                self._session.headers["Authorization"] = f"Bearer {self.token_source.get_access_token()}"
             return self._session
+
+    def get_conn(self) -> requests.Session:
+        """The hook's ``requests.Session`` (created on first use, then reused).
+
+        It carries ``Version``, ``Accept`` and the current ``Authorization`` header (set on each
+        call); the hook's own calls set a fresh ``Authorization`` on every request (tokens rotate).
+        """
+        # The token is fetched outside the hook's lock: an OAuth refresh takes the token source's
+        # lock and may build its own session (which reads the settings under the hook's lock).
+        token = self.token_source.get_access_token()
+        session = self._shared_session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        return session
 
     def get_headers(self) -> dict[str, str]:
         """The headers of an API call (for code doing its own HTTP, e.g. with httpx)."""
@@ -232,7 +240,7 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         with self._init_lock:
             if self._transport is None:
                 self._transport = Transport(
-                    session=self.get_conn,
+                    session=self._shared_session,
                     base_url=self.base_url,
                     token_source=self.token_source,
                     limiter=self.limiter,

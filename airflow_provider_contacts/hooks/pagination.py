@@ -2,14 +2,14 @@
 
 The paginators themselves live on :class:`~airflow_provider_contacts.hooks.contacts.ContactsHook`
 (they need its requests); this module holds what they share: a guard against servers that repeat a
-cursor, and lazy batching of an iterable of ids.
+cursor, the ``limit``/``skip`` page loop, and lazy batching of an iterable of ids.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from airflow_provider_contacts.errors import GHLPaginationError
 
@@ -44,6 +44,30 @@ class CursorGuard:
         self._seen.add(cursor)
 
 
+def pages_by_skip(fetch: Callable[[int], Sequence[T]], limit: int, operation: str) -> Iterator[T]:
+    """Every item of a ``limit``/``skip`` paged listing, page by page.
+
+    ``fetch(skip)`` returns one page of at most ``limit`` items. Stops after a short page; raises
+    :class:`GHLPaginationError` when a full page repeats the previous one (a server that ignores
+    ``skip`` would otherwise be read forever).
+    """
+    skip = 0
+    previous: list[Any] | None = None
+    while True:
+        items = fetch(skip)
+        yield from items
+        if len(items) < limit:
+            return
+        ids = [getattr(item, "id", item) for item in items]
+        if ids == previous:
+            raise GHLPaginationError(
+                f"{operation}: the API returned the same page again for skip={skip}; stopping "
+                "instead of looping forever"
+            )
+        previous = ids
+        skip += len(items)
+
+
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Lists of up to ``size`` consecutive items, read lazily from ``items``."""
     if size < 1:
@@ -53,4 +77,4 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-__all__ = ["MAX_LEGACY_LIMIT", "MAX_SEARCH_PAGE_LIMIT", "SEARCH_WINDOW", "CursorGuard", "batched"]
+__all__ = ["MAX_LEGACY_LIMIT", "MAX_SEARCH_PAGE_LIMIT", "SEARCH_WINDOW", "CursorGuard", "batched", "pages_by_skip"]

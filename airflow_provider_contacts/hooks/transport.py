@@ -39,6 +39,7 @@ from airflow_provider_contacts.errors import (
     GHLRateLimitError,
     GHLServerError,
     GHLTransportError,
+    api_error_message,
     error_class_for_status,
 )
 from airflow_provider_contacts.hooks.pacing import RateLimiter
@@ -89,17 +90,6 @@ class AmbiguousWrite(Exception):
         self.timed_out = timed_out
 
 
-def api_error_message(body: Any, fallback: str) -> tuple[str, str | None]:
-    """``(message, traceId)`` from a HighLevel error body (message may be a string or a list)."""
-    if not isinstance(body, dict):
-        return fallback, None
-    message = body.get("message") or body.get("error_description") or body.get("error") or fallback
-    if isinstance(message, list):
-        message = "; ".join(str(m) for m in message)
-    trace_id = body.get("traceId") or body.get("trace_id")
-    return str(message), (str(trace_id) if trace_id else None)
-
-
 def _connection_never_reached(exc: BaseException) -> bool:
     """True when the request certainly did not reach the server (safe to resend a write)."""
     if isinstance(exc, (requests.exceptions.ConnectTimeout, httpx.ConnectError, httpx.ConnectTimeout)):
@@ -108,6 +98,11 @@ def _connection_never_reached(exc: BaseException) -> bool:
     return isinstance(exc, requests.exceptions.ConnectionError) and (
         "NewConnectionError" in text or "Connection refused" in text
     )
+
+
+def _query_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The query parameters to send: those whose value is not ``None`` (``None`` if none is left)."""
+    return {k: v for k, v in (params or {}).items() if v is not None} or None
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -273,7 +268,7 @@ class Transport(_RequestRules):
         :raises GHLAPIError: (a subclass) for errors that are not retried or outlast the retries.
         """
         call = _Call(operation, scope, replay_safe)
-        clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
+        clean_params = _query_params(params)
         while True:
             token = self.token_source.get_access_token()
             self.limiter.acquire(self.daily_reserve)
@@ -345,7 +340,7 @@ class AsyncTransport(_RequestRules):
     ) -> Any:
         """Async :meth:`Transport.request` (same parameters, same errors)."""
         call = _Call(operation, scope, replay_safe)
-        clean_params = {k: v for k, v in (params or {}).items() if v is not None} or None
+        clean_params = _query_params(params)
         while True:
             token = await self.token_source.aget_access_token()
             await self.limiter.aacquire(self.daily_reserve)

@@ -16,94 +16,30 @@ UTC with microseconds (``2024-05-01T12:30:00.000000+00:00``), which sorts correc
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_contacts.sync.mapping import (
-    TABLES,
-    FieldMapping,
-    MappedRecord,
-    Quarantined,
-    content_hash,
+from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping
+from airflow_provider_contacts.sync.schema import (
+    COLUMN_TYPES,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TABLE,
+    STATE_COLUMNS,
+    STATE_TABLE,
 )
+from airflow_provider_contacts.sync.writes import SinkTransaction, UpsertCounts
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
-__all__ = ["COLUMN_TYPES", "QUARANTINE_TABLE", "STATE_TABLE", "SinkTransaction", "SqlSink", "UpsertCounts"]
-
-QUARANTINE_TABLE = "ghl_quarantine"
-STATE_TABLE = "ghl_sync_state"
-
-#: Logical column type -> SQL type, per SQLAlchemy dialect name ("default" for any other database).
-COLUMN_TYPES: dict[str, dict[str, str]] = {
-    "sqlite": {
-        "key": "VARCHAR(200) NOT NULL PRIMARY KEY",
-        "text": "TEXT",
-        "timestamp": "TEXT",
-        "boolean": "BOOLEAN",
-        "number": "NUMERIC",
-        "json": "TEXT",
-    },
-    "postgresql": {
-        "key": "VARCHAR(200) NOT NULL PRIMARY KEY",
-        "text": "TEXT",
-        "timestamp": "TIMESTAMP WITH TIME ZONE",
-        "boolean": "BOOLEAN",
-        "number": "DOUBLE PRECISION",
-        "json": "JSONB",
-    },
-    "default": {
-        "key": "VARCHAR(200) NOT NULL PRIMARY KEY",
-        "text": "TEXT",
-        "timestamp": "TIMESTAMP",
-        "boolean": "BOOLEAN",
-        "number": "DOUBLE PRECISION",
-        "json": "TEXT",
-    },
-}
-
-QUARANTINE_COLUMNS: dict[str, str] = {
-    "id": "key",
-    "location_id": "text",
-    "source_table": "text",
-    "record_id": "text",
-    "contact_id": "text",
-    "reason": "text",
-    "raw_json": "text",
-    "first_seen_at": "timestamp",
-    "last_seen_at": "timestamp",
-}
-STATE_COLUMNS: dict[str, str] = {
-    "id": "key",
-    "location_id": "text",
-    "name": "text",
-    "value_json": "text",
-    "updated_at": "timestamp",
-}
-_IN_CHUNK = 500
-
-
-@dataclass
-class UpsertCounts:
-    """Outcome of writing one batch of mapped records to one table."""
-
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
+__all__ = ["COLUMN_TYPES", "QUARANTINE_TABLE", "STATE_TABLE", "SinkTransaction", "SqlSink", "UpsertCounts", "utcnow"]
 
 
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(timezone.utc)
-
-
-def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class SqlSink:
@@ -252,241 +188,3 @@ class SqlSink:
         return out
 
 
-class SinkTransaction:
-    """Operations inside one :meth:`SqlSink.transaction`; all methods are batched by id chunks."""
-
-    def __init__(self, sink: SqlSink, cursor: Any) -> None:
-        self.sink = sink
-        self.cur = cursor
-
-    # -- primitives ------------------------------------------------------------------------
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run one statement."""
-        self.cur.execute(sql, tuple(params))
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Run a query and fetch every row."""
-        self.cur.execute(sql, tuple(params))
-        return list(self.cur.fetchall())
-
-    def column_names(self, name: str) -> set[str] | None:
-        """Lower-cased column names of table ``name``, or ``None`` when it does not exist."""
-        try:
-            if self.sink.dialect_name == "sqlite":
-                rows = self.query(f"PRAGMA table_info({name})")
-                return {str(r[1]).lower() for r in rows} or None
-            self.execute("SAVEPOINT ghl_probe")
-            self.cur.execute(f"SELECT * FROM {self.sink.table(name)} WHERE 1 = 0")
-            names = {str(d[0]).lower() for d in self.cur.description}
-            self.execute("RELEASE SAVEPOINT ghl_probe")
-            return names
-        except Exception:  # noqa: BLE001 - "relation does not exist" differs per driver
-            self.execute("ROLLBACK TO SAVEPOINT ghl_probe")
-            return None
-
-    def _marks(self, n: int) -> str:
-        return ", ".join([self.sink.placeholder] * n)
-
-    def upsert(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Insert-or-replace ``rows`` (whole rows, key column ``id``) through the dialect's upsert."""
-        if not rows:
-            return
-        sql = self.sink.hook.dialect.generate_replace_sql(
-            self.sink.table(name), rows[0], list(columns), replace_index="id"
-        )
-        self.cur.executemany(sql, [tuple(r) for r in rows])
-
-    def _select_in(self, sql_prefix: str, ids: Sequence[str], params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        out: list[tuple[Any, ...]] = []
-        for chunk in _chunks(list(ids)):
-            out.extend(self.query(f"{sql_prefix} IN ({self._marks(len(chunk))})", [*params, *chunk]))
-        return out
-
-    # -- records ---------------------------------------------------------------------------
-    def upsert_records(
-        self, entity: str, location_id: str, records: Sequence[MappedRecord], now: datetime
-    ) -> UpsertCounts:
-        """Write mapped records of ``entity``; the content hash decides inserted/updated/unchanged.
-
-        A row whose hash is unchanged is not touched (so repeated runs leave identical tables); a
-        soft-deleted row that comes back is revived (``deleted_at`` cleared) and counts as updated.
-        Records that map cleanly also leave the quarantine table.
-        """
-        counts = UpsertCounts()
-        if not records:
-            return counts
-        name = TABLES[entity]
-        unique: dict[str, MappedRecord] = {r.id: r for r in records}
-        existing = {
-            row[0]: row[1:]
-            for row in self._select_in(
-                f"SELECT id, content_hash, first_seen_at, deleted_at FROM {self.sink.table(name)} WHERE id",
-                list(unique),
-            )
-        }
-        columns = self.sink.mapping.columns(entity)
-        names = list(columns)
-        rows: list[list[Any]] = []
-        for rid, record in unique.items():
-            old = existing.get(rid)
-            if old is not None and old[0] == record.content_hash and old[2] is None:
-                counts.unchanged += 1
-                continue
-            if old is None:
-                counts.inserted += 1
-            else:
-                counts.updated += 1
-            values: dict[str, Any] = {
-                "id": rid,
-                "location_id": location_id,
-                "raw_json": record.raw_json,
-                "content_hash": record.content_hash,
-                "first_seen_at": old[1] if old is not None else now,
-                "last_synced_at": now,
-                "deleted_at": None,
-                "contact_id": record.contact_id,
-                **record.columns,
-            }
-            rows.append([self.sink.adapt(values[c], columns[c]) for c in names])
-        self.upsert(name, names, rows)
-        self.clear_quarantine(entity, list(unique))
-        return counts
-
-    def stored_hashes(self, entity: str, ids: Sequence[str]) -> dict[str, str]:
-        """Content hash of the live rows among ``ids`` (soft-deleted rows are left out)."""
-        rows = self._select_in(
-            f"SELECT id, content_hash FROM {self.sink.table(TABLES[entity])} WHERE deleted_at IS NULL AND id", ids
-        )
-        return {str(r[0]): str(r[1]) for r in rows}
-
-    def live_ids(self, entity: str, location_id: str) -> Iterator[str]:
-        """Ids of ``entity`` rows of the location not marked deleted (streamed)."""
-        self.cur.execute(
-            f"SELECT id FROM {self.sink.table(TABLES[entity])} WHERE location_id = {self.sink.placeholder} "
-            "AND deleted_at IS NULL",
-            (location_id,),
-        )
-        while True:
-            rows = self.cur.fetchmany(5000)
-            if not rows:
-                return
-            for row in rows:
-                yield str(row[0])
-
-    def live_child_ids(self, entity: str, contact_ids: Sequence[str]) -> dict[str, str]:
-        """Live task/note id -> contact id for the given contacts."""
-        rows = self._select_in(
-            f"SELECT id, contact_id FROM {self.sink.table(TABLES[entity])} WHERE deleted_at IS NULL AND contact_id",
-            contact_ids,
-        )
-        return {str(r[0]): str(r[1]) for r in rows}
-
-    def count_live(self, entity: str, location_id: str) -> int:
-        """Number of live rows of ``entity`` in the location."""
-        rows = self.query(
-            f"SELECT COUNT(*) FROM {self.sink.table(TABLES[entity])} WHERE location_id = {self.sink.placeholder} "
-            "AND deleted_at IS NULL",
-            (location_id,),
-        )
-        return int(rows[0][0])
-
-    def contact_ids_after(self, location_id: str, after: str | None, limit: int) -> list[str]:
-        """Up to ``limit`` live contact ids of the location greater than ``after``, ascending."""
-        ph = self.sink.placeholder
-        sql = f"SELECT id FROM {self.sink.table(TABLES['contacts'])} WHERE location_id = {ph} AND deleted_at IS NULL"
-        params: list[Any] = [location_id]
-        if after:
-            sql += f" AND id > {ph}"
-            params.append(after)
-        sql += f" ORDER BY id LIMIT {int(limit)}"
-        return [str(r[0]) for r in self.query(sql, params)]
-
-    def mark_deleted(self, entity: str, ids: Iterable[str], now: datetime) -> int:
-        """Tombstone (or, with ``hard_delete``, remove) the live rows with these ids; returns how many."""
-        table = self.sink.table(TABLES[entity])
-        total = 0
-        for chunk in _chunks(sorted(set(ids))):
-            marks = self._marks(len(chunk))
-            if self.sink.hard_delete:
-                self.cur.execute(f"DELETE FROM {table} WHERE id IN ({marks})", tuple(chunk))
-            else:
-                self.cur.execute(
-                    f"UPDATE {table} SET deleted_at = {self.sink.placeholder} WHERE deleted_at IS NULL AND id IN ({marks})",
-                    (self.sink.adapt(now, "timestamp"), *chunk),
-                )
-            total += max(self.cur.rowcount, 0)
-        return total
-
-    def delete_children_of(self, contact_ids: Sequence[str], now: datetime) -> dict[str, int]:
-        """Tombstone every live task and note of the given (deleted) contacts."""
-        out: dict[str, int] = {}
-        for entity in ("tasks", "notes"):
-            out[entity] = self.mark_deleted(entity, list(self.live_child_ids(entity, contact_ids)), now)
-        return out
-
-    # -- quarantine ------------------------------------------------------------------------
-    def quarantine(self, entity: str, location_id: str, items: Sequence[Quarantined], now: datetime) -> None:
-        """Record unmappable records with their reasons and raw JSON (keeps the first-seen time)."""
-        if not items:
-            return
-        keyed: dict[str, Quarantined] = {}
-        for item in items:
-            rid = item.id or "sha256-" + content_hash({"raw": item.raw_json})[:32]
-            keyed[f"{TABLES[entity]}:{rid}"] = item
-        first_seen = {
-            str(r[0]): r[1]
-            for r in self._select_in(
-                f"SELECT id, first_seen_at FROM {self.sink.table(QUARANTINE_TABLE)} WHERE id", list(keyed)
-            )
-        }
-        rows = []
-        for key, item in keyed.items():
-            rows.append(
-                [
-                    key,
-                    location_id,
-                    TABLES[entity],
-                    item.id,
-                    item.contact_id,
-                    item.reason,
-                    item.raw_json,
-                    first_seen.get(key) or self.sink.adapt(now, "timestamp"),
-                    self.sink.adapt(now, "timestamp"),
-                ]
-            )
-        self.upsert(QUARANTINE_TABLE, list(QUARANTINE_COLUMNS), rows)
-
-    def clear_quarantine(self, entity: str, record_ids: Sequence[str]) -> None:
-        """Remove quarantine entries of records that now map (or are gone)."""
-        keys = [f"{TABLES[entity]}:{rid}" for rid in record_ids]
-        for chunk in _chunks(keys):
-            self.cur.execute(
-                f"DELETE FROM {self.sink.table(QUARANTINE_TABLE)} WHERE id IN ({self._marks(len(chunk))})",
-                tuple(chunk),
-            )
-
-    def quarantined_ids(self, entity: str, location_id: str) -> list[str]:
-        """Record ids of the location's quarantined ``entity`` records."""
-        rows = self.query(
-            f"SELECT record_id FROM {self.sink.table(QUARANTINE_TABLE)} WHERE location_id = {self.sink.placeholder} "
-            f"AND source_table = {self.sink.placeholder} AND record_id IS NOT NULL",
-            (location_id, TABLES[entity]),
-        )
-        return [str(r[0]) for r in rows]
-
-    # -- state -----------------------------------------------------------------------------
-    def get_state(self, location_id: str, name: str, default: Any = None) -> Any:
-        """The stored JSON value ``name`` of the location, or ``default``."""
-        rows = self.query(
-            f"SELECT value_json FROM {self.sink.table(STATE_TABLE)} WHERE id = {self.sink.placeholder}",
-            (f"{location_id}:{name}",),
-        )
-        return json.loads(rows[0][0]) if rows and rows[0][0] is not None else default
-
-    def set_state(self, location_id: str, values: Mapping[str, Any], now: datetime) -> None:
-        """Store JSON values by name for the location (committed with the transaction)."""
-        rows = [
-            [f"{location_id}:{name}", location_id, name, json.dumps(value, default=str), self.sink.adapt(now, "timestamp")]
-            for name, value in values.items()
-        ]
-        self.upsert(STATE_TABLE, list(STATE_COLUMNS), rows)

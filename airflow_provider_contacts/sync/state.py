@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_contacts.sync.sinks import SinkTransaction
+from airflow_provider_contacts.sync.writes import SinkTransaction
 
 __all__ = ["SyncState"]
 
