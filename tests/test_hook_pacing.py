@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -97,6 +98,13 @@ def test_retry_after_is_honoured_in_seconds_or_from_the_interval() -> None:
     assert retry_after_s({}, 9.0) == 9.0
     policy = RetryPolicy(base_s=1.0, cap_s=4.0)
     assert all(0 <= policy.backoff_s(n) <= min(4.0, 2 ** (n - 1)) for n in range(1, 8) for _ in range(20))
+
+
+def test_retry_after_as_an_http_date_with_or_without_a_zone() -> None:
+    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    for zone in ("GMT", "-0000"):  # "-0000" parses to a naive datetime
+        wait = retry_after_s({"Retry-After": later.strftime(f"%a, %d %b %Y %H:%M:%S {zone}")}, 9.0)
+        assert 25 < wait <= 30
 
 
 def test_threads_sharing_a_limiter_never_exceed_its_window() -> None:

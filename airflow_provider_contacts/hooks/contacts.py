@@ -262,11 +262,7 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         """One cheap call (a one-contact search) explaining what is wrong, if anything."""
         try:
             location = self.require_location_id()
-            self._call(
-                "POST",
-                "/contacts/search",
-                json_body={"locationId": location, "page": 1, "pageLimit": 1},
-            )
+            self.search_contacts(page_limit=1)  # errors then name the operation
         except GHLAuthError as exc:
             if exc.status == 403:
                 return False, (

@@ -70,6 +70,8 @@ def retry_after_s(headers: Mapping[str, str], default_s: float) -> float:
         except ValueError:
             try:
                 when = parsedate_to_datetime(raw)
+                if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are GMT
+                    when = when.replace(tzinfo=timezone.utc)
                 wait = (when - datetime.now(timezone.utc)).total_seconds()
             except (TypeError, ValueError):
                 wait = None

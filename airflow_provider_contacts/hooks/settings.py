@@ -90,12 +90,12 @@ class ConnectionSettings:
             extras: dict[str, Any] = dict(conn.extra_dejson or {})
         except Exception:  # noqa: BLE001 - Airflow raises various errors for broken JSON
             raise GHLConfigError(f"connection {conn_id!r}: 'extra' is not a JSON object") from None
-        auth_type = (_extra(extras, "auth_type") or "private_token").strip()
+        auth_type = str(_extra(extras, "auth_type") or "private_token").strip()
         if auth_type not in ("private_token", "oauth"):
             raise GHLConfigError(
                 f"connection {conn_id!r}: extra 'auth_type' is {auth_type!r}; use 'private_token' or 'oauth'"
             )
-        user_type = (_extra(extras, "user_type") or "Location").strip()
+        user_type = str(_extra(extras, "user_type") or "Location").strip()
         if user_type not in ("Location", "Company"):
             raise GHLConfigError(
                 f"connection {conn_id!r}: extra 'user_type' is {user_type!r}; use 'Location' or 'Company'"
