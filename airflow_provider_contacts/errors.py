@@ -85,7 +85,7 @@ class GHLAPIError(GHLError):
         """The same error (class, status, traceId, operation) with another message."""
         return type(self)(message, status=self.status, trace_id=self.trace_id, operation=self.operation)
 
-    def __reduce__(self):  # keep keyword arguments through pickling (XCom, multiprocessing)
+    def __reduce__(self) -> tuple[Any, ...]:  # keep keyword arguments through pickling (XCom, multiprocessing)
         return (
             _rebuild_api_error,
             (type(self), self.message, self.status, self.trace_id, self.operation),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["ContactsHook"]
 
 
-def __getattr__(name: str):  # lazy: importing the package must not import Airflow
+def __getattr__(name: str) -> Any:  # lazy: importing the package must not import Airflow
     if name == "ContactsHook":
         from airflow_provider_contacts.hooks.contacts import ContactsHook
 
