@@ -22,6 +22,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import queue as queue_module
 import resource
 import sys
 import tempfile
@@ -69,7 +70,13 @@ def run_sync(conn_json: str, target: str, full: bool) -> tuple[dict[str, Any], f
     started = time.monotonic()
     proc = ctx.Process(target=_sync_child, args=(conn_json, target, full, queue))
     proc.start()
-    report, rss = queue.get()
+    while True:  # a child that dies before reporting must fail the benchmark, not hang it
+        try:
+            report, rss = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"sync process exited with {proc.exitcode} before reporting") from None
     proc.join()
     if proc.exitcode:
         raise RuntimeError(f"sync process exited with {proc.exitcode}")

@@ -193,3 +193,18 @@ def test_a_missing_target_connection_fails_the_run_and_alerts(
     text = alert_webhook[0]["text"]
     assert "ghl_contacts_reconcile.reconcile[0]" in text and "no_such_target" in text
     assert sandbox.token not in text
+
+
+def test_a_failing_alert_webhook_does_not_log_its_url(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A webhook URL is a secret (Slack puts the token in its path); requests' errors quote it."""
+    import logging
+
+    from airflow_provider_contacts.sync.alerts import failure_alert
+
+    monkeypatch.setenv("GHL_RECONCILE_ALERT_WEBHOOK", "http://127.0.0.1:1/services/T0/B0/secret-token")
+    with caplog.at_level(logging.ERROR, logger="airflow_provider_contacts.sync.alerts"):
+        failure_alert({"run_id": "r1", "exception": RuntimeError("boom")})
+    assert "did not accept the alert: ConnectionError" in caplog.text
+    assert "secret-token" not in caplog.text

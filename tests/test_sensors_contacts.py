@@ -182,3 +182,13 @@ def test_bad_sensor_inputs_fail_before_any_request(sandbox, ghl_conn) -> None:
     with pytest.raises(ValueError, match="parameter 'change'"):
         GHLContactsChangedSensor(task_id="s", change="deleted")
     assert sandbox.admin.counters()["total"] == 0
+
+
+def test_the_trigger_reads_the_location_the_hook_would_read(sandbox, ghl_conn) -> None:
+    """A templated ``location_id`` that renders to "None" or pads spaces means the same in the
+    triggerer as in poke mode (the connection's location, or the stripped id)."""
+    for rendered, expected in (("None", None), ("", None), (f" {sandbox.location_id} ", sandbox.location_id)):
+        sensor = GHLContactsChangedSensor(
+            task_id="where", deferrable=True, location_id=rendered, poke_interval=1, timeout=SAFETY_TIMEOUT_S
+        )
+        assert defer(sensor).trigger.serialize()[1]["location_id"] == expected

@@ -337,3 +337,11 @@ def test_a_contact_deleted_while_its_activity_is_read_does_not_fail_the_run(targ
     assert following.counts("contacts").deleted == 1
     assert dict(target.all_rows("ghl_contacts"))[hook.victim] is not None
     assert target.diff() == []
+
+
+def test_a_target_schema_that_is_not_an_identifier_is_refused(tmp_path: Path) -> None:
+    """``target_schema`` comes from DAG run conf and is written into DDL unquoted."""
+    hook = EmbeddedSqliteHook(tmp_path / "t.sqlite")
+    mapping = FieldMapping.load(MAPPING_FILE)
+    with pytest.raises(ValueError, match="not a plain SQL identifier"):
+        SqlSink(hook, mapping, schema="x; DROP TABLE ghl_contacts; --")

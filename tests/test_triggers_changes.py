@@ -89,3 +89,50 @@ def test_an_oauth_connection_is_refreshed_in_the_trigger_like_in_the_hook(sandbo
     counters = sandbox.admin.counters()
     assert counters["status_401"] == 1 and counters["by_operation"]["get-access-token"] == token_calls + 1
     assert "revoked-access-token" not in (tmp_path / "tokens.json").read_text()
+
+
+def test_the_location_task_search_stops_when_the_server_ignores_skip(monkeypatch) -> None:
+    """A broken server that answers every page with the same full page must not be read forever
+    (the triggerer would poll it until the daily request limit)."""
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import pytest
+
+    from airflow_provider_contacts.errors import GHLPaginationError
+    from airflow_provider_contacts.triggers.client import TASK_SEARCH_PAGE_LIMIT, AsyncContactsClient
+
+    calls: list[int] = []
+
+    class SamePage(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            calls.append(1)
+            tasks = [{"id": f"t{i}", "contactId": "c", "completed": False} for i in range(TASK_SEARCH_PAGE_LIMIT)]
+            body = json.dumps({"tasks": tasks}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SamePage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = {"conn_type": "ghl", "host": f"http://127.0.0.1:{server.server_port}", "password": "t", "extra": {"location_id": "L"}}
+        monkeypatch.setenv("AIRFLOW_CONN_GHL_BROKEN", json.dumps(conn))
+
+        async def read() -> None:
+            async with AsyncContactsClient("ghl_broken") as client:
+                await client.open_tasks(None)
+
+        with pytest.raises(GHLPaginationError, match="same page again for skip=100"):
+            asyncio.run(asyncio.wait_for(read(), 30))
+        assert len(calls) == 2
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -192,14 +192,17 @@ def succeeded(result: Any) -> bool:
     return result is not None
 
 
+def clean_location_id(location_id: Any) -> str | None:
+    """The rendered ``location_id`` override, or ``None`` when it is unset (``""``, ``"None"``)."""
+    location = location_id.strip() if isinstance(location_id, str) else None
+    return None if location in ("", "None") else location
+
+
 def make_hook(ghl_conn_id: str, location_id: str | None) -> ContactsHook:
     """A :class:`ContactsHook` for a (rendered) connection id and optional location override."""
     from airflow_provider_contacts.hooks.contacts import ContactsHook
 
-    location = location_id.strip() if isinstance(location_id, str) else None
-    if location in ("", "None"):
-        location = None
-    return ContactsHook(ghl_conn_id=ghl_conn_id, location_id=location)
+    return ContactsHook(ghl_conn_id=ghl_conn_id, location_id=clean_location_id(location_id))
 
 
 def pick(record: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
@@ -386,6 +389,7 @@ __all__ = [
     "GHLInputError",
     "check_id",
     "check_id_list",
+    "clean_location_id",
     "coerce_list",
     "coerce_mapping",
     "input_error",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from airflow_provider_contacts.hooks.pagination import batched
 from airflow_provider_contacts.operators.base import GHLBaseOperator, GHLContactOperator, input_error, to_jsonable
 
 if TYPE_CHECKING:
@@ -191,12 +192,6 @@ class JsonLinesWriter:
         return {"output_path": str(self.path)}
 
 
-def _batches(records: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
-    iterator = iter(records)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def deliver_records(
     make_records: Callable[[], Iterable[Mapping[str, Any]]],
     options: OutputOptions,
@@ -237,7 +232,7 @@ def deliver_records(
         writer = JsonLinesWriter(options.output_path or "", options.output_conn_id)
     count = 0
     try:
-        for batch in _batches(make_records(), options.batch_size):
+        for batch in batched(make_records(), options.batch_size):
             writer.write(batch)
             count += len(batch)
             if log is not None:
@@ -330,11 +325,9 @@ class GHLRecordsOperator(GHLBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, stream the records to the target (or collect them for XCom), return the summary."""
         self.validate()
-        options = self.output_options
-        options.check(self._owner, self.operation_id)
-        result = deliver_records(
+        result = deliver_records(  # checks the output options before any request
             lambda: self.call(self.hook),
-            options,
+            self.output_options,
             owner=self._owner,
             key_fields=self.key_fields,
             operation=self.operation_id,

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.operators.base import check_id, input_error, make_hook, to_jsonable
+from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT
+from airflow_provider_contacts.operators.base import check_id, clean_location_id, input_error, make_hook, to_jsonable
 from airflow_provider_contacts.triggers.changes import GHLChangeTrigger
 from airflow_provider_contacts.triggers.conditions import Condition, iso
 
@@ -47,7 +48,8 @@ class HookSource:
         return [to_jsonable(r) for r in records]
 
     def search_contacts(self, filters: list[dict[str, Any]], sort: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-        found = self.hook.iter_search_contacts(filters=filters, sort=sort, page_limit=max(1, min(500, limit)))
+        page_limit = max(1, min(MAX_SEARCH_PAGE_LIMIT, limit))
+        found = self.hook.iter_search_contacts(filters=filters, sort=sort, page_limit=page_limit)
         return self._dump(islice(found, limit))
 
     def list_tasks(self, contact_id: str) -> list[dict[str, Any]]:
@@ -186,7 +188,7 @@ class GHLBaseSensor(BaseSensorOperator):
         trigger = GHLChangeTrigger(
             condition=condition.to_kwargs(),
             ghl_conn_id=self.ghl_conn_id,
-            location_id=(self.location_id or None),
+            location_id=clean_location_id(self.location_id),  # as the hook of poke mode reads it
             poll_interval=self.poke_interval,
             timeout=self.timeout,
         )

@@ -43,4 +43,11 @@ def failure_alert(context: Mapping[str, Any]) -> None:
     try:
         requests.post(url, json={"text": text}, timeout=10).raise_for_status()
     except requests.RequestException as exc:
-        log.error("failure alert webhook %s did not accept the alert: %s", ALERT_WEBHOOK_ENV, exc)
+        # Not ``exc`` itself: requests puts the URL in its messages, and a webhook URL is a secret.
+        status = getattr(exc.response, "status_code", None)
+        log.error(
+            "failure alert webhook %s did not accept the alert: %s%s",
+            ALERT_WEBHOOK_ENV,
+            type(exc).__name__,
+            f" (HTTP {status})" if status else "",
+        )

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_contacts.sync.extract import Children, Extractor, batched, iso_utc, parse_updated, to_api_dict
+from airflow_provider_contacts.hooks.pagination import batched
+from airflow_provider_contacts.sync.extract import Children, Extractor, iso_utc, parse_updated, to_api_dict
 from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping, MappedRecord, Quarantined
 from airflow_provider_contacts.sync.report import RunReport
 from airflow_provider_contacts.sync.sinks import SinkTransaction, SqlSink, utcnow
@@ -221,9 +222,7 @@ class ReconcileEngine:
     def _delete_missing_contacts(self, report: RunReport, seen: set[str] | None) -> None:
         """Mark contacts that HighLevel no longer has (and their tasks and notes) deleted."""
         if seen is None:
-            seen = set()
-            for cid in self.extract.contact_ids():
-                seen.add(cid)
+            seen = set(self.extract.contact_ids())
         report.contacts_scanned = len(seen)
         with self.sink.transaction() as tx:
             live = list(tx.live_ids("contacts", self.location_id))

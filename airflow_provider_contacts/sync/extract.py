@@ -7,7 +7,7 @@ share its per-(base URL, location) rate limiter, retries and request counters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -171,15 +171,3 @@ def _with_contact(record: dict[str, Any], contact_id: str) -> dict[str, Any]:
     if not record.get("contactId"):
         record["contactId"] = contact_id
     return record
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Consecutive lists of up to ``size`` items."""
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

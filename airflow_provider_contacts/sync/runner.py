@@ -49,9 +49,12 @@ def run_reconcile(
     """
     from airflow_provider_contacts.hooks.contacts import ContactsHook
 
-    hook = ContactsHook(ghl_conn_id=source_conn_id, location_id=location_id)
     mapping = FieldMapping.load(mapping_path)
-    with SqlSink(get_target_hook(target_conn_id), mapping, schema=target_schema or None) as sink:
-        report = ReconcileEngine(hook, sink, mapping, config).run()
+    hook = ContactsHook(ghl_conn_id=source_conn_id, location_id=location_id)
+    try:
+        with SqlSink(get_target_hook(target_conn_id), mapping, schema=target_schema or None) as sink:
+            report = ReconcileEngine(hook, sink, mapping, config).run()
+    finally:
+        hook.close()  # its pooled HTTP session
     report.target = target_conn_id + (f" ({sink.dialect_name})" if sink.dialect_name else "")
     return report

@@ -16,6 +16,7 @@ UTC with microseconds (``2024-05-01T12:30:00.000000+00:00``), which sorts correc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
 
 __all__ = ["COLUMN_TYPES", "QUARANTINE_TABLE", "STATE_TABLE", "SinkTransaction", "SqlSink", "UpsertCounts", "utcnow"]
+
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def utcnow() -> datetime:
@@ -61,6 +65,12 @@ class SqlSink:
         schema: str | None = None,
         hard_delete: bool = False,
     ) -> None:
+        if schema and not _IDENTIFIER.match(schema):
+            # It is written into DDL and every statement unquoted, and comes from DAG run conf.
+            raise ValueError(
+                f"target schema {schema!r} is not a plain SQL identifier; use letters, digits and '_' "
+                "(starting with a letter or '_'), e.g. 'ghl'"
+            )
         if schema and str(hook.dialect_name) == "sqlite":
             raise ValueError("SQLite has no schemas: leave target schema empty (use another file instead)")
         self.hook = hook

@@ -18,7 +18,6 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.triggers.client import AsyncContactsClient
 from airflow_provider_contacts.triggers.conditions import Condition
 
 
@@ -68,6 +67,10 @@ class GHLChangeTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check, sleep ``poll_interval``, repeat; yield one terminal event."""
+        # Imported here, in the triggerer: the sensors import this module at DAG parse time and
+        # must not pull in the HTTP stack (requests, httpx, the hook) with it.
+        from airflow_provider_contacts.triggers.client import AsyncContactsClient
+
         started = time.monotonic()
         checks = 0
         try:

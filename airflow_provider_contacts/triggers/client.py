@@ -19,24 +19,18 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
-from urllib.parse import quote
 
 from airflow.sdk import BaseHook
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.errors import GHLAPIError, GHLConfigError
+from airflow_provider_contacts.errors import GHLAPIError, GHLConfigError, GHLPaginationError
 from airflow_provider_contacts.hooks.contacts import ContactsHook
-from airflow_provider_contacts.hooks.operations import flatten
+from airflow_provider_contacts.hooks.operations import flatten, segment
+from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
 from airflow_provider_contacts.hooks.transport import AsyncTransport
 
-MAX_SEARCH_PAGE_LIMIT = 500
+#: ``limit`` of one location task search page (``POST /locations/{id}/tasks/search``).
 TASK_SEARCH_PAGE_LIMIT = 100
-
-
-def _segment(value: str, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise GHLConfigError(f"parameter '{name}' must be a non-empty id string, got {value!r}")
-    return quote(value.strip(), safe="")
 
 
 class AsyncContactsClient:
@@ -146,27 +140,28 @@ class AsyncContactsClient:
 
     async def list_tasks(self, contact_id: str) -> list[dict[str, Any]]:
         """``GET /contacts/{contactId}/tasks`` (each task gets ``contactId``)."""
-        data = await self.request("GET", f"/contacts/{_segment(contact_id, 'contact_id')}/tasks", operation="get-all-tasks")
+        data = await self.request("GET", f"/contacts/{segment(contact_id, 'contact_id')}/tasks", operation="get-all-tasks")
         return [{"contactId": contact_id, **t} for t in data.get("tasks") or []]
 
     async def get_task(self, contact_id: str, task_id: str) -> list[dict[str, Any]]:
         """``GET /contacts/{contactId}/tasks/{taskId}`` as a one-item list."""
-        path = f"/contacts/{_segment(contact_id, 'contact_id')}/tasks/{_segment(task_id, 'task_id')}"
+        path = f"/contacts/{segment(contact_id, 'contact_id')}/tasks/{segment(task_id, 'task_id')}"
         data = await self.request("GET", path, operation="get-task")
         return [{"contactId": contact_id, **(data.get("task") or {})}]
 
     async def list_notes(self, contact_id: str) -> list[dict[str, Any]]:
         """``GET /contacts/{contactId}/notes`` (each note gets ``contactId``)."""
-        data = await self.request("GET", f"/contacts/{_segment(contact_id, 'contact_id')}/notes", operation="get-all-notes")
+        data = await self.request("GET", f"/contacts/{segment(contact_id, 'contact_id')}/notes", operation="get-all-notes")
         return [{"contactId": contact_id, **n} for n in data.get("notes") or []]
 
     async def open_tasks(self, contact_id: str | None) -> list[dict[str, Any]]:
         """Open tasks of a contact, or of the whole location (``POST /locations/{id}/tasks/search``)."""
         if contact_id:
             return [t for t in await self.list_tasks(contact_id) if not t.get("completed")]
-        path = f"/locations/{_segment(self.location_id, 'location_id')}/tasks/search"
+        path = f"/locations/{segment(self.location_id, 'location_id')}/tasks/search"
         out: list[dict[str, Any]] = []
         skip = 0
+        previous: list[Any] | None = None
         while True:
             body = {"completed": False, "limit": TASK_SEARCH_PAGE_LIMIT, "skip": skip}
             data = await self.request("POST", path, operation="task-search", json_body=body, scope="locations/tasks.readonly")
@@ -174,6 +169,13 @@ class AsyncContactsClient:
             out.extend(t for t in tasks if not t.get("completed"))
             if len(tasks) < TASK_SEARCH_PAGE_LIMIT:
                 return out
+            ids = [t.get("id") for t in tasks]
+            if ids == previous:  # as the hook's pages_by_skip: a server ignoring skip is read forever
+                raise GHLPaginationError(
+                    f"task-search: the API returned the same page again for skip={skip}; stopping "
+                    "instead of looping forever"
+                )
+            previous = ids
             skip += len(tasks)
 
 

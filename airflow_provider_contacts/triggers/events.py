@@ -31,13 +31,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_contacts import DEFAULT_CONN_ID
 from airflow_provider_contacts.triggers.changes import error_payload
-from airflow_provider_contacts.triggers.client import AsyncContactsClient
 from airflow_provider_contacts.triggers.conditions import ContactsChanged, iso
+
+if TYPE_CHECKING:
+    from airflow_provider_contacts.triggers.client import AsyncContactsClient
 
 #: Key of the watermark in the asset state store.
 WATERMARK_KEY = "ghl_watermark"
@@ -121,6 +123,9 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield one event per batch of changed contacts."""
+        # Imported here, in the triggerer: DAG files build this trigger at parse time (AssetWatcher).
+        from airflow_provider_contacts.triggers.client import AsyncContactsClient
+
         self.watermark = await self._load_watermark()
         self.log.info("watching contacts changed after %s (%s)", self.watermark, self.date_field)
         errors = 0
