@@ -17,10 +17,21 @@ Dates: every date-time field is a timezone-aware :class:`datetime.datetime`. ISO
 (``2021-07-08T02:30:00.000Z``), ``YYYY-MM-DD HH:MM:SS`` strings and epoch milliseconds are
 accepted. **A naive value (no offset) is taken as UTC** - HighLevel stores and returns UTC. Dates
 in request bodies are sent as ISO 8601 in UTC with milliseconds (``2021-07-08T02:30:00.000Z``).
+Digit strings count as epoch milliseconds only with 12 or 13 digits (``"20240501"`` is refused).
+
+**A malformed date in an API answer does not fail the answer.** Request bodies stay strict, but a
+date-time field of an API object (``dateAdded``, ``dateUpdated``, ``dueDate``, ``startTime``,
+``endTime``; typed :data:`GHLDatetime`) that holds a string which is not a date-time keeps that
+raw string instead of raising, and a warning names the record id, the field and the value (once
+per record and field). One bad record thus cannot fail a whole page of ``iter_search_contacts``
+or ``list_tasks``; downstream (e.g. the reconciliation's mapping) decides what to do with it.
+Code reading these fields must therefore be ready for a ``str`` where it expects a ``datetime``.
+Values of another type (``True``, a list) are still rejected.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -34,23 +45,34 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from airflow_provider_contacts.errors import GHLValidationError
 
+log = logging.getLogger(__name__)
+
 # --------------------------------------------------------------------------------------------
 # Dates
 # --------------------------------------------------------------------------------------------
+
+
+#: Lengths of a digit string taken as epoch milliseconds (1973-03-03 .. 2286-11-20).
+_EPOCH_MS_DIGITS = (12, 13)
 
 
 def parse_datetime(value: Any) -> Any:
     """Turn an API date-time into an aware :class:`datetime` (naive values are taken as UTC).
 
     Accepts datetimes, ISO 8601 strings (``Z`` or offset, ``T`` or space separator), dates
-    (midnight UTC) and epoch timestamps in milliseconds (int/float, or digit strings). Returns
-    ``None`` for ``None``/empty strings; other values are passed on for pydantic to reject.
+    (midnight UTC) and epoch timestamps in milliseconds (int/float, or digit strings of 12 or 13
+    digits: 1973-03-03 to 2286-11-20). Returns ``None`` for ``None``/empty strings; other values
+    are passed on for pydantic to reject.
+
+    :raises ValueError: for a string that is not ISO 8601, including a digit string of another
+        length (``"20240501"`` or epoch seconds would otherwise be read as a 1970 date).
     """
     if value is None or value == "":
         return None
@@ -65,7 +87,13 @@ def parse_datetime(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
-            return datetime.fromtimestamp(int(text) / 1000.0, tz=timezone.utc)
+            if len(text) in _EPOCH_MS_DIGITS:
+                return datetime.fromtimestamp(int(text) / 1000.0, tz=timezone.utc)
+            raise ValueError(
+                f"{value!r} is not a date-time: digit strings are read as epoch milliseconds only "
+                "with 12 or 13 digits; use ISO 8601 (e.g. '2024-05-01T09:30:00Z') or epoch "
+                "milliseconds (e.g. '1714555800000')"
+            )
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
         try:
@@ -84,14 +112,39 @@ def format_datetime(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
-#: An aware datetime parsed from what HighLevel returns (naive -> UTC).
-GHLDatetime = Annotated[datetime, BeforeValidator(parse_datetime)]
+def _api_datetime(value: Any, info: ValidationInfo) -> Any:
+    """``parse_datetime`` for API answers: an unparseable string is kept as it is (and logged).
+
+    The warning names the record's ``id`` (the models declare it first, so it is validated by
+    then), the field and the value; it is logged once per record and field.
+    """
+    try:
+        return parse_datetime(value)
+    except ValueError as exc:
+        record_id = info.data.get("id") if isinstance(info.data, dict) else None
+        log.warning(
+            "record %s: field %r: %s; kept as the raw string", record_id or "(no id)", info.field_name, exc
+        )
+        return value
+
+
+#: An aware datetime parsed from what HighLevel returns (naive -> UTC), or - if HighLevel sent a
+#: string that is not a date-time - that raw string (logged; see the module docstring).
+GHLDatetime = Annotated[datetime | str, BeforeValidator(_api_datetime)]
 #: An aware datetime in a request body, sent as ISO 8601 UTC.
 RequestDatetime = Annotated[
     datetime,
     BeforeValidator(parse_datetime),
     PlainSerializer(format_datetime, return_type=str, when_used="json"),
 ]
+
+
+def added_since(record: Any, since: datetime) -> bool:
+    """Whether ``record.dateAdded`` is at or after ``since``, or unknown (missing, or a raw string
+    HighLevel sent that is not a date-time): callers looking for a record they may have just
+    created keep such records as candidates rather than compare a string with a datetime."""
+    added = getattr(record, "dateAdded", None)
+    return not isinstance(added, datetime) or added >= since
 
 
 def _none_to_list(value: Any) -> Any:
@@ -674,8 +727,15 @@ class SearchContactsBody(RequestModel):
         return self
 
 
+#: Largest ``limit`` of the location task search (the sandbox's cap; locations.json states none).
+TASK_SEARCH_MAX_LIMIT = 1000
+
+
 class TaskSearchBody(RequestModel):
-    """Body of ``POST /locations/{locationId}/tasks/search`` (``TaskSearchParamsDto``)."""
+    """Body of ``POST /locations/{locationId}/tasks/search`` (``TaskSearchParamsDto``).
+
+    ``limit`` is the page size, 1..:data:`TASK_SEARCH_MAX_LIMIT`; ``skip`` the tasks to skip.
+    """
 
     contactId: list[str] | None = None
     completed: bool | None = None
@@ -684,6 +744,16 @@ class TaskSearchBody(RequestModel):
     limit: int = Field(default=100, ge=1)
     skip: int = Field(default=0, ge=0)
     businessId: str | None = None
+
+    @field_validator("limit")
+    @classmethod
+    def _page_cap(cls, value: int) -> int:
+        if value > TASK_SEARCH_MAX_LIMIT:
+            raise ValueError(
+                f"limit {value} is above the task search's largest page ({TASK_SEARCH_MAX_LIMIT}); "
+                f"use at most {TASK_SEARCH_MAX_LIMIT} and page on with 'skip'"
+            )
+        return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -762,6 +832,7 @@ __all__ = [
     "SearchFilter",
     "SearchFilterGroup",
     "SearchSort",
+    "TASK_SEARCH_MAX_LIMIT",
     "TagsBody",
     "Task",
     "TaskCompleted",
@@ -773,6 +844,7 @@ __all__ = [
     "UpsertContact",
     "UpsertResult",
     "WorkflowBody",
+    "added_since",
     "format_datetime",
     "parse_datetime",
     "validate_body",

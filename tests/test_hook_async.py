@@ -62,3 +62,45 @@ def test_async_401_refreshes_the_oauth_token_once(sandbox, monkeypatch, tmp_path
     assert asyncio.run(search()) == 200
     assert sandbox.admin.counters()["status_401"] == 1 and hook.stats.refreshes == 1 and token_calls(sandbox) == 2
     assert json.loads((tmp_path / "t.json").read_text())["refresh_token"] != app["refresh_token"]
+
+
+def test_async_search_pages_like_the_sync_paginator(sandbox, ghl_conn) -> None:
+    from airflow_provider_contacts.hooks.async_search import aiter_search_contacts
+
+    hook = ContactsHook(ghl_conn)
+    filters = [{"field": "dateAdded", "operator": "range", "value": {"gte": "2000-01-01T00:00:00Z"}}]
+    sort = [{"field": "dateUpdated", "direction": "asc"}]
+    expected = [c.id for c in hook.iter_search_contacts(filters=filters, sort=sort, page_limit=30)]
+    sandbox.admin.reset_counters()
+
+    async def read_all() -> list[str]:
+        async with hook.async_transport() as api:
+            return [c.id async for c in aiter_search_contacts(api, hook.location_id, filters=filters, sort=sort, page_limit=30)]
+
+    found = asyncio.run(read_all())
+    assert found == expected and len(found) == len(set(found)) == 200
+    assert sandbox.admin.counters()["by_operation"]["search-contacts-advanced"] == 7  # 6 full pages of 30, 1 short
+
+
+def test_async_search_refuses_a_repeated_cursor_and_a_bad_body() -> None:
+    from airflow_provider_contacts.errors import GHLPaginationError, GHLValidationError
+    from airflow_provider_contacts.hooks.async_search import aiter_search_contacts
+
+    class SamePage:
+        def __init__(self) -> None:
+            self.bodies: list[dict] = []
+
+        async def request(self, method: str, path: str, *, operation: str, json_body: dict, scope: str) -> dict:
+            self.bodies.append(json_body)
+            return {"contacts": [{"id": f"c{i}", "searchAfter": [1, f"c{i}"]} for i in range(2)], "total": 99}
+
+    async def read(api: SamePage, page_limit: int) -> list[str]:
+        return [c.id async for c in aiter_search_contacts(api, "loc1", page_limit=page_limit)]  # type: ignore[arg-type]
+
+    api = SamePage()
+    with pytest.raises(GHLPaginationError, match="a second time"):
+        asyncio.run(read(api, 2))
+    assert api.bodies[0] == {"locationId": "loc1", "pageLimit": 2, "page": 1}
+    assert api.bodies[1] == {"locationId": "loc1", "pageLimit": 2, "searchAfter": [1, "c1"]}
+    with pytest.raises(GHLValidationError, match="pageLimit"):
+        asyncio.run(read(SamePage(), 501))

@@ -46,6 +46,9 @@ def _fresh_process_state():
          "using only the keys gt, gte, lt, lte"),
         (lambda h: h.bulk_update_tags("toggle", ["c1"], ["t"]), "parameter 'type' must be 'add' or 'remove'"),
         (lambda h: h.get_duplicate_contact(), "give 'email' or 'number'"),
+        (lambda h: h.search_location_tasks(limit=2000),
+         "field 'limit': limit 2000 is above the task search's largest page (1000); use at most 1000 and page on with 'skip'"),
+        (lambda h: h.get_contacts_by_business("b1", limit=200), "parameter 'limit' must be 1..100 (got 200)"),
     ],
 )
 def test_bad_input_fails_before_any_request(sandbox, ghl_conn, call, needle) -> None:
@@ -75,6 +78,43 @@ def test_dates_are_timezone_aware_and_naive_values_are_utc() -> None:
     assert plus_two == datetime(2021, 7, 8, 2, 30, tzinfo=timezone.utc) and plus_two.utcoffset() == timedelta(hours=2)
     task = models.Task.model_validate({"id": "t", "dueDate": "2030-01-01T00:00:00"})
     assert task.dueDate.tzinfo is not None
+
+
+def test_digit_strings_are_epoch_milliseconds_only_when_plausible() -> None:
+    assert models.parse_datetime("1714555800000") == datetime(2024, 5, 1, 9, 30, tzinfo=timezone.utc)
+    assert models.parse_datetime("100000000000") == datetime(1973, 3, 3, 9, 46, 40, tzinfo=timezone.utc)
+    for text in ("20240501", "1714555800", "20240501093000"):  # a compact date, epoch seconds, a stamp
+        with pytest.raises(ValueError, match=rf"'{text}' is not a date-time: digit strings are read as epoch "
+                           r"milliseconds only with 12 or 13 digits; use ISO 8601 \(e.g. '2024-05-01T09:30:00Z'\)"):
+            models.parse_datetime(text)
+    with pytest.raises(GHLValidationError, match="field 'dueDate': '20240501' is not a date-time"):
+        models.validate_body(models.CreateTask, {"title": "t", "dueDate": "20240501"}, "create-task")
+
+
+def test_a_malformed_date_in_an_answer_is_kept_raw_and_logged(caplog) -> None:
+    with caplog.at_level("WARNING", logger="airflow_provider_contacts.models"):
+        page = models.ContactSearchPage.model_validate(
+            {"contacts": [{"id": "c1", "dateAdded": "2024-05-01T00:00:00Z", "dateUpdated": "yesterday"},
+                          {"id": "c2", "dateUpdated": "2024-05-02T00:00:00Z"}]}
+        )
+        task = models.Task.model_validate({"id": "t1", "dueDate": "31/12/2024", "dateAdded": 1_714_555_800_000})
+    bad, good = page.contacts
+    assert bad.dateUpdated == "yesterday" and bad.dateAdded == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert good.dateUpdated == datetime(2024, 5, 2, tzinfo=timezone.utc)
+    assert task.dueDate == "31/12/2024" and isinstance(task.dateAdded, datetime)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("record c1: field 'dateUpdated': 'yesterday' is not an ISO 8601 date-time")
+    assert warnings[1].startswith("record t1: field 'dueDate': '31/12/2024' is not an ISO 8601 date-time")
+    # Request bodies stay strict, and other types are still refused in answers.
+    with pytest.raises(GHLValidationError, match="field 'dueDate'"):
+        models.validate_body(models.UpdateTask, {"dueDate": "31/12/2024"}, "update-task")
+    with pytest.raises(ValueError):
+        models.Task.model_validate({"id": "t2", "dueDate": ["2024-05-01"]})
+    # A raw string dateAdded counts as unknown, not as a crash, where the hook compares it.
+    since = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert models.added_since(models.Note.model_validate({"id": "n", "dateAdded": "soon"}), since)
+    assert not models.added_since(models.Note.model_validate({"id": "n", "dateAdded": "2024-04-30T00:00:00Z"}), since)
 
 
 def test_answers_keep_unknown_fields_and_tolerate_nulls() -> None:

@@ -153,6 +153,34 @@ def test_tasks_and_notes_lifecycle(sandbox, ghl_conn) -> None:
     assert hook.list_tasks(contact_id) == [] and hook.list_notes(contact_id) == []
 
 
+def test_a_malformed_date_in_an_answer_does_not_fail_the_page(sandbox, ghl_conn, monkeypatch, caplog) -> None:
+    # The sandbox validates dates, so the hook's answers are corrupted on their way in.
+    hook = ContactsHook(ghl_conn)
+    contact_id = sandbox.admin.create_contact(firstName="Bad", email="bad.date@example.com")["id"]
+    sandbox.admin.create_task(contact_id, title="one")
+    sandbox.admin.create_task(contact_id, title="two")
+    real_call = hook._call
+
+    def corrupt(method, path, **kwargs):
+        data = real_call(method, path, **kwargs)
+        if path == "/contacts/search" and data["contacts"]:
+            data["contacts"][0]["dateUpdated"] = "last tuesday"
+        if path.endswith("/tasks") and data["tasks"]:
+            data["tasks"][0]["dueDate"] = "2024-13-45"
+        return data
+
+    monkeypatch.setattr(hook, "_call", corrupt)
+    with caplog.at_level("WARNING", logger="airflow_provider_contacts"):
+        contacts = list(hook.iter_search_contacts(page_limit=100))
+        tasks = hook.list_tasks(contact_id)
+
+    assert len(contacts) == len(sandbox.admin.dump()["contacts"])
+    assert [c.dateUpdated for c in contacts].count("last tuesday") == -(-len(contacts) // 100)  # first of each page
+    assert all(isinstance(c.dateUpdated, datetime) for c in contacts if c.dateUpdated != "last tuesday")
+    assert [t.dueDate for t in tasks][0] == "2024-13-45" and isinstance(tasks[1].dueDate, datetime)
+    assert f"record {tasks[0].id}: field 'dueDate': '2024-13-45'" in caplog.text
+
+
 def test_followers_campaigns_workflows_and_appointments(sandbox, ghl_conn) -> None:
     hook = ContactsHook(ghl_conn)
     contact_id = sandbox.admin.create_contact(firstName="Flo", email="flo@example.com")["id"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from test_operators_base import a_contact, calls, run_operator
 
+from airflow.sdk.exceptions import AirflowFailException
+from airflow_provider_contacts.errors import GHLAPIError
 from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.tags import GHLAddTagsOperator, GHLBulkUpdateTagsOperator, GHLRemoveTagsOperator
 
@@ -38,9 +40,22 @@ def test_bulk_tagging_reports_per_contact_errors(sandbox, ghl_conn) -> None:
     )
     assert removed["error_count"] == 0 and removed["succeeded"] is True
     assert not any("q3-campaign" in _tags(sandbox, cid) for cid in ids)
-    with pytest.raises(GHLInputError, match="were not updated"):
-        run_operator(GHLBulkUpdateTagsOperator(task_id="b", action="add", contact_ids=["unknownContact01"], tags=["x"], fail_on_errors=True))
-    assert calls(sandbox, "create-association") == 3
+    assert calls(sandbox, "create-association") == 2
+
+
+def test_bulk_tag_errors_reported_by_the_api_fail_with_a_retryable_error_naming_them(sandbox, ghl_conn) -> None:
+    # Per-contact errors are answers of the API, not bad parameters: the task must fail with an
+    # ordinary error (its retries apply), not GHLInputError (an AirflowFailException, no retries).
+    good = sandbox.admin.dump()["contacts"][0]["id"]
+    with pytest.raises(GHLAPIError, match="1 contact\\(s\\) were not updated") as err:
+        run_operator(
+            GHLBulkUpdateTagsOperator(
+                task_id="b", action="add", contact_ids=[good, "unknownContact01"], tags=["x"], fail_on_errors=True
+            )
+        )
+    assert not isinstance(err.value, (GHLInputError, AirflowFailException))
+    assert "unknownContact01" in str(err.value) and err.value.operation == "create-association"
+    assert "x" in _tags(sandbox, good) and calls(sandbox, "create-association") == 1
 
 
 def test_bulk_tag_inputs_are_checked(sandbox, ghl_conn) -> None:

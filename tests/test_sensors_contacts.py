@@ -192,3 +192,39 @@ def test_the_trigger_reads_the_location_the_hook_would_read(sandbox, ghl_conn) -
             task_id="where", deferrable=True, location_id=rendered, poke_interval=1, timeout=SAFETY_TIMEOUT_S
         )
         assert defer(sensor).trigger.serialize()[1]["location_id"] == expected
+
+
+def test_a_zero_poke_interval_is_refused_at_parse_time() -> None:
+    with pytest.raises(ValueError, match=r"task_id='hot'\): parameter 'poke_interval' must be a positive number"):
+        GHLContactsChangedSensor(task_id="hot", tags=["hot-lead"], poke_interval=0)
+    assert GHLContactsChangedSensor(task_id="ok", poke_interval=timedelta(seconds=2)).poke_interval == 2.0
+
+
+def test_a_follow_up_run_continues_exactly_after_a_batch_cut_off_in_one_millisecond(sandbox, ghl_conn, monkeypatch) -> None:
+    from airflow_provider_contacts.sandbox import store as sandbox_store
+
+    ids = sorted(c["id"] for c in sandbox.admin.dump()["contacts"][:3])  # the search breaks ties by id
+    frozen = sandbox_store.now_ms() + 5_000
+    monkeypatch.setattr(sandbox_store, "now_ms", lambda: frozen)  # a bulk update: one millisecond for all
+    since = datetime.now(timezone.utc).isoformat()
+    for cid in ids:
+        sandbox.admin.update_contact(cid, city="Lagos")
+    first = poke_until_done(
+        GHLContactsChangedSensor(task_id="batch", since=since, max_ids=2, poke_interval=0.1, timeout=SAFETY_TIMEOUT_S)
+    )
+    assert first["contact_ids"] == ids[:2] and first["truncated"] is True and first["watermark_ids"] == ids[:2]
+    # The next run passes the XCom's watermark and watermark_ids (templated), here deferrable.
+    follow_up = GHLContactsChangedSensor(
+        task_id="next_batch",
+        deferrable=True,
+        since="{{ params.prev['watermark'] }}",
+        seen_ids="{{ params.prev['watermark_ids'] }}",
+        max_ids=2,
+        poke_interval=0.1,
+        timeout=SAFETY_TIMEOUT_S,
+    )
+    deferred = defer(follow_up, params={"prev": first})
+    assert deferred.trigger.serialize()[1]["condition"]["seen_ids"] == ids[:2]
+    second = resume(follow_up, deferred)
+    assert second["contact_ids"] == [ids[2]] and second["truncated"] is False
+    assert second["watermark"] == first["watermark"] and second["watermark_ids"] == ids

@@ -136,3 +136,52 @@ def test_the_location_task_search_stops_when_the_server_ignores_skip(monkeypatch
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_zero_or_negative_poll_interval_is_refused_and_no_timeout_is_described_safely() -> None:
+    import pytest
+
+    from airflow_provider_contacts.triggers.changes import describe_timeout
+    from airflow_provider_contacts.triggers.events import GHLContactsChangedEventTrigger
+
+    condition = ContactsChanged(since=_now()).to_kwargs()
+    for bad in (0, -5, "soon", float("nan")):
+        with pytest.raises(ValueError, match=r"parameter 'poll_interval' must be a positive number of seconds.*poll_interval=60"):
+            GHLChangeTrigger(condition, poll_interval=bad)
+        with pytest.raises(ValueError, match=r"GHLContactsChangedEventTrigger: parameter 'poll_interval'"):
+            GHLContactsChangedEventTrigger(location_id="loc1", poll_interval=bad)
+    assert GHLChangeTrigger(condition, poll_interval=0.5).poll_interval == 0.5
+    assert describe_timeout(None) == "before the deferral timeout" and describe_timeout(30) == "within 30 s"
+
+
+class _FakeSearch:
+    """A condition source answering the advanced search over fixed records (dateUpdated asc, id)."""
+
+    def __init__(self, records: list[dict]) -> None:
+        self.records = sorted(records, key=lambda r: (r["dateUpdated"], r["id"]))
+
+    def search_contacts(self, filters: list[dict], sort: list[dict], limit: int) -> list[dict]:
+        (bound, since), = filters[0]["value"].items()
+        match = [r for r in self.records if (r["dateUpdated"] > since if bound == "gt" else r["dateUpdated"] >= since)]
+        return match[:limit]
+
+
+def test_contacts_changed_continues_exactly_at_the_watermark_through_the_trigger_kwargs() -> None:
+    same_ms = "2024-05-01T10:00:00.000Z"
+    source = _FakeSearch(
+        [{"id": f"c{i}", "dateUpdated": same_ms} for i in range(5)]
+        + [{"id": "old", "dateUpdated": "2024-05-01T08:00:00.000Z"}, {"id": "late", "dateUpdated": "2024-05-01T10:00:00.001Z"}]
+    )
+    condition: Condition = ContactsChanged(since="2024-05-01T09:00:00Z", max_ids=2)
+    batches = []
+    while (result := condition.check(source)) is not None:
+        batches.append(result["contact_ids"])
+        follow_up = condition.next_after(result)  # type: ignore[attr-defined]
+        # what a deferred sensor or a restarted trigger carries: JSON kwargs only
+        kwargs = GHLChangeTrigger(follow_up.to_kwargs(), poll_interval=1).serialize()[1]
+        condition = Condition.from_kwargs(json.loads(json.dumps(kwargs))["condition"])
+        assert condition == follow_up
+    assert batches == [["c0", "c1"], ["c2", "c3"], ["c4", "late"]]
+    assert condition.since == "2024-05-01T10:00:00.001Z" and condition.seen_ids == ["late"]  # type: ignore[attr-defined]
+    # the default stays "strictly after since"
+    assert ContactsChanged(since=same_ms).check(source)["contact_ids"] == ["late"]  # type: ignore[index]

@@ -25,7 +25,7 @@ from airflow_provider_contacts.hooks.operations import (
     operation,
     segment,
 )
-from airflow_provider_contacts.hooks.pagination import batched, pages_by_skip
+from airflow_provider_contacts.hooks.pagination import MAX_TASK_SEARCH_LIMIT, batched, pages_by_skip
 from airflow_provider_contacts.models import (
     ContactActivity,
     CreateNote,
@@ -37,6 +37,7 @@ from airflow_provider_contacts.models import (
     TaskSearchPage,
     UpdateNote,
     UpdateTask,
+    added_since,
     validate_body,
 )
 
@@ -68,7 +69,7 @@ class ActivityOperations(OperationsBase):
 
         def lookup() -> Any:
             return next(
-                (item for item in listing(contact_id) if same(item) and (item.dateAdded is None or item.dateAdded >= since)),
+                (item for item in listing(contact_id) if same(item) and added_since(item, since)),
                 None,
             )
 
@@ -209,11 +210,19 @@ class ActivityOperations(OperationsBase):
         return TaskSearchPage.model_validate({**data, "tasks": list(flatten(data.get("tasks")))})
 
     def _page_location_tasks(self, contact_ids: list[str] | None, completed: bool | None, limit: int) -> Iterator[Task]:
-        return pages_by_skip(
-            lambda skip: self.search_location_tasks(contact_ids=contact_ids, completed=completed, limit=limit, skip=skip).tasks,
-            limit,
-            "task-search",
-        )
+        """Every task of the search, in pages of ``limit`` (at most the task search's largest page).
+
+        The answer carries no total, so a first page shorter than ``limit`` whose length could be a
+        silent cap of the server (a multiple of 25) costs one more request to tell the cap from the
+        end (see :func:`pages_by_skip`).
+        """
+        page_size = min(limit, MAX_TASK_SEARCH_LIMIT)
+
+        def fetch(skip: int) -> tuple[list[Task], int | None]:
+            page = self.search_location_tasks(contact_ids=contact_ids, completed=completed, limit=page_size, skip=skip)
+            return page.tasks, page.total
+
+        return pages_by_skip(fetch, page_size, "task-search")
 
     def _task_search_denied(self, exc: GHLAuthError) -> bool:
         """After a 403 on task search: switch this hook to per-contact task calls (logged once)."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from airflow_provider_contacts.errors import GHLAPIError, GHLValidationError
+from airflow_provider_contacts.errors import GHLValidationError
 from airflow_provider_contacts.hooks.operations import (
     CREATE_MATCH_SKEW,
     FIELDS_READ,
@@ -23,10 +23,13 @@ from airflow_provider_contacts.hooks.operations import (
     segment,
 )
 from airflow_provider_contacts.hooks.pagination import (
+    MAX_BUSINESS_LIMIT,
     MAX_LEGACY_LIMIT,
     MAX_SEARCH_PAGE_LIMIT,
     CursorGuard,
+    next_search_cursor,
     pages_by_skip,
+    search_body,
 )
 from airflow_provider_contacts.models import (
     BulkBusinessBody,
@@ -38,13 +41,13 @@ from airflow_provider_contacts.models import (
     ContactsPage,
     CreateContact,
     CustomField,
-    SearchContactsBody,
     SearchFilter,
     SearchFilterGroup,
     SearchSort,
     UpdateContact,
     UpsertContact,
     UpsertResult,
+    added_since,
     validate_body,
 )
 
@@ -74,18 +77,9 @@ class ContactOperations(OperationsBase):
         :param page_limit: contacts per page, 1..500.
         :param search_after: ``searchAfter`` of the last contact of the previous page.
         """
-        body: dict[str, Any] = {"locationId": self.require_location_id(), "pageLimit": page_limit}
-        if search_after is not None:
-            body["searchAfter"] = search_after
-        elif page is not None:
-            body["page"] = page
-        if filters:
-            body["filters"] = [f.payload() if isinstance(f, (SearchFilter, SearchFilterGroup)) else f for f in filters]
-        if sort:
-            body["sort"] = [s.payload() if isinstance(s, SearchSort) else s for s in sort]
-        if query:
-            body["query"] = query
-        payload = validate_body(SearchContactsBody, body, "search-contacts-advanced").payload()
+        payload = search_body(
+            self.require_location_id(), filters, sort, query, page=page, page_limit=page_limit, search_after=search_after
+        )
         return ContactSearchPage.model_validate(self._call("POST", "/contacts/search", json_body=payload))
 
     def iter_search_contacts(
@@ -100,22 +94,20 @@ class ContactOperations(OperationsBase):
         The first page is requested with ``page=1``; every later page with ``searchAfter`` (the
         cursor of the last contact), so the 10,000-result cap of page-based search never applies.
         """
-        guard = CursorGuard("search-contacts-advanced")
+        guard = CursorGuard(
+            "search-contacts-advanced",
+            "Read again later; if it repeats, split the read with filters (e.g. a 'dateAdded' range "
+            "per call) so each search needs fewer pages",
+        )
         cursor: list[Any] | None = None
         while True:
             result = self.search_contacts(
                 filters=filters, sort=sort, query=query, page=1, page_limit=page_limit, search_after=cursor
             )
             yield from result.contacts
-            if len(result.contacts) < page_limit:
+            cursor = next_search_cursor(result.contacts, page_limit, guard)
+            if cursor is None:
                 return
-            cursor = result.contacts[-1].searchAfter
-            if not cursor:
-                raise GHLAPIError(
-                    "the search answer carries no 'searchAfter' on its contacts; cannot page further",
-                    operation="search-contacts-advanced",
-                )
-            guard.check(tuple(map(str, cursor)))
 
     @operation("get-duplicate-contact", READ)
     def get_duplicate_contact(self, email: str | None = None, number: str | None = None) -> Contact | None:
@@ -157,7 +149,10 @@ class ContactOperations(OperationsBase):
 
         :raises GHLPaginationError: if the API hands back a cursor it already returned.
         """
-        guard = CursorGuard("get-contacts")
+        guard = CursorGuard(
+            "get-contacts",
+            "Use the advanced search (iter_search_contacts) instead, which pages with searchAfter",
+        )
         start_after: int | str | None = None
         start_after_id: str | None = None
         while True:
@@ -173,22 +168,40 @@ class ContactOperations(OperationsBase):
     def get_contacts_by_business(
         self, business_id: str, limit: int = 100, skip: int = 0, query: str | None = None
     ) -> ContactsPage:
-        """One page of ``GET /contacts/business/{businessId}`` (``limit``/``skip``)."""
-        if limit < 1 or skip < 0:
+        """One page of ``GET /contacts/business/{businessId}``: ``limit`` (1..100) contacts from ``skip``.
+
+        ``.count`` of the page is the number of contacts of the business matching ``query``.
+        """
+        if not 1 <= limit <= MAX_BUSINESS_LIMIT or skip < 0:
             raise GHLValidationError(
-                "parameters 'limit' must be >= 1 and 'skip' >= 0", operation="get-contacts-by-businessId"
+                f"parameter 'limit' must be 1..{MAX_BUSINESS_LIMIT} (got {limit}) and 'skip' >= 0 "
+                f"(got {skip}); read more than {MAX_BUSINESS_LIMIT} contacts with "
+                "iter_contacts_by_business, which pages with 'skip'",
+                operation="get-contacts-by-businessId",
             )
         params = {"locationId": self.require_location_id(), "limit": str(limit), "skip": str(skip), "query": query}
         path = f"/contacts/business/{segment(business_id, 'business_id')}"
         return ContactsPage.model_validate(self._call("GET", path, params=params))
 
-    def iter_contacts_by_business(self, business_id: str, query: str | None = None, limit: int = 100) -> Iterator[Contact]:
-        """Every contact of a business, page by page."""
-        return pages_by_skip(
-            lambda skip: self.get_contacts_by_business(business_id, limit=limit, skip=skip, query=query).contacts,
-            limit,
-            "get-contacts-by-businessId",
-        )
+    def iter_contacts_by_business(
+        self, business_id: str, query: str | None = None, limit: int = MAX_BUSINESS_LIMIT
+    ) -> Iterator[Contact]:
+        """Every contact of a business, page by page, each once.
+
+        :param limit: contacts per request; above 100 (the endpoint's largest page) pages of 100
+            are read, so any ``limit`` >= 1 returns every contact.
+        """
+        if limit < 1:
+            raise GHLValidationError(
+                f"parameter 'limit' must be >= 1, got {limit}", operation="get-contacts-by-businessId"
+            )
+        page_size = min(limit, MAX_BUSINESS_LIMIT)
+
+        def fetch(skip: int) -> tuple[list[Contact], int | None]:
+            page = self.get_contacts_by_business(business_id, limit=page_size, skip=skip, query=query)
+            return page.contacts, page.count
+
+        return pages_by_skip(fetch, page_size, "get-contacts-by-businessId")
 
     # ------------------------------------------------------------------------------------------
     # Contacts: single records
@@ -230,7 +243,7 @@ class ContactOperations(OperationsBase):
         email, phone = payload.get("email"), payload.get("phone")
         if email or phone:
             found = self.get_duplicate_contact(email=email or None, number=phone or None)
-            if found is not None and (found.dateAdded is None or found.dateAdded >= since):
+            if found is not None and added_since(found, since):
                 return found
         filters = [SearchFilter(field="dateAdded", operator="range", value={"gte": since})]
         if email:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_provider_contacts.errors import GHLAPIError
 from airflow_provider_contacts.models import BulkTagsBody, TagsBody
 from airflow_provider_contacts.operators.base import (
     GHLBaseOperator,
@@ -71,7 +72,9 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
     :param tags: the tags. Templated.
     :param remove_all_tags: with ``action="remove"``, remove every tag of the contacts.
     :param fail_on_errors: fail the task when HighLevel reports per-contact errors (default
-        False: they are returned in XCom and logged).
+        False: they are returned in XCom and logged). The failure is a
+        :class:`~airflow_provider_contacts.errors.GHLAPIError` naming the contacts and the API's
+        reasons, so the task's retries apply; bad parameters raise ``GHLInputError`` (no retries).
 
     XCom: ``{"action", "succeeded": bool, "error_count": n, "errors": [{"contactId"?, "message"}]}``.
     Idempotent.
@@ -130,8 +133,9 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
         if errors:
             self.log.warning("%d contact(s) were not updated: %s", len(errors), errors[:20])
             if self.fail_on_errors:
-                raise input_error(
-                    self._owner, "contact_ids", f"{len(errors)} contact(s) were not updated: {errors[:20]}", self.operation_id
+                raise GHLAPIError(
+                    f"{self._owner}: {len(errors)} contact(s) were not updated: {_describe(errors)}",
+                    operation=self.operation_id,
                 )
         return {
             "action": str(self.action).strip().lower(),
@@ -139,6 +143,15 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
             "error_count": int(data.get("errorCount", len(errors))),
             "errors": errors,
         }
+
+
+def _describe(errors: list[dict[str, Any]], limit: int = 20) -> str:
+    """``"<contactId>: <reason>; ..."`` for the first ``limit`` per-contact errors."""
+    shown = "; ".join(
+        f"{e['contactId']}: {e.get('message') or 'no reason given'}" if e.get("contactId") else str(e.get("message"))
+        for e in errors[:limit]
+    )
+    return shown + (f"; ... and {len(errors) - limit} more" if len(errors) > limit else "")
 
 
 def _errors(responses: list[Any]) -> list[dict[str, Any]]:

@@ -5,8 +5,21 @@ Every ``SandboxConfig`` field is a flag (``--rate-limit 100/10``, ``--fault-rate
 ``SandboxConfig()``, the CLI applies HighLevel's burst limit (``100/10``) unless
 ``--rate-limit off``. ``--config-json '{...}'`` gives the whole config at once (flags override it).
 
-On start, the first stdout line is JSON: ``{"base_url", "location_id", "token", "company_id",
-"admin_url", "pid"}`` (the token is the sandbox's own private integration token, not a secret).
+No token ever goes to stdout or stderr. Once the socket listens, the CLI:
+
+* writes the ready-to-use Airflow connection (``{"conn_type": "ghl", "host", "password": <token>,
+  "extra": {"location_id"}}``, the same value as ``SandboxServer.conn_json()``) to ``--conn-file``
+  (default ``./.ghl-sandbox-conn.json``; ``off`` for none), atomically with mode 0600, and removes
+  it again on a clean stop unless another sandbox has rewritten it since;
+* prints to stdout the base URL, location id, company id, admin URL, contacts, rate limit, and how
+  to connect: ``export AIRFLOW_CONN_GHL_DEFAULT="$(cat <conn file>)"``, or a token minted by the
+  admin surface (``curl -s -X POST <admin URL>/tokens``, loopback clients only);
+* with ``--info-file PATH`` (for programs: ``SandboxServer(subprocess=True)`` uses it), writes
+  ``{"base_url", "location_id", "token", "company_id", "admin_url", "pid"}`` as JSON to PATH,
+  atomically with mode 0600 (put it in a private directory; the reader deletes it).
+
+(The token is the sandbox's own private integration token, deterministic per seed; it is kept out
+of terminals and logs all the same, as any token is.)
 """
 
 from __future__ import annotations
@@ -15,16 +28,19 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
+import shlex
+import signal
+import threading
 import types
 import typing
 from typing import Any
 
 from .config import SandboxConfig
-from .server import base_url_of, bind_socket, build_server
+from .server import base_url_of, bind_socket, build_server, conn_json_for, write_private_file
 from .state import SandboxState
 
 CLI_DEFAULTS: dict[str, Any] = {"rate_limit": "100/10"}
+DEFAULT_CONN_FILE = ".ghl-sandbox-conn.json"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="port (0: a free port)")
     parser.add_argument("--config-json", default=None, help="the whole SandboxConfig as a JSON object")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
+    parser.add_argument("--conn-file", default=DEFAULT_CONN_FILE,
+                        help="where to write the Airflow connection JSON with the sandbox's token, mode 0600 "
+                             f"(default ./{DEFAULT_CONN_FILE}; 'off' for none)")
+    parser.add_argument("--info-file", default=None,
+                        help="also write the start info JSON (base_url, location_id, token, company_id, "
+                             "admin_url, pid) to this path, mode 0600, for a parent process")
     hints = typing.get_type_hints(SandboxConfig)
     for f in dataclasses.fields(SandboxConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -85,9 +107,10 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Seed, bind, announce on stdout, serve until interrupted."""
+    """Seed, bind, hand over the start info (files, never stdout), serve until interrupted."""
     args = _parser().parse_args(argv)
     config = config_from_args(args)
+    conn_file = None if args.conn_file.strip().lower() in ("", "off", "none") else os.path.abspath(args.conn_file)
     try:
         sock = bind_socket(args.host, args.port)
     except OSError as exc:
@@ -95,18 +118,70 @@ def main(argv: list[str] | None = None) -> None:
             f"cannot bind {args.host}:{args.port}: {exc}; pick another --port (0 = any free port)"
         ) from None
     server, state = build_server(config, args.log_level)
-    announce(state, base_url_of(sock))
-    server.run(sockets=[sock])
+    info = start_info(state, base_url_of(sock))
+    conn_text = conn_json_for(info["base_url"], info["location_id"], info["token"]) if conn_file else None
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn re-raises SIGTERM after its graceful shutdown with this handler back in place: exit
+        # through ``finally`` (conn file removed) rather than die on the default action.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        announce(info, state.config, conn_file=conn_file, conn_text=conn_text, info_file=args.info_file)
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down gracefully and re-raised it; no traceback
+        raise SystemExit(130) from None
+    finally:
+        if conn_file and conn_text is not None:
+            _remove_if_unchanged(conn_file, conn_text)
 
 
-def announce(state: SandboxState, base_url: str) -> None:
-    """Print the one-line JSON start banner to stdout (and a readable line to stderr)."""
+def start_info(state: SandboxState, base_url: str) -> dict[str, Any]:
+    """What a client needs to use the sandbox (includes the token: files only, never stdout)."""
     info = state.info()
-    line = {"base_url": base_url, "location_id": info["location_id"], "token": info["token"],
+    return {"base_url": base_url, "location_id": info["location_id"], "token": info["token"],
             "company_id": info["company_id"], "admin_url": f"{base_url}/_sandbox", "pid": os.getpid()}
-    print(json.dumps(line), flush=True)
-    print(f"HighLevel sandbox on {base_url} (location {info['location_id']}, {state.config.contacts} contacts, "
-          f"rate limit {state.config.rate_limit or 'off'})", file=sys.stderr, flush=True)
+
+
+def announce(info: dict[str, Any], config: SandboxConfig, *, conn_file: str | None = None,
+             conn_text: str | None = None, info_file: str | None = None) -> None:
+    """Write ``info_file`` (the start info) and ``conn_file`` (``conn_text``), both 0600 and atomic,
+    then print a banner without the token to stdout."""
+    try:
+        if info_file:
+            write_private_file(info_file, json.dumps(info))
+        if conn_file and conn_text is not None:
+            write_private_file(conn_file, conn_text)
+    except OSError as exc:  # the message names the path, never the content
+        raise SystemExit(f"cannot write the sandbox's start files: {exc}") from None
+    base_url, admin_url = info["base_url"], info["admin_url"]
+    lines = [
+        f"HighLevel sandbox running (pid {info['pid']})",
+        f"  base URL     {base_url}",
+        f"  location id  {info['location_id']}",
+        f"  company id   {info['company_id']}",
+        f"  admin URL    {admin_url}  (loopback clients only; route docs at {admin_url}/docs)",
+        f"  contacts     {config.contacts} (seed {config.seed})",
+        f"  rate limit   {config.rate_limit or 'off'}",
+    ]
+    if conn_file:
+        lines += [f"Airflow connection (with the sandbox's private token) written to {conn_file} (mode 0600):",
+                  f'  export AIRFLOW_CONN_GHL_DEFAULT="$(cat {shlex.quote(conn_file)})"']
+    lines += ["Or mint a token from the admin surface (loopback only; every scope unless \"scopes\" is given):",
+              f"  curl -s -X POST {admin_url}/tokens"]
+    print("\n".join(lines), flush=True)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _remove_if_unchanged(path: str, text: str) -> None:
+    """Remove the conn file on the way out, unless another sandbox has written its own there since."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if fh.read() == text:
+                os.unlink(path)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
-"""Serving the sandbox app with uvicorn on an already-bound socket (free port with ``port=0``)."""
+"""Serving the sandbox app with uvicorn on an already-bound socket (free port with ``port=0``), and
+handing its start info (which holds the private token) over through 0600 files, never stdout/stderr."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
+import tempfile
+from typing import Any
 
 import uvicorn
 
@@ -45,3 +50,30 @@ def base_url_of(sock: socket.socket) -> str:
     """``http://host:port`` of a bound socket."""
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def conn_json_for(base_url: str, location_id: str, token: str, /, **extra_overrides: Any) -> str:
+    """The Airflow connection (``AIRFLOW_CONN_GHL_DEFAULT`` value) for a sandbox: ``ghl`` type, its
+    private token as password and its location in the extras."""
+    extra = {"location_id": location_id, **extra_overrides}
+    return json.dumps({"conn_type": "ghl", "host": base_url, "password": token, "extra": extra})
+
+
+def write_private_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600: a temporary file in the same directory
+    (created 0600 by ``mkstemp``), flushed to disk, then renamed over ``path``. A reader that sees
+    ``path`` sees the whole content; a symlink at ``path`` is replaced, not followed."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp already creates 0600; this pins it whatever the platform
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -2,13 +2,17 @@
 
 Thread mode (default) serves uvicorn on a background thread on a free 127.0.0.1 port; the
 subprocess mode (``subprocess=True``) runs ``python -m airflow_provider_contacts.sandbox`` as a
-child process (for benchmarks and real Airflow services) and reads its start banner.
+child process (for benchmarks and real Airflow services). The child hands its start info (base URL,
+location, token) over through ``--info-file``: a 0600 file in a fresh private temporary directory,
+written atomically once the socket listens, read and deleted by the parent. Nothing with the token
+goes through the child's stdout/stderr (both go to a log file shown when start-up fails).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess as sp
 import sys
 import tempfile
@@ -21,7 +25,7 @@ import httpx
 
 from .client import SandboxAdmin
 from .config import SandboxConfig
-from .server import base_url_of, bind_socket, build_server
+from .server import base_url_of, bind_socket, build_server, conn_json_for
 
 __all__ = ["SandboxConfig", "SandboxServer", "SandboxStartError"]
 
@@ -48,7 +52,8 @@ class SandboxServer:
         self._admin: SandboxAdmin | None = None
         self._thread: threading.Thread | None = None
         self._server: Any = None
-        self._proc: sp.Popen[str] | None = None
+        self._proc: sp.Popen[bytes] | None = None
+        self._child_dir: str | None = None
         self._stderr_path: str | None = None
 
     # -- identifiers ----------------------------------------------------------------------------------
@@ -76,8 +81,7 @@ class SandboxServer:
 
     def conn_json(self, **extra_overrides: Any) -> str:
         """Value for ``AIRFLOW_CONN_GHL_DEFAULT`` pointing at this sandbox with its private token."""
-        extra = {"location_id": self.location_id, **extra_overrides}
-        return json.dumps({"conn_type": "ghl", "host": self.base_url, "password": self.token, "extra": extra})
+        return conn_json_for(self.base_url, self.location_id, self.token, **extra_overrides)
 
     def client(self, token: str | None = None, *, version: str | None = "2021-07-28",
                timeout_s: float = 30.0) -> httpx.Client:
@@ -131,25 +135,30 @@ class SandboxServer:
             time.sleep(0.01)
 
     def _start_child(self) -> None:
-        fd, self._stderr_path = tempfile.mkstemp(prefix="ghl-sandbox-", suffix=".log")
-        os.close(fd)
+        self._child_dir = tempfile.mkdtemp(prefix="ghl-sandbox-")  # mode 0700: only this user sees inside
+        info_path = os.path.join(self._child_dir, "start-info.json")
+        self._stderr_path = os.path.join(self._child_dir, "sandbox.log")
         cmd = [sys.executable, "-m", "airflow_provider_contacts.sandbox", "--host", self.host, "--port", "0",
-               "--config-json", json.dumps(self.config.to_dict())]
+               "--config-json", json.dumps(self.config.to_dict()), "--info-file", info_path, "--conn-file", "off"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(self._stderr_path, "w") as err:
-            self._proc = sp.Popen(cmd, stdout=sp.PIPE, stderr=err, text=True, env=env)
-        line_box: list[str] = []
-        stdout = self._proc.stdout
-        assert stdout is not None
-        reader = threading.Thread(target=lambda: line_box.append(stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(self.startup_timeout_s)
-        if not line_box or not line_box[0].strip():
-            raise SandboxStartError(
-                f"the sandbox child process printed no start banner; stderr:\n{self._stderr_tail()}"
-            )
-        banner = json.loads(line_box[0])
-        self.base_url = banner["base_url"]
+        with open(self._stderr_path, "wb") as log:
+            self._proc = sp.Popen(cmd, stdin=sp.DEVNULL, stdout=log, stderr=sp.STDOUT, env=env)
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not os.path.exists(info_path):  # written atomically: once it exists, it is complete
+            if self._proc.poll() is not None:
+                raise SandboxStartError(f"the sandbox child process exited ({self._proc.returncode}) before "
+                                        f"it was listening; its output:\n{self._stderr_tail()}")
+            if time.monotonic() > deadline:
+                raise SandboxStartError(f"the sandbox child process did not start within {self.startup_timeout_s} s;"
+                                        f" its output:\n{self._stderr_tail()}")
+            time.sleep(0.02)
+        try:
+            with open(info_path, encoding="utf-8") as fh:
+                info = json.load(fh)
+        finally:
+            os.unlink(info_path)
+        self.base_url = info["base_url"]
+        self._info = {k: info[k] for k in ("location_id", "token", "company_id")}
 
     def _stderr_tail(self) -> str:
         if not self._stderr_path or not os.path.exists(self._stderr_path):
@@ -193,9 +202,8 @@ class SandboxServer:
                 except sp.TimeoutExpired:
                     self._proc.kill()
                     self._proc.wait(5)
-            if self._proc.stdout:
-                self._proc.stdout.close()
             self._proc = None
-        if self._stderr_path and os.path.exists(self._stderr_path):
-            os.unlink(self._stderr_path)
+        if self._child_dir is not None:
+            shutil.rmtree(self._child_dir, ignore_errors=True)
+            self._child_dir = None
             self._stderr_path = None

@@ -28,7 +28,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, Airfl
 from airflow_provider_contacts import DEFAULT_CONN_ID
 from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT
 from airflow_provider_contacts.operators.base import check_id, clean_location_id, input_error, make_hook, to_jsonable
-from airflow_provider_contacts.triggers.changes import GHLChangeTrigger
+from airflow_provider_contacts.triggers.changes import GHLChangeTrigger, describe_timeout, positive_seconds
 from airflow_provider_contacts.triggers.conditions import Condition, iso
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class GHLBaseSensor(BaseSensorOperator):
     :param location_id: location override. Templated.
     :param deferrable: wait in the triggerer instead of a worker slot (default: the
         ``[operators] default_deferrable`` setting).
-    :param poke_interval: seconds between checks (all modes; the trigger uses it too).
+    :param poke_interval: seconds between checks, > 0 (all modes; the trigger uses it too).
     :param timeout: seconds before the sensor gives up (all modes).
 
     Subclasses implement :meth:`build_condition`.
@@ -101,6 +101,8 @@ class GHLBaseSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # Airflow accepts 0, which would poll the API in a tight loop in every mode.
+        self.poke_interval = positive_seconds(self.poke_interval, "poke_interval", self._owner)
         self.ghl_conn_id = ghl_conn_id
         self.location_id = location_id
         self.deferrable = deferrable
@@ -192,8 +194,9 @@ class GHLBaseSensor(BaseSensorOperator):
             poll_interval=self.poke_interval,
             timeout=self.timeout,
         )
-        self.log.info("deferring: %s every %.0f s (timeout %.0f s)", condition.kind, self.poke_interval, self.timeout)
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+        self.log.info("deferring: %s every %s s (%s)", condition.kind, self.poke_interval, describe_timeout(self.timeout))
+        deferral_timeout = timedelta(seconds=self.timeout) if self.timeout is not None else None
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=deferral_timeout)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger: return the result, or raise on a timeout or error event."""

@@ -26,13 +26,20 @@ class GHLContactsChangedSensor(GHLBaseSensor):
     :param filters: more advanced-search filters (``{"field", "operator", "value"}``). Templated.
     :param min_count: how many matching contacts make the sensor succeed (default 1).
     :param max_ids: at most this many ids in the result (oldest changes first).
+    :param seen_ids: the ``watermark_ids`` of a previous run's XCom, with ``since`` set to its
+        ``watermark``: contacts changed at exactly ``since`` match too, except these (already
+        reported), so a follow-up continues exactly where a truncated run stopped. Default
+        ``None``: only changes strictly after ``since`` match. Templated.
 
-    XCom: ``{"contact_ids": [...], "count", "truncated", "since", "watermark"}``; ``watermark``
-    is the latest change seen, the ``since`` of a follow-up run. Works in poke, reschedule and
+    XCom: ``{"contact_ids": [...], "count", "truncated", "since", "watermark", "watermark_ids"}``;
+    ``watermark`` is the latest change reported and ``watermark_ids`` the ids reported at exactly
+    it: the ``since`` and ``seen_ids`` of a follow-up run. Works in poke, reschedule and
     deferrable modes.
     """
 
-    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "since", "tags", "custom_fields", "filters")
+    template_fields: Sequence[str] = (
+        *GHLBaseSensor.template_fields, "since", "tags", "custom_fields", "filters", "seen_ids"
+    )
     template_fields_renderers = {"filters": "json", "custom_fields": "json"}
 
     def __init__(
@@ -45,6 +52,7 @@ class GHLContactsChangedSensor(GHLBaseSensor):
         filters: list[dict[str, Any]] | str | None = None,
         min_count: int = 1,
         max_ids: int = 1000,
+        seen_ids: list[str] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -57,6 +65,7 @@ class GHLContactsChangedSensor(GHLBaseSensor):
         self.filters = filters
         self.min_count = min_count
         self.max_ids = max_ids
+        self.seen_ids = seen_ids
 
     def search_filters(self) -> list[dict[str, Any]]:
         """The rendered tag, custom field and extra filters as advanced-search filters."""
@@ -67,6 +76,12 @@ class GHLContactsChangedSensor(GHLBaseSensor):
             out.append({"field": f"customFields.{field_id}", "operator": "eq", "value": value})
         return [*validate_filters(self._owner, "tags/custom_fields", out), *validate_filters(self._owner, "filters", self.filters)]
 
+    def _seen_ids(self) -> list[str] | None:
+        """The rendered ``seen_ids`` as a list of ids, or ``None`` when not set."""
+        if self.seen_ids is None:
+            return None
+        return [str(i) for i in coerce_list(self._owner, "seen_ids", self.seen_ids)]
+
     def build_condition(self, started_at: datetime) -> Condition:
         return ContactsChanged(
             since=self._since(self.since, started_at),
@@ -74,6 +89,7 @@ class GHLContactsChangedSensor(GHLBaseSensor):
             filters=self.search_filters(),
             min_count=self.min_count,
             max_ids=self.max_ids,
+            seen_ids=self._seen_ids(),
         )
 
 

@@ -12,6 +12,7 @@ overall timeout passes, or something fails. It always ends with exactly one even
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,13 +27,35 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     return {"status": "error", "error_type": type(exc).__name__, "message": str(exc) or repr(exc)}
 
 
+def positive_seconds(value: Any, param: str, owner: str) -> float:
+    """``value`` as a positive, finite number of seconds, else a ``ValueError`` naming ``param``.
+
+    A zero or negative interval would poll in a tight loop (and spend the API's rate limit).
+    """
+    try:
+        seconds = float(value.total_seconds() if hasattr(value, "total_seconds") else value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(
+            f"{owner}: parameter '{param}' must be a positive number of seconds (or a timedelta), got {value!r}; "
+            f"pass e.g. {param}=60 (HighLevel allows about 100 requests per 10 s per location)"
+        )
+    return seconds
+
+
+def describe_timeout(timeout: float | None) -> str:
+    """``"within 300 s"``, or ``"before the deferral timeout"`` when there is no own timeout."""
+    return f"within {timeout:.0f} s" if timeout is not None else "before the deferral timeout"
+
+
 class GHLChangeTrigger(BaseTrigger):
     """Poll a condition until it holds (deferrable sensors).
 
     :param condition: the condition as :meth:`Condition.to_kwargs` gives it (JSON).
     :param ghl_conn_id: connection of type ``ghl``.
     :param location_id: location override.
-    :param poll_interval: seconds between two checks.
+    :param poll_interval: seconds between two checks (> 0).
     :param timeout: seconds after which a ``timeout`` event ends the wait (``None``: no own
         timeout; the task's deferral timeout still applies).
     """
@@ -49,7 +72,7 @@ class GHLChangeTrigger(BaseTrigger):
         self.condition = dict(condition)
         self.ghl_conn_id = ghl_conn_id
         self.location_id = location_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = positive_seconds(poll_interval, "poll_interval", type(self).__name__)
         self.timeout = float(timeout) if timeout is not None else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -90,7 +113,7 @@ class GHLChangeTrigger(BaseTrigger):
                         yield TriggerEvent(
                             {
                                 "status": "timeout",
-                                "message": f"{condition.kind} did not hold within {self.timeout:.0f} s ({checks} checks)",
+                                "message": f"{condition.kind} did not hold {describe_timeout(self.timeout)} ({checks} checks)",
                                 "checks": checks,
                             }
                         )
@@ -103,4 +126,4 @@ class GHLChangeTrigger(BaseTrigger):
             yield TriggerEvent({**error_payload(exc), "checks": checks})
 
 
-__all__ = ["GHLChangeTrigger", "error_payload"]
+__all__ = ["GHLChangeTrigger", "describe_timeout", "error_payload", "positive_seconds"]

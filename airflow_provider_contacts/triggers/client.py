@@ -12,7 +12,8 @@ which must not run in the triggerer's event loop) and validated by the hook's
 :class:`~airflow_provider_contacts.hooks.settings.ConnectionSettings`.
 
 Methods mirror :class:`~airflow_provider_contacts.triggers.conditions.ConditionSource` and return
-API-shaped JSON dicts.
+API-shaped JSON dicts. The contact search pages with the hook's own async paginator
+(:func:`~airflow_provider_contacts.hooks.async_search.aiter_search_contacts`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.errors import GHLAPIError, GHLConfigError, GHLPaginationError
+from airflow_provider_contacts.errors import GHLConfigError
+from airflow_provider_contacts.hooks.async_search import aiter_search_contacts
 from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.hooks.operations import flatten, segment
-from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT
+from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT, SkipPaging
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
 from airflow_provider_contacts.hooks.transport import AsyncTransport
+from airflow_provider_contacts.operators.base import to_jsonable
 
 #: ``limit`` of one location task search page (``POST /locations/{id}/tasks/search``).
 TASK_SEARCH_PAGE_LIMIT = 100
@@ -90,52 +93,34 @@ class AsyncContactsClient:
             )
         return location
 
-    async def request(self, method: str, path: str, *, operation: str, **kwargs: Any) -> Any:
-        """One read call through the hook's async transport (pacing, auth, retries, errors)."""
+    @property
+    def api(self) -> AsyncTransport:
+        """The hook's async transport (raises ``RuntimeError`` when the client is not open)."""
         if self._api is None:
             raise RuntimeError("AsyncContactsClient is not open; use 'async with AsyncContactsClient(...)'")
+        return self._api
+
+    async def request(self, method: str, path: str, *, operation: str, **kwargs: Any) -> Any:
+        """One read call through the hook's async transport (pacing, auth, retries, errors)."""
         kwargs.setdefault("scope", "contacts.readonly")
-        return await self._api.request(method, path, operation=operation, **kwargs)
+        return await self.api.request(method, path, operation=operation, **kwargs)
 
     # -- reads (ConditionSource) -----------------------------------------------------------
-    async def search_page(
-        self,
-        filters: list[dict[str, Any]] | None,
-        sort: list[dict[str, Any]] | None,
-        page_limit: int,
-        search_after: list[Any] | None = None,
-    ) -> dict[str, Any]:
-        """One page of ``POST /contacts/search`` (``search-contacts-advanced``)."""
-        body: dict[str, Any] = {"locationId": self.location_id, "pageLimit": page_limit}
-        if search_after is not None:
-            body["searchAfter"] = search_after
-        else:
-            body["page"] = 1
-        if filters:
-            body["filters"] = filters
-        if sort:
-            body["sort"] = sort
-        return await self.request("POST", "/contacts/search", operation="search-contacts-advanced", json_body=body)
-
     async def search_contacts(
         self, filters: list[dict[str, Any]], sort: list[dict[str, Any]], limit: int
     ) -> list[dict[str, Any]]:
-        """Every match of the search, page by page (``searchAfter``), at most ``limit``."""
+        """Every match of the search, page by page (the hook's async paginator), at most ``limit``.
+
+        Contacts are dumped to API-shaped dicts as the sync source does.
+        """
         out: list[dict[str, Any]] = []
         page_limit = max(1, min(MAX_SEARCH_PAGE_LIMIT, limit))
-        cursor: list[Any] | None = None
-        seen: set[str] = set()
-        while len(out) < limit:
-            page = await self.search_page(filters, sort, page_limit, cursor)
-            contacts = page.get("contacts") or []
-            out.extend(contacts[: limit - len(out)])
-            if len(contacts) < page_limit:
-                break
-            cursor = contacts[-1].get("searchAfter")
-            key = repr(cursor)
-            if not cursor or key in seen:
-                raise GHLAPIError("the search repeated or lacks a 'searchAfter' cursor", operation="search-contacts-advanced")
-            seen.add(key)
+        found = aiter_search_contacts(self.api, self.location_id, filters=filters, sort=sort, page_limit=page_limit)
+        async with contextlib.aclosing(found):
+            async for contact in found:
+                out.append(to_jsonable(contact))
+                if len(out) >= limit:
+                    break
         return out
 
     async def list_tasks(self, contact_id: str) -> list[dict[str, Any]]:
@@ -160,23 +145,14 @@ class AsyncContactsClient:
             return [t for t in await self.list_tasks(contact_id) if not t.get("completed")]
         path = f"/locations/{segment(self.location_id, 'location_id')}/tasks/search"
         out: list[dict[str, Any]] = []
-        skip = 0
-        previous: list[Any] | None = None
+        paging = SkipPaging(TASK_SEARCH_PAGE_LIMIT, "task-search")  # the hook's stop rules
         while True:
-            body = {"completed": False, "limit": TASK_SEARCH_PAGE_LIMIT, "skip": skip}
+            body = {"completed": False, "limit": TASK_SEARCH_PAGE_LIMIT, "skip": paging.skip}
             data = await self.request("POST", path, operation="task-search", json_body=body, scope="locations/tasks.readonly")
             tasks = list(flatten(data.get("tasks")))
             out.extend(t for t in tasks if not t.get("completed"))
-            if len(tasks) < TASK_SEARCH_PAGE_LIMIT:
+            if not paging.advance(tasks, data.get("total") if isinstance(data.get("total"), int) else None):
                 return out
-            ids = [t.get("id") for t in tasks]
-            if ids == previous:  # as the hook's pages_by_skip: a server ignoring skip is read forever
-                raise GHLPaginationError(
-                    f"task-search: the API returned the same page again for skip={skip}; stopping "
-                    "instead of looping forever"
-                )
-            previous = ids
-            skip += len(tasks)
 
 
 __all__ = ["AsyncContactsClient"]

@@ -21,7 +21,7 @@ Source methods (all answers are API-shaped JSON dicts):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Protocol
 
@@ -157,14 +157,21 @@ class Condition:
 class ContactsChanged(Condition):
     """Contacts created (``date_field="dateAdded"``) or updated (``"dateUpdated"``) after ``since``.
 
-    :param since: ISO 8601 UTC watermark; contacts strictly after it match.
+    :param since: ISO 8601 UTC watermark (millisecond precision, as HighLevel's dates).
     :param date_field: ``dateUpdated`` (created or updated) or ``dateAdded`` (created only).
     :param filters: more search filters (tag, custom field, ...), all of which must hold.
     :param min_count: how many matches make the condition true.
     :param max_ids: at most this many ids in the result (the oldest changes first).
+    :param seen_ids: ``None`` (default): contacts changed strictly after ``since`` match. A list
+        (the ``watermark_ids`` of the previous result): contacts changed at or after ``since``
+        match, except those listed, which were already reported at exactly ``since``. So a batch
+        cut off at ``max_ids`` in the middle of contacts sharing one timestamp continues exactly
+        where it stopped: no change is reported twice, none is skipped.
 
-    Result: ``{"contact_ids": [...], "count": n, "truncated": bool, "since": ..., "watermark": ...}``
-    where ``watermark`` is the latest change seen (use it as the next ``since``).
+    Result: ``{"contact_ids": [...], "count": n, "truncated": bool, "since": ..., "watermark": ...,
+    "watermark_ids": [...]}`` where ``watermark`` is the latest change reported and
+    ``watermark_ids`` the ids reported so far whose change is at exactly ``watermark``; the next
+    check is :meth:`next_after` (``since=watermark, seen_ids=watermark_ids``).
     """
 
     kind: ClassVar[str] = "contacts_changed"
@@ -175,6 +182,7 @@ class ContactsChanged(Condition):
     filters: list[dict[str, Any]] = field(default_factory=list)
     min_count: int = 1
     max_ids: int = 1000
+    seen_ids: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.since = iso(self.since)
@@ -182,28 +190,52 @@ class ContactsChanged(Condition):
             raise ValueError(f"'date_field' must be 'dateUpdated' or 'dateAdded', got {self.date_field!r}")
         if self.min_count < 1 or self.max_ids < self.min_count:
             raise ValueError("'min_count' must be >= 1 and 'max_ids' >= min_count")
+        if self.seen_ids is not None:
+            self.seen_ids = sorted({str(i) for i in self.seen_ids})
+
+    @property
+    def fetch_limit(self) -> int:
+        """Contacts to read: ``max_ids`` plus room for the already reported ones at ``since``."""
+        return self.max_ids + len(self.seen_ids or ())
 
     def fetch_args(self) -> dict[str, Any]:
-        window = {"field": self.date_field, "operator": "range", "value": {"gt": self.since}}
+        bound = "gt" if self.seen_ids is None else "gte"
+        window = {"field": self.date_field, "operator": "range", "value": {bound: self.since}}
         return {
             "filters": [window, *self.filters],
             "sort": [{"field": self.date_field, "direction": "asc"}],
-            "limit": self.max_ids,
+            "limit": self.fetch_limit,
         }
+
+    def _is_new(self, record: Mapping[str, Any], since: datetime, seen: frozenset[str] | None) -> bool:
+        when = _date(record, self.date_field)
+        if when is None or when < since:
+            return False
+        return when > since or (seen is not None and record["id"] not in seen)
 
     def evaluate(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
         since = to_utc(self.since)
-        changed = [r for r in records if (_date(r, self.date_field) or since) > since]
+        seen = frozenset(self.seen_ids) if self.seen_ids is not None else None
+        changed = sorted((r for r in records if self._is_new(r, since, seen)), key=lambda r: _date(r, self.date_field))  # type: ignore[arg-type,return-value]
         if len(changed) < self.min_count:
             return None
-        latest = max(_date(r, self.date_field) for r in changed)  # type: ignore[type-var]
+        reported = changed[: self.max_ids]
+        latest = _date(reported[-1], self.date_field)
+        at_latest = [r["id"] for r in reported if _date(r, self.date_field) == latest]
+        if latest == since:  # still at the old watermark: the earlier ones stay reported
+            at_latest = [*(self.seen_ids or ()), *at_latest]
         return {
-            "contact_ids": [r["id"] for r in changed],
-            "count": len(changed),
-            "truncated": len(records) >= self.max_ids,
+            "contact_ids": [r["id"] for r in reported],
+            "count": len(reported),
+            "truncated": len(changed) > self.max_ids or len(records) >= self.fetch_limit,
             "since": self.since,
             "watermark": format_datetime(latest),  # type: ignore[arg-type]
+            "watermark_ids": sorted(set(at_latest)),
         }
+
+    def next_after(self, result: Mapping[str, Any]) -> ContactsChanged:
+        """The condition that continues exactly after ``result`` (same filters and limits)."""
+        return replace(self, since=result["watermark"], seen_ids=list(result["watermark_ids"]))
 
 
 @dataclass

@@ -13,13 +13,24 @@ Usage::
 
 The trigger polls the advanced search for contacts whose ``dateUpdated`` (or ``dateAdded``) is
 after its watermark and yields one event per batch of changes:
-``{"status": "changed", "location_id", "contact_ids": [...], "count", "truncated", "since", "watermark"}``.
+``{"status": "changed", "location_id", "contact_ids": [...], "count", "truncated", "since", "watermark",
+"watermark_ids"}``.
 The consuming DAG reads it from ``triggering_asset_events``.
 
 Watermark: starts at ``since`` (default: the moment the trigger first runs, so existing data does
-not fire), advances to the latest change of each event, and is kept in the asset's state store
-(Airflow 3.3's ``asset_state_store``, key ``ghl_watermark``) when the triggerer provides one, so a
-triggerer restart neither replays nor loses changes.
+not fire; contacts changed strictly after it count), then advances to the latest change of each
+event together with the ids already reported at exactly that millisecond (the event's
+``watermark_ids``): the next poll searches changes *at or after* the watermark and skips those ids,
+so contacts sharing the timestamp of the last one reported (a batch cut off at ``max_ids``, a bulk
+update, a change landing in the same millisecond) are reported once, never skipped.
+
+Both are kept in the asset's state store (Airflow 3.3's ``asset_state_store``) when the triggerer
+provides one: key ``ghl_watermark`` holds the watermark (ISO 8601 string), key
+``ghl_watermark_ids`` holds ``{"watermark": ..., "ids": [...]}``. The ids are written first and
+used only when their ``watermark`` equals the saved watermark; otherwise (an older provider
+version, a crash between the two writes, a watermark reset by hand) the contacts at exactly the
+saved watermark are reported again rather than lost. So a triggerer restart neither loses nor
+(barring that crash window) replays changes.
 
 Failures never end the trigger: they are logged and retried at the next poll; after
 ``max_consecutive_errors`` failures in a row one ``{"status": "error", "message": ...}`` event is
@@ -35,14 +46,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.triggers.changes import error_payload
+from airflow_provider_contacts.triggers.changes import error_payload, positive_seconds
 from airflow_provider_contacts.triggers.conditions import ContactsChanged, iso
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.triggers.client import AsyncContactsClient
 
-#: Key of the watermark in the asset state store.
+#: Key of the watermark in the asset state store (an ISO 8601 UTC string).
 WATERMARK_KEY = "ghl_watermark"
+#: Key of the ids reported at exactly the watermark: ``{"watermark": <ISO 8601>, "ids": [...]}``.
+WATERMARK_IDS_KEY = "ghl_watermark_ids"
 
 
 class GHLContactsChangedEventTrigger(BaseEventTrigger):
@@ -53,7 +66,7 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
     :param filters: extra search filters (e.g. ``[{"field": "tags", "operator": "eq", "value": "vip"}]``).
     :param date_field: ``dateUpdated`` (created or updated, default) or ``dateAdded`` (created only).
     :param since: initial watermark (ISO 8601); default: when the trigger first runs.
-    :param poll_interval: seconds between polls.
+    :param poll_interval: seconds between polls (> 0).
     :param max_ids: at most this many contact ids per event (the oldest changes first; the next
         event continues after them).
     :param max_consecutive_errors: failures in a row before an error event is yielded.
@@ -76,7 +89,7 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
         self.filters = list(filters or [])
         self.date_field = date_field
         self.since = iso(since) if since else None
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = positive_seconds(poll_interval, "poll_interval", type(self).__name__)
         self.max_ids = int(max_ids)
         self.max_consecutive_errors = int(max_consecutive_errors)
         # Validate now (at DAG parse time) rather than in the triggerer.
@@ -84,6 +97,8 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
                         max_ids=self.max_ids)
         #: Current watermark (ISO 8601 UTC); set when run() starts.
         self.watermark: str | None = self.since
+        #: Ids reported at exactly ``watermark`` (``None``: ``watermark`` itself is exclusive).
+        self.watermark_ids: list[str] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (the configuration, not the moving watermark)."""
@@ -101,23 +116,30 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
             },
         )
 
-    async def _load_watermark(self) -> str:
+    async def _load_watermark(self) -> tuple[str, list[str] | None]:
+        """The saved ``(watermark, ids reported at it)``, else ``(since or now, None)``.
+
+        Saved ids that do not belong to the saved watermark give ``[]``: the contacts at exactly
+        the watermark are reported again (inclusive, nothing skipped) rather than possibly lost.
+        """
         store = getattr(self, "asset_state_store", None)
         if store is not None:
             try:
                 saved = await store.aget(WATERMARK_KEY)
                 if saved:
-                    return iso(saved)
+                    watermark = iso(saved)
+                    return watermark, _ids_at(await store.aget(WATERMARK_IDS_KEY), watermark)
             except Exception as exc:  # noqa: BLE001 - state store is an optimisation
                 self.log.warning("could not read the watermark from the asset state store: %s", exc)
-        return self.since or iso(datetime.now(timezone.utc))
+        return self.since or iso(datetime.now(timezone.utc)), None
 
-    async def _save_watermark(self, value: str) -> None:
+    async def _save_watermark(self, watermark: str, ids: list[str]) -> None:
         store = getattr(self, "asset_state_store", None)
         if store is None:
             return
-        try:
-            await store.aset(WATERMARK_KEY, value)
+        try:  # the ids first: they only count when the watermark next to them matches
+            await store.aset(WATERMARK_IDS_KEY, {"watermark": watermark, "ids": ids})
+            await store.aset(WATERMARK_KEY, watermark)
         except Exception as exc:  # noqa: BLE001
             self.log.warning("could not save the watermark to the asset state store: %s", exc)
 
@@ -126,8 +148,15 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
         # Imported here, in the triggerer: DAG files build this trigger at parse time (AssetWatcher).
         from airflow_provider_contacts.triggers.client import AsyncContactsClient
 
-        self.watermark = await self._load_watermark()
-        self.log.info("watching contacts changed after %s (%s)", self.watermark, self.date_field)
+        watermark, seen_ids = await self._load_watermark()
+        self.watermark, self.watermark_ids = watermark, seen_ids
+        self.log.info(
+            "watching contacts changed after %s (%s; %d already reported at it)",
+            watermark, self.date_field, len(seen_ids or ()),
+        )
+        condition = ContactsChanged(
+            since=watermark, date_field=self.date_field, filters=self.filters, max_ids=self.max_ids, seen_ids=seen_ids
+        )
         errors = 0
         client: AsyncContactsClient | None = None
         try:
@@ -135,9 +164,6 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
                 try:
                     if client is None:
                         client = await AsyncContactsClient(self.ghl_conn_id, self.location_id).open()
-                    condition = ContactsChanged(
-                        since=self.watermark, date_field=self.date_field, filters=self.filters, max_ids=self.max_ids
-                    )
                     result = await condition.acheck(client)
                     errors = 0
                 except asyncio.CancelledError:
@@ -150,8 +176,9 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
                         yield TriggerEvent({**error_payload(exc), "location_id": self.location_id})
                     result = None
                 if result is not None:
-                    self.watermark = result["watermark"]
-                    await self._save_watermark(self.watermark)
+                    condition = condition.next_after(result)
+                    self.watermark, self.watermark_ids = condition.since, condition.seen_ids
+                    await self._save_watermark(condition.since, result["watermark_ids"])
                     location = client.location_id if client is not None else self.location_id
                     yield TriggerEvent({"status": "changed", "location_id": location, **result})
                     if result["truncated"]:
@@ -162,4 +189,15 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
                 await client.close()
 
 
-__all__ = ["WATERMARK_KEY", "GHLContactsChangedEventTrigger"]
+def _ids_at(saved: Any, watermark: str) -> list[str]:
+    """The ids of a saved ``{"watermark", "ids"}`` when it belongs to ``watermark``, else ``[]``."""
+    if not isinstance(saved, dict) or not saved.get("watermark"):
+        return []
+    try:
+        same = iso(saved["watermark"]) == watermark
+    except ValueError:
+        return []
+    return [str(i) for i in saved.get("ids") or ()] if same else []
+
+
+__all__ = ["WATERMARK_IDS_KEY", "WATERMARK_KEY", "GHLContactsChangedEventTrigger"]
