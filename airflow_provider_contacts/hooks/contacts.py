@@ -120,6 +120,27 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
                 self._settings = ConnectionSettings.from_connection(conn, self.ghl_conn_id)
             return self._settings
 
+    async def aload_settings(self) -> ConnectionSettings:
+        """Read the connection without blocking the event loop (``BaseHook.aget_connection``) and
+        keep it as :attr:`settings`; asyncio code (triggers) calls this before ``async_transport()``."""
+        if self._settings is None:
+            conn = await BaseHook.aget_connection(self.ghl_conn_id)
+            settings = ConnectionSettings.from_connection(conn, self.ghl_conn_id)
+            with self._init_lock:
+                if self._settings is None:
+                    self._settings = settings
+        return self._settings
+
+    def _request_rules(self) -> dict[str, Any]:
+        """What the sync and the async transports share: auth, the limiter, retries, counters."""
+        return {
+            "token_source": self.token_source,
+            "limiter": self.limiter,
+            "retry": self.retry,
+            "daily_reserve": self.daily_reserve,
+            "stats": self.stats,
+        }
+
     @property
     def base_url(self) -> str:
         """API base URL, e.g. ``https://services.leadconnectorhq.com``."""
@@ -213,21 +234,14 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
                 page = await api.request("POST", "/contacts/search", operation="search-contacts-advanced",
                                          json_body={"locationId": hook.location_id, "pageLimit": 100})
 
-        The connection is read on first use of the hook's settings (a sync lookup); triggers that must
-        not block can read it with ``BaseHook.aget_connection`` first and set ``hook._settings``.
+        The connection is read on first use of the hook's settings (a sync lookup); code that must
+        not block awaits :meth:`aload_settings` first.
         """
         connect_s, read_s = self.timeout
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s), headers=self._base_headers()
         ) as client:
-            yield AsyncTransport(
-                client=client,
-                token_source=self.token_source,
-                limiter=self.limiter,
-                retry=self.retry,
-                daily_reserve=self.daily_reserve,
-                stats=self.stats,
-            )
+            yield AsyncTransport(client=client, **self._request_rules())
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -240,14 +254,7 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         with self._init_lock:
             if self._transport is None:
                 self._transport = Transport(
-                    session=self._shared_session,
-                    base_url=self.base_url,
-                    token_source=self.token_source,
-                    limiter=self.limiter,
-                    retry=self.retry,
-                    timeout=self.timeout,
-                    daily_reserve=self.daily_reserve,
-                    stats=self.stats,
+                    session=self._shared_session, base_url=self.base_url, timeout=self.timeout, **self._request_rules()
                 )
             return self._transport
 

@@ -135,10 +135,22 @@ class _Step:
 class _RequestRules:
     """The rules shared by the sync and the async request loop (what to retry, when to give up)."""
 
-    base_url: str
-    limiter: RateLimiter
-    retry: RetryPolicy
-    stats: HookStats
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token_source: TokenSource,
+        limiter: RateLimiter,
+        retry: RetryPolicy,
+        daily_reserve: int,
+        stats: HookStats,
+    ) -> None:
+        self.base_url = base_url
+        self.token_source = token_source
+        self.limiter = limiter
+        self.retry = retry
+        self.daily_reserve = daily_reserve
+        self.stats = stats
 
     def _on_no_answer(self, call: _Call, exc: BaseException) -> _Step:
         error = GHLTransportError(
@@ -240,14 +252,12 @@ class Transport(_RequestRules):
         daily_reserve: int,
         stats: HookStats,
     ) -> None:
+        super().__init__(
+            base_url=base_url, token_source=token_source, limiter=limiter, retry=retry,
+            daily_reserve=daily_reserve, stats=stats,
+        )
         self._session = session
-        self.base_url = base_url
-        self.token_source = token_source
-        self.limiter = limiter
-        self.retry = retry
         self.timeout = timeout
-        self.daily_reserve = daily_reserve
-        self.stats = stats
 
     def request(
         self,
@@ -319,13 +329,11 @@ class AsyncTransport(_RequestRules):
         daily_reserve: int,
         stats: HookStats,
     ) -> None:
+        super().__init__(
+            base_url=str(client.base_url).rstrip("/"), token_source=token_source, limiter=limiter,
+            retry=retry, daily_reserve=daily_reserve, stats=stats,
+        )
         self.client = client
-        self.base_url = str(client.base_url).rstrip("/")
-        self.token_source = token_source
-        self.limiter = limiter
-        self.retry = retry
-        self.daily_reserve = daily_reserve
-        self.stats = stats
 
     async def request(
         self,

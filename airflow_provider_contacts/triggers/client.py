@@ -21,14 +21,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from airflow.sdk import BaseHook
 from airflow_provider_contacts import DEFAULT_CONN_ID
 from airflow_provider_contacts.errors import GHLConfigError
 from airflow_provider_contacts.hooks.async_search import aiter_search_contacts
 from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.hooks.operations import flatten, segment
 from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT, SkipPaging
-from airflow_provider_contacts.hooks.settings import ConnectionSettings
 from airflow_provider_contacts.hooks.transport import AsyncTransport
 from airflow_provider_contacts.operators.base import to_jsonable
 
@@ -55,11 +53,8 @@ class AsyncContactsClient:
     # -- lifecycle -------------------------------------------------------------------------
     async def open(self) -> AsyncContactsClient:
         """Read the connection (async) and open the hook's async transport."""
-        conn = await BaseHook.aget_connection(self.ghl_conn_id)
         hook = ContactsHook(ghl_conn_id=self.ghl_conn_id, location_id=self._location_override, **self._hook_kwargs)
-        # Hand the hook the settings read asynchronously, so it never does a sync connection
-        # lookup inside the event loop (as ContactsHook.async_transport() documents).
-        hook._settings = ConnectionSettings.from_connection(conn, self.ghl_conn_id)
+        await hook.aload_settings()  # never a sync connection lookup inside the event loop
         stack = contextlib.AsyncExitStack()
         self._api = await stack.enter_async_context(hook.async_transport())
         self._hook, self._stack = hook, stack
