@@ -19,7 +19,9 @@ Hierarchy::
     +-- GHLPaginationError        the API repeated a cursor; stopped instead of looping forever
     +-- GHLAPIError               an HTTP answer (or no answer) from the API
         +-- GHLAuthError          401 / 403 (and OAuth refresh failures)
-        +-- GHLNotFoundError      404
+        |   +-- GHLScopeError     401 "not authorized for this scope" / wrong token class: no refresh cures it
+        |   +-- GHLLocationAccessError  403 "does not have access to this location"
+        +-- GHLNotFoundError      404, and 400 whose message says "not found" (ghl-live-notes.md)
         +-- GHLRateLimitError     429 still returned after the retries
         +-- GHLValidationError    400 / 422 from the API, or a request body rejected before sending
         +-- GHLServerError        5xx still returned after the retries
@@ -28,6 +30,7 @@ Hierarchy::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -102,8 +105,41 @@ class GHLAuthError(GHLAPIError):
     """401 (token invalid or expired and not refreshable) or 403 (token lacks a scope)."""
 
 
+class GHLScopeError(GHLAuthError):
+    """401 for a token that lacks the scope an operation needs (``The token is not authorized for
+    this scope.``) or is of the wrong class (``This authClass type is not allowed to access this
+    scope``: an agency token on a location endpoint). A token refresh cannot cure it, so none is
+    spent. ``scope`` names the scope the operation needs (None when unknown).
+    Source: ghl-live-notes.md, "Statuses and error bodies".
+    """
+
+    def __init__(self, message: str, *, scope: str | None = None, **kwargs: Any) -> None:
+        self.scope = scope
+        super().__init__(message, **kwargs)
+
+    def with_message(self, message: str) -> GHLAPIError:
+        return type(self)(message, scope=self.scope, status=self.status, trace_id=self.trace_id, operation=self.operation)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_scope_error, (type(self), self.message, self.status, self.trace_id, self.operation, self.scope))
+
+
+def _rebuild_scope_error(
+    cls: type[GHLScopeError], message: str, status: int | None, trace_id: str | None, operation: str | None,
+    scope: str | None,
+) -> GHLScopeError:
+    return cls(message, scope=scope, status=status, trace_id=trace_id, operation=operation)
+
+
+class GHLLocationAccessError(GHLAuthError):
+    """403 ``The token does not have access to this location.``: a valid token used on another
+    location's data (check the connection's ``location_id``). Source: ghl-live-notes.md."""
+
+
 class GHLNotFoundError(GHLAPIError):
-    """404: the contact, task, note ... does not exist (or not in this location)."""
+    """The contact, task, note ... does not exist (or not in this location): a 404, or the 400
+    whose message says it was not found (``Contact not found``), which is what the live API and
+    contacts.json (which lists no 404) give. ``status`` keeps the status that came back."""
 
 
 class GHLRateLimitError(GHLAPIError):
@@ -122,12 +158,39 @@ class GHLTransportError(GHLAPIError):
     """No usable answer: connection error, timeout or truncated body, after the retries."""
 
 
-def error_class_for_status(status: int) -> type[GHLAPIError]:
-    """Map an HTTP status code to the matching :class:`GHLAPIError` subclass."""
+_NOT_FOUND = re.compile(r"\bnot\s+found\b|\bdoes\s+not\s+exist\b|\bno\s+\w+\s+found\b", re.IGNORECASE)
+_SCOPE_401 = re.compile(r"not authorized for this scope|authClass type is not allowed", re.IGNORECASE)
+_LOCATION_403 = re.compile(r"does not have access to this location", re.IGNORECASE)
+
+
+def is_not_found_message(message: str | None) -> bool:
+    """Whether an error message says the record does not exist (``Contact not found``,
+    ``Task not found``, ``... does not exist``): how the live API answers an unknown id with 400."""
+    return bool(message) and bool(_NOT_FOUND.search(str(message)))
+
+
+def is_scope_message(message: str | None) -> bool:
+    """Whether a 401's message says the token lacks a scope or is of the wrong class (not expired)."""
+    return bool(message) and bool(_SCOPE_401.search(str(message)))
+
+
+def is_location_access_message(message: str | None) -> bool:
+    """Whether a 403's message says the token has no access to the location."""
+    return bool(message) and bool(_LOCATION_403.search(str(message)))
+
+
+def error_class_for_status(status: int, message: str | None = None) -> type[GHLAPIError]:
+    """Map an HTTP status code (and the API's message, where the live API overloads a status)
+    to the matching :class:`GHLAPIError` subclass: 400/404 not found -> :class:`GHLNotFoundError`,
+    401 scope -> :class:`GHLScopeError`, 403 location -> :class:`GHLLocationAccessError`."""
+    if status in (400, 404, 422) and (status == 404 or is_not_found_message(message)):
+        return GHLNotFoundError
+    if status == 401 and is_scope_message(message):
+        return GHLScopeError
+    if status == 403 and is_location_access_message(message):
+        return GHLLocationAccessError
     if status in (401, 403):
         return GHLAuthError
-    if status == 404:
-        return GHLNotFoundError
     if status == 429:
         return GHLRateLimitError
     if status in (400, 422):
@@ -158,6 +221,8 @@ __all__ = [
     "GHLConfigError",
     "GHLDailyLimitError",
     "GHLError",
+    "GHLLocationAccessError",
+    "GHLScopeError",
     "GHLNotFoundError",
     "GHLPaginationError",
     "GHLRateLimitError",
@@ -166,4 +231,7 @@ __all__ = [
     "GHLValidationError",
     "api_error_message",
     "error_class_for_status",
+    "is_location_access_message",
+    "is_not_found_message",
+    "is_scope_message",
 ]
