@@ -1,8 +1,9 @@
 """README command 1 (``make demo``): the reconciliation DAG against a local sandbox, twice.
 
 1. A fresh Airflow home under ``.demo/`` (metadata DB migrated) and a sandbox HighLevel API in a
-   child process (300 seeded contacts with tasks and notes; HighLevel-like burst limit 100 requests
-   per 5 s; nothing leaves 127.0.0.1).
+   child process answering like the live API (300 seeded contacts with tasks and notes, phones as
+   typed, per-location custom fields, live search shapes and statuses; HighLevel-like burst limit
+   100 requests per 5 s; nothing leaves 127.0.0.1).
 2. ``airflow dags test ghl_contacts_reconcile``: the first run loads everything into the embedded
    SQLite target ``.demo/airflow_home/ghl_contacts.sqlite``.
 3. Changes in the "CRM" through the sandbox's admin surface: contacts created, updated, deleted;
@@ -91,8 +92,10 @@ def main() -> int:
     with SandboxServer(config, subprocess=True) as sandbox:
         print(
             f"sandbox HighLevel API at {sandbox.base_url}: location {sandbox.location_id}, "
-            f"{CONTACTS} contacts, rate limit {RATE_LIMIT} (requests/seconds)"
+            f"{CONTACTS} contacts, rate limit {RATE_LIMIT} (requests/seconds), answering like the live API"
         )
+        fields = ", ".join(f"{f['name']} ({f['dataType']})" for f in sandbox.truth()["customFields"])
+        print(f"this location's custom fields: {fields}")
         env["AIRFLOW_CONN_GHL_DEFAULT"] = sandbox.conn_json()
         target = DEMO_HOME / "ghl_contacts.sqlite"
         print(f"no 'ghl_target' connection: the embedded SQLite target {target} is used")
@@ -127,7 +130,7 @@ def check(sandbox: Any, target: Path, report: dict[str, Any], done: Any) -> list
     from airflow_provider_contacts.sync.verify import diff_target
 
     mapping = FieldMapping.load(REPO / "dags" / "ghl_contacts_mapping.yaml")
-    truth = sandbox.admin.dump()
+    truth = sandbox.truth()  # contacts as search shows them (live shape), which is what the sync reads
     with SqlSink(EmbeddedSqliteHook(target), mapping) as sink:
         mapping.resolve_custom_fields(truth["customFields"])
         failures = diff_target(sink, mapping, sandbox.location_id, truth)

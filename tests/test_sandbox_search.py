@@ -99,12 +99,15 @@ def test_filters_eq_not_eq_contains_exists_range(sandbox: SandboxServer, api: ht
 
 def test_custom_field_filter_and_free_text_query(sandbox: SandboxServer, api: httpx.Client) -> None:
     dump = sandbox.admin.dump()
-    plan_field = next(f["id"] for f in dump["customFields"] if f["fieldKey"] == "contact.plan")
-    on_pro = {c["id"] for c in dump["contacts"]
-              if any(v["id"] == plan_field and v["value"] == "pro" for v in c["customFields"])}
+    # custom fields differ per location: take whichever single-choice field this one has
+    picked = next(f for f in dump["customFields"] if f["dataType"] in ("SINGLE_OPTIONS", "RADIO", "TEXT"))
+    values = [v["value"] for c in dump["contacts"] for v in c["customFields"] if v["id"] == picked["id"]]
+    wanted = max(set(values), key=values.count)
+    on_it = {c["id"] for c in dump["contacts"]
+             if any(v["id"] == picked["id"] and v["value"] == wanted for v in c["customFields"])}
     found = _search(api, sandbox.location_id, pageLimit=500,
-                    filters=[{"field": f"customFields.{plan_field}", "operator": "eq", "value": "pro"}])
-    assert on_pro and {c["id"] for c in found["contacts"]} == on_pro and found["total"] == len(on_pro)
+                    filters=[{"field": f"customFields.{picked['id']}", "operator": "eq", "value": wanted}])
+    assert on_it and {c["id"] for c in found["contacts"]} == on_it and found["total"] == len(on_it)
     someone = next(c for c in dump["contacts"] if c["lastName"] == "Müller")
     by_name = _search(api, sandbox.location_id, pageLimit=500, query="MÜLLER")
     assert someone["id"] in {c["id"] for c in by_name["contacts"]}

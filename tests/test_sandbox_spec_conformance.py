@@ -4,12 +4,17 @@ Reads HighLevel's OpenAPI files from ``GHL_REFERENCE_DIR`` (default: ``../shared
 next to the repository) and skips when they are not there; the specs are not part of the package.
 Documented properties present in an answer must have the documented type (``null`` allowed, as
 HighLevel sends nulls); required properties must be present.
+
+Strict spec mode must match exactly. The default live mode may differ only where the live API is
+known to (``ghl-live-notes.md``): DATE custom field values are epoch ms (not strings) and
+``/oauth/locationToken`` answers 201.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +136,13 @@ def _scenario(sb: SandboxServer, api: httpx.Client) -> dict[str, httpx.Response]
     return answers
 
 
-def test_every_answer_matches_its_documented_schema(sandbox: SandboxServer) -> None:
+LIVE_DEVIATION = re.compile(r"\.customFields\[\d+\]\.value: expected string, got int$")
+
+
+@pytest.mark.parametrize("strict", [True, False], ids=["strict-spec", "live"])
+def test_every_answer_matches_its_documented_schema(sandbox: SandboxServer, strict: bool) -> None:
     contacts_spec, locations_spec = _load("contacts.json"), _load("locations.json")
+    sandbox.admin.configure(strict_spec=strict)
     with sandbox.client() as api:
         answers = _scenario(sandbox, api)
     contacts_ops, locations_ops = _operations(contacts_spec), _operations(locations_spec)
@@ -145,11 +155,17 @@ def test_every_answer_matches_its_documented_schema(sandbox: SandboxServer) -> N
         content = documented[str(response.status_code)].get("content", {}).get("application/json")
         if content and "schema" in content and op_id != "task-search":  # its items are documented as arrays
             problems += _check(spec, content["schema"], response.json(), op_id)
+    if not strict:
+        deviations = [p for p in problems if LIVE_DEVIATION.search(p)]
+        assert deviations, "live mode shows DATE custom field values as epoch ms"
+        problems = [p for p in problems if p not in deviations]
     assert not problems, "\n".join(problems)
 
 
-def test_oauth_answers_match_their_documented_schemas(sandbox: SandboxServer) -> None:
+@pytest.mark.parametrize("strict", [True, False], ids=["strict-spec", "live"])
+def test_oauth_answers_match_their_documented_schemas(sandbox: SandboxServer, strict: bool) -> None:
     spec = _load("oauth.json")
+    sandbox.admin.configure(strict_spec=strict)
     ops = _operations(spec)
     client_id, secret = sandbox.admin.create_oauth_client()
     code = sandbox.admin.authorize(client_id, user_type="Company")
@@ -160,7 +176,8 @@ def test_oauth_answers_match_their_documented_schemas(sandbox: SandboxServer) ->
                                                           "locationId": sandbox.location_id})
     problems = []
     for op_id, response in (("get-access-token", tokens), ("get-location-access-token", location)):
-        assert response.status_code == 200, response.text
+        live_201 = op_id == "get-location-access-token" and not strict  # seen live; the spec says 200
+        assert response.status_code == (201 if live_201 else 200), response.text
         schema = ops[op_id]["responses"]["200"]["content"]["application/json"]["schema"]
         problems += _check(spec, schema, response.json(), op_id)
     assert not problems, "\n".join(problems)

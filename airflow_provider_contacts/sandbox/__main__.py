@@ -1,7 +1,11 @@
 """Command line: ``python -m airflow_provider_contacts.sandbox --port 8765 --contacts 2000 --seed 7``.
 
 Every ``SandboxConfig`` field is a flag (``--rate-limit 100/10``, ``--fault-rate 0.05``,
-``--fault-kinds 500,503,drop``, ``--latency-ms 20``, ``--allow-duplicates`` ...). Unlike
+``--fault-kinds 500,503,drop``, ``--latency-ms 20``, ``--allow-duplicates`` ...). The sandbox
+answers like the live HighLevel API unless ``--strict-spec`` (the spec's own shapes and
+statuses); ``--search-lag-s 3`` makes changes show in search 3 s late; ``--missing-scopes
+locations/tasks.readonly`` (or ``--scopes`` / ``--token-scopes`` with the full list) issues the
+private token without those scopes. Unlike
 ``SandboxConfig()``, the CLI applies HighLevel's burst limit (``100/10``) unless
 ``--rate-limit off``. ``--config-json '{...}'`` gives the whole config at once (flags override it).
 
@@ -40,6 +44,16 @@ from .server import base_url_of, bind_socket, build_server, conn_json_for, write
 from .state import SandboxState
 
 CLI_DEFAULTS: dict[str, Any] = {"rate_limit": "100/10"}
+FLAG_ALIASES: dict[str, tuple[str, ...]] = {"token_scopes": ("--scopes",), "search_lag_s": ("--search-lag",)}
+FLAG_HELP: dict[str, str] = {
+    "strict_spec": "answer with the OpenAPI spec's own shapes and statuses (404s, 403 for a missing scope, "
+                   "address1 in search ...) instead of the live API's (default: live)",
+    "search_lag_s": "seconds before a change shows in POST /contacts/search, like HighLevel's lagging "
+                    "search index (default 0)",
+    "token_scopes": "comma-separated scopes of the private token and of tokens minted without scopes "
+                    "(default: every scope)",
+    "missing_scopes": "comma-separated scopes to leave out of those tokens, e.g. locations/tasks.readonly",
+}
 DEFAULT_CONN_FILE = ".ghl-sandbox-conn.json"
 
 
@@ -58,12 +72,14 @@ def _parser() -> argparse.ArgumentParser:
                              "admin_url, pid) to this path, mode 0600, for a parent process")
     hints = typing.get_type_hints(SandboxConfig)
     for f in dataclasses.fields(SandboxConfig):
-        flag = "--" + f.name.replace("_", "-")
+        flags = ["--" + f.name.replace("_", "-"), *FLAG_ALIASES.get(f.name, ())]
         hint = hints[f.name]
+        help_text = FLAG_HELP.get(f.name, f"SandboxConfig.{f.name}")
         if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, dest=f.name)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, dest=f.name,
+                                help=FLAG_HELP.get(f.name))
         else:
-            parser.add_argument(flag, default=None, dest=f.name, help=f"SandboxConfig.{f.name}")
+            parser.add_argument(*flags, default=None, dest=f.name, help=help_text)
     return parser
 
 
@@ -161,11 +177,16 @@ def announce(info: dict[str, Any], config: SandboxConfig, *, conn_file: str | No
         f"  admin URL    {admin_url}  (loopback clients only; route docs at {admin_url}/docs)",
         f"  contacts     {config.contacts} (seed {config.seed})",
         f"  rate limit   {config.rate_limit or 'off'}",
+        f"  answers      {'strict spec (--strict-spec)' if config.strict_spec else 'like the live API'}"
+        + (f", search lags {config.search_lag_s:g} s" if config.search_lag_s else ""),
     ]
+    if config.token_scopes is not None or config.missing_scopes:
+        lines.append(f"  token scopes {' '.join(sorted(config.default_scopes())) or '(none)'}")
     if conn_file:
         lines += [f"Airflow connection (with the sandbox's private token) written to {conn_file} (mode 0600):",
                   f'  export AIRFLOW_CONN_GHL_DEFAULT="$(cat {shlex.quote(conn_file)})"']
-    lines += ["Or mint a token from the admin surface (loopback only; every scope unless \"scopes\" is given):",
+    default = "every scope" if config.token_scopes is None and not config.missing_scopes else "the scopes above"
+    lines += [f"Or mint a token from the admin surface (loopback only; {default} unless \"scopes\" is given):",
               f"  curl -s -X POST {admin_url}/tokens"]
     print("\n".join(lines), flush=True)
 

@@ -4,7 +4,7 @@ No auth, no ``Version`` header, no rate limit, no faults, no latency, not counte
 
 ====================================================  ==============================================
 ``GET  /_sandbox/info``                               location id, private token, company id, locations
-``GET  /_sandbox/dump?locationId=``                   ``{contacts, tasks, notes, customFields}`` (API-shaped)
+``GET  /_sandbox/dump?locationId=&shape=``            ``{contacts, tasks, notes, customFields}`` (API-shaped)
 ``POST /_sandbox/contacts``                           create a contact as a CRM user would (``locationId`` optional)
 ``PUT|DELETE /_sandbox/contacts/{id}``                update / delete a contact
 ``POST /_sandbox/contacts/{id}/tasks``                create a task (title, dueDate, completed default)
@@ -13,7 +13,7 @@ No auth, no ``Version`` header, no rate limit, no faults, no latency, not counte
 ``PUT|DELETE /_sandbox/contacts/{id}/notes/{nid}``    update / delete a note
 ``GET  /_sandbox/counters``, ``POST /_sandbox/counters/reset``
 ``GET|POST /_sandbox/config``                         read / change ``SandboxConfig`` fields at run time
-``POST /_sandbox/tokens``                             mint a token ``{scopes, lifetime_s, location_id}``
+``POST /_sandbox/tokens``                             mint a token ``{scopes, missing_scopes, lifetime_s, location_id}``
 ``POST /_sandbox/oauth/clients``                      register an OAuth app ``{scopes}``
 ``POST /_sandbox/oauth/authorize``                    code for ``{client_id, location_id, user_type, company_id}``
 ``POST /_sandbox/locations``                          add a location ``{contacts}``
@@ -23,6 +23,11 @@ No auth, no ``Version`` header, no rate limit, no faults, no latency, not counte
 
 Admin task/note changes follow the same quirks as the API (they leave the contact's
 ``dateUpdated`` alone unless ``activity_touches_contact``); contact changes move ``dateUpdated``.
+Contacts are written like through the API (``dateOfBirth`` in any of the spec's formats, custom
+field values as ``value``/``fieldValue``/``field_value``, by ``id`` or ``key``), except that a
+``dateOfBirth`` that is not a date is stored as typed (bad data a CRM user can leave behind).
+Missing objects answer 404 here whatever the mode; the dump's contacts come in the search shape
+by default (``shape=get`` for the GET shape), the truth a sync target is compared with.
 """
 
 from __future__ import annotations
@@ -73,8 +78,10 @@ async def info(request: Request) -> JSONResponse:
 
 @router.get("/dump")
 async def dump(request: Request) -> JSONResponse:
-    """Every contact, task, note and custom field of a location (default: the primary one)."""
-    return answer(_state(request).store.dump(request.query_params.get("locationId")))
+    """Every contact, task, note and custom field of a location (default: the primary one); contacts
+    in ``shape`` ``search`` (default: as ``POST /contacts/search`` shows them) or ``get``."""
+    q = request.query_params
+    return answer(_state(request).store.dump(q.get("locationId"), q.get("shape") or "search"))
 
 
 @router.post("/contacts")
@@ -84,7 +91,8 @@ async def create_contact(request: Request) -> JSONResponse:
     data = await _object(request)
     loc = st.store.location(data.pop("locationId", None) or st.store.primary_location_id)
     _, fields = validate_data(AdminContactDto, data)
-    return answer({"contact": st.store.create_contact(loc, fields, check_duplicates=False)}, 201)
+    contact = st.store.create_contact(loc, fields, check_duplicates=False, lenient=True)
+    return answer({"contact": st.store.render(loc, contact)}, 201)
 
 
 @router.put("/contacts/{contact_id}")
@@ -95,9 +103,10 @@ async def update_contact(request: Request, contact_id: str) -> JSONResponse:
     loc = st.store.contact_location(contact_id)
     if not fields:
         st.store.touch(loc, contact_id)
-        return answer({"contact": loc.contacts[contact_id]})
+        return answer({"contact": st.store.render(loc, loc.contacts[contact_id])})
     # a CRM user may create duplicates by hand
-    return answer({"contact": st.store.update_contact(contact_id, fields, check_duplicates=False)})
+    contact = st.store.update_contact(contact_id, fields, check_duplicates=False, lenient=True)
+    return answer({"contact": st.store.render(loc, contact)})
 
 
 @router.delete("/contacts/{contact_id}")
@@ -186,14 +195,16 @@ async def configure(request: Request) -> JSONResponse:
 
 @router.post("/tokens")
 async def issue_token(request: Request) -> JSONResponse:
-    """Mint an access token: ``scopes`` (default all), ``lifetime_s``, ``location_id`` (default primary)."""
+    """Mint an access token: ``scopes`` (default: the configured default scopes, every scope unless
+    ``token_scopes``/``missing_scopes`` say otherwise) minus ``missing_scopes``, ``lifetime_s``,
+    ``location_id`` (default primary)."""
     st = _state(request)
     data = await _object(request)
     location_id = data.get("location_id") or st.store.primary_location_id
     st.store.location(location_id)
     lifetime = data.get("lifetime_s")
-    token, info = st.tokens.issue(company_id=st.store.company_id, location_id=location_id,
-                                  scopes=check_scopes(data.get("scopes")),
+    scopes = check_scopes(data.get("scopes"), st.config.default_scopes(), data.get("missing_scopes"))
+    token, info = st.tokens.issue(company_id=st.store.company_id, location_id=location_id, scopes=scopes,
                                   lifetime_s=float(lifetime) if lifetime is not None else None,
                                   integration_id=f"issued:{location_id}")
     return answer({"access_token": token, "expires_at": info.expires_at, "scopes": sorted(info.scopes),
@@ -202,8 +213,11 @@ async def issue_token(request: Request) -> JSONResponse:
 
 @router.post("/oauth/clients")
 async def create_oauth_client(request: Request) -> JSONResponse:
-    """Register an OAuth app with ``scopes`` (default all)."""
-    client = _state(request).tokens.create_client(check_scopes((await _object(request)).get("scopes")))
+    """Register an OAuth app with ``scopes`` (default: the configured default scopes) minus ``missing_scopes``."""
+    st = _state(request)
+    data = await _object(request)
+    client = st.tokens.create_client(check_scopes(data.get("scopes"), st.config.default_scopes(),
+                                                  data.get("missing_scopes")))
     return answer({"client_id": client.client_id, "client_secret": client.client_secret,
                    "scopes": sorted(client.scopes)})
 

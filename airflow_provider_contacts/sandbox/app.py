@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 
 from . import admin, contacts_api, locations_api, oauth_api
 from .config import SandboxConfig
-from .errors import APIError
+from .errors import APIError, NotFound
 from .gate import ApiGate, Operation
 from .state import SandboxState
 
@@ -35,6 +35,9 @@ def create_app(config: SandboxConfig | None = None, state: SandboxState | None =
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        if (isinstance(exc, NotFound) and not state.config.strict_spec
+                and not request.url.path.startswith(admin.ADMIN_PREFIX)):
+            exc = exc.live()  # HighLevel: 400 {"statusCode": 400, "message": "Contact not found"}
         return JSONResponse(exc.body(_trace(request)), status_code=exc.status)
 
     @app.exception_handler(StarletteHTTPException)

@@ -1,7 +1,8 @@
 """Tokens, scopes and OAuth 2.0 of the sandbox (ghl-oauth/Authorization.md, oauth.json).
 
-- The seeded Private Integration token (``pit-...``) has every scope, never expires and is
-  deterministic per seed, so a child-process sandbox and its parent agree on it.
+- The seeded Private Integration token (``pit-...``) never expires and is deterministic per seed,
+  so a child-process sandbox and its parent agree on it. It has the configured default scopes
+  (``SandboxConfig.token_scopes`` minus ``missing_scopes``; every scope unless configured).
 - OAuth apps (``create_oauth_client``) get a client id and secret; ``authorize`` stands in for the
   marketplace consent screen and returns an authorization code (single use, 10 minutes).
 - ``POST /oauth/token``: ``authorization_code`` and ``refresh_token`` grants. Each refresh returns
@@ -9,7 +10,8 @@
   live ``access_token_lifetime_s``; refresh tokens a year.
 - ``user_type=Company`` gives an agency token; ``POST /oauth/locationToken`` exchanges it (scope
   ``oauth.write``) for a location token of the same app.
-Unknown or expired tokens answer 401 ``Invalid JWT``. Tokens are never logged.
+Unknown or expired tokens answer 401 ``Invalid JWT``; a missing scope answers 401 "The token is not
+authorized for this scope." (403 naming the scope in strict spec mode). Tokens are never logged.
 """
 
 from __future__ import annotations
@@ -71,16 +73,22 @@ def private_token_for(seed: int, location_id: str) -> str:
     return f"pit-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
-def check_scopes(scopes: list[str] | None) -> frozenset[str]:
-    """Validate scope names (``None`` = every scope)."""
-    if scopes is None:
-        return frozenset(ALL_SCOPES)
-    if isinstance(scopes, str):
-        scopes = scopes.split()
-    unknown = sorted(set(scopes) - set(ALL_SCOPES))
-    if unknown:
-        raise APIError(422, [f"scopes: unknown scope(s) {unknown}; known scopes: {list(ALL_SCOPES)}"])
-    return frozenset(scopes)
+def check_scopes(scopes: list[str] | str | None, default: frozenset[str] | None = None,
+                 missing: list[str] | str | None = None) -> frozenset[str]:
+    """Validate scope names: ``scopes`` (``None``: ``default``, itself every scope when ``None``)
+    minus ``missing``."""
+    def names(value: list[str] | str, what: str) -> set[str]:
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        unknown = sorted(set(value) - set(ALL_SCOPES))
+        if unknown:
+            raise APIError(422, [f"{what}: unknown scope(s) {unknown}; known scopes: {list(ALL_SCOPES)}"])
+        return set(value)
+
+    granted = set(default if default is not None else ALL_SCOPES) if scopes is None else names(scopes, "scopes")
+    if missing:
+        granted -= names(missing, "missing_scopes")
+    return frozenset(granted)
 
 
 class TokenRegistry:
@@ -101,11 +109,13 @@ class TokenRegistry:
             raise APIError(401, "Invalid JWT")
         return info
 
-    def add_private_token(self, token: str, company_id: str, location_id: str) -> None:
-        """Register a never-expiring private integration token with every scope."""
+    def add_private_token(self, token: str, company_id: str, location_id: str,
+                          scopes: frozenset[str] | None = None) -> None:
+        """Register a never-expiring private integration token (``scopes``: every scope when ``None``)."""
         self.tokens[token] = TokenInfo(
             integration_id=f"private:{location_id}", user_type="Location", company_id=company_id,
-            location_id=location_id, scopes=frozenset(ALL_SCOPES), expires_at=None, user_id="sandbox-admin",
+            location_id=location_id, scopes=frozenset(ALL_SCOPES) if scopes is None else scopes,
+            expires_at=None, user_id="sandbox-admin",
         )
 
     def issue(self, *, company_id: str, location_id: str | None, scopes: frozenset[str],

@@ -48,9 +48,17 @@ class SandboxAdmin:
         """``location_id``, ``token``, ``company_id``, ``locations``, ``api_version``."""
         return self._call("GET", "/info")
 
-    def dump(self, location_id: str | None = None) -> dict[str, Any]:
-        """``{"contacts", "tasks", "notes", "customFields"}`` of a location, API-shaped."""
-        return self._call("GET", "/dump", params={"locationId": location_id} if location_id else None)
+    def dump(self, location_id: str | None = None, shape: str | None = None) -> dict[str, Any]:
+        """``{"contacts", "tasks", "notes", "customFields"}`` of a location, API-shaped: the truth to
+        compare a sync target with.
+
+        ``shape``: ``"search"`` (default) gives contacts as ``POST /contacts/search`` shows them
+        (live mode: ``address``, ``dateOfBirth`` in epoch ms, ``businessName`` ...; no
+        ``searchAfter``, no search lag), ``"get"`` as ``GET /contacts/{id}`` shows them
+        (``address1``, ``dateOfBirth`` as a string).
+        """
+        params = {k: v for k, v in (("locationId", location_id), ("shape", shape)) if v}
+        return self._call("GET", "/dump", params=params or None)
 
     def create_contact(self, location_id: str | None = None, **fields: Any) -> dict[str, Any]:
         """Create a contact (UpdateContactDto fields); no duplicate check, like a CRM user."""
@@ -112,14 +120,18 @@ class SandboxAdmin:
 
     # -- auth ---------------------------------------------------------------------------------------
     def issue_token(self, scopes: list[str] | None = None, lifetime_s: float | None = None,
-                    location_id: str | None = None) -> str:
-        """Mint an access token with ``scopes`` (default every scope) for a location."""
+                    location_id: str | None = None, missing_scopes: list[str] | None = None) -> str:
+        """Mint an access token for a location with ``scopes`` (default: the sandbox's default scopes,
+        every scope unless configured otherwise) minus ``missing_scopes``, e.g.
+        ``issue_token(missing_scopes=["locations/tasks.readonly"])``."""
         return self._call("POST", "/tokens", json={"scopes": scopes, "lifetime_s": lifetime_s,
-                                                   "location_id": location_id})["access_token"]
+                                                   "location_id": location_id,
+                                                   "missing_scopes": missing_scopes})["access_token"]
 
-    def create_oauth_client(self, scopes: list[str] | None = None) -> tuple[str, str]:
+    def create_oauth_client(self, scopes: list[str] | None = None,
+                            missing_scopes: list[str] | None = None) -> tuple[str, str]:
         """Register an OAuth app: ``(client_id, client_secret)``."""
-        data = self._call("POST", "/oauth/clients", json={"scopes": scopes})
+        data = self._call("POST", "/oauth/clients", json={"scopes": scopes, "missing_scopes": missing_scopes})
         return data["client_id"], data["client_secret"]
 
     def authorize(self, client_id: str, location_id: str | None = None, user_type: str = "Location",
@@ -135,7 +147,7 @@ class SandboxAdmin:
         return data["locationId"]
 
     def location_token(self, location_id: str) -> str:
-        """A token with every scope for ``location_id``."""
+        """A long-lived token with the default scopes (every scope unless configured) for ``location_id``."""
         return self.issue_token(location_id=location_id, lifetime_s=10 * 365 * 86_400)
 
     def reset(self, seed: int | None = None, contacts: int | None = None) -> dict[str, Any]:

@@ -67,6 +67,18 @@ class SandboxConfig:
     Faults: ``fault_rate`` (0..1) of API requests get one of ``fault_kinds``; ``fault_delay_ms``
     for the "delay" kind; ``latency_ms`` added to every API request.
 
+    Fidelity: ``strict_spec=False`` (the default) answers the way the LIVE API does
+    (``ghl-live-notes.md``): 400 ``Contact not found`` instead of 404, 401 for a missing scope and
+    for an agency token on a location endpoint, live search shapes (``address``, ``dateOfBirth``
+    in epoch ms, extra fields), 201 from ``/oauth/locationToken``. ``strict_spec=True`` answers
+    with the spec's own shapes and statuses. ``search_lag_s`` delays changes in
+    ``POST /contacts/search`` (HighLevel's search index lags; 0 = immediate).
+
+    Token scopes: ``token_scopes`` (``None``: every scope) minus ``missing_scopes`` is what the
+    seeded private integration tokens, and tokens or OAuth apps minted without explicit scopes,
+    are granted; e.g. ``missing_scopes=("locations/tasks.readonly",)`` for a location whose token
+    cannot use the location task search.
+
     Quirks of the real API (all on by default, as on HighLevel): ``tasks_without_updated_at``
     (tasks carry no update timestamp), ``activity_touches_contact=False`` (task and note changes
     leave the contact's ``dateUpdated`` alone), ``create_422_after_create_rate`` (fraction of
@@ -96,6 +108,10 @@ class SandboxConfig:
     duplicate_match_order: tuple[str, ...] = ("email", "phone")
     max_search_page_limit: int = 500
     max_search_window: int = 10_000
+    strict_spec: bool = False
+    search_lag_s: float = 0.0
+    token_scopes: tuple[str, ...] | None = None
+    missing_scopes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.validate()
@@ -128,9 +144,27 @@ class SandboxConfig:
             )
         if self.latency_ms < 0 or self.fault_delay_ms < 0:
             raise ValueError("latency_ms/fault_delay_ms: must be >= 0 milliseconds")
+        if self.search_lag_s < 0:
+            raise ValueError("search_lag_s: must be >= 0 seconds (0: search shows changes at once)")
+        for name in ("token_scopes", "missing_scopes"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                value = tuple(x for x in value.replace(",", " ").split() if x)
+            value = tuple(str(x) for x in value)
+            unknown = sorted(set(value) - set(ALL_SCOPES))
+            if unknown:
+                raise ValueError(f"{name}: unknown scope(s) {unknown}; known scopes: {list(ALL_SCOPES)}")
+            setattr(self, name, value)
         if self.access_token_lifetime_s < 0 or self.refresh_token_lifetime_s < 0:
             raise ValueError("access_token_lifetime_s/refresh_token_lifetime_s: must be >= 0 seconds "
                              "(0: tokens are expired as soon as they are issued)")
+
+    def default_scopes(self) -> frozenset[str]:
+        """Scopes granted when none are asked for: ``token_scopes`` (or all) minus ``missing_scopes``."""
+        base = set(ALL_SCOPES if self.token_scopes is None else self.token_scopes)
+        return frozenset(base - set(self.missing_scopes))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict of every field (tuples become lists)."""

@@ -1,7 +1,12 @@
 """The 32 operations of contacts.json (paths, operationIds, bodies and response fields as specified).
 
 Response codes follow the spec (201 for the POSTs it says 201 for). Errors use HighLevel's body
-``{"statusCode", "message", "traceId"}``; unknown contacts, tasks and notes answer 404.
+``{"statusCode", "message", "traceId"}``. Unknown or deleted contacts, tasks and notes answer as
+the live API does, 400 ``Contact not found`` (``Task not found``, ``Note not found``), or 404 in
+strict spec mode. Contacts are shown as ``shapes.py`` says: the live search shape in
+``POST /contacts/search`` (``address``, ``dateOfBirth`` in epoch ms, search-only fields), the stored
+(GET) shape everywhere else, including the deprecated ``GET /contacts/`` and the business listing
+(both documented with ``ContactsSearchSchema``, which names no address or birth date).
 """
 
 from __future__ import annotations
@@ -142,7 +147,7 @@ async def get_duplicate_contact(request: Request) -> JSONResponse:
     if not email and not number:
         raise unprocessable("email or number should not be empty")
     dup = st.store.find_duplicate(loc, email, number)
-    return answer({"contact": loc.contacts[dup[0]] if dup else None})
+    return answer({"contact": st.store.render(loc, loc.contacts[dup[0]]) if dup else None})
 
 
 # ---- bulk --------------------------------------------------------------------------------------
@@ -194,19 +199,20 @@ async def upsert_contact(request: Request) -> JSONResponse:
     loc = token_location(request, body.locationId)
     data.pop("locationId", None)
     contact, new = st.store.upsert_contact(loc, data)
-    return answer({"new": new, "contact": contact, "traceId": request.state.trace_id})
+    return answer({"new": new, "contact": st.store.render(loc, contact), "traceId": request.state.trace_id})
 
 
 @router.get("/contacts/business/{businessId}", operation_id="get-contacts-by-businessId")
 async def get_contacts_by_business(request: Request, businessId: str) -> JSONResponse:
     """Contacts of a business: ``limit`` (default 25, max 100), ``skip``, ``query``."""
+    st = sandbox_state(request)
     loc = token_location(request, _required_query(request, "locationId"))
     limit = _int_param(request, "limit", 25, minimum=1, maximum=BUSINESS_MAX_LIMIT)
     skip = _int_param(request, "skip", 0)
     keys = loc.index.matching(loc.version, loc.contacts, loc.times,
                               [{"field": "businessId", "operator": "eq", "value": businessId}],
                               parse_sort(None), request.query_params.get("query") or None)
-    contacts = [loc.contacts[k[-1]] for k in keys[skip:skip + limit]]
+    contacts = [st.store.render(loc, loc.contacts[k[-1]]) for k in keys[skip:skip + limit]]
     return answer({"contacts": contacts, "count": len(keys)})
 
 
@@ -223,12 +229,13 @@ async def create_contact(request: Request) -> JSONResponse:
     contact = st.store.create_contact(loc, data)
     if st.faults.chance(st.config.create_422_after_create_rate):
         raise APIError(422, ["Unable to process the request, please try again"])
-    return answer({"contact": contact}, 201)
+    return answer({"contact": st.store.render(loc, contact)}, 201)
 
 
 @router.get("/contacts/", operation_id="get-contacts")
 async def get_contacts(request: Request) -> JSONResponse:
     """Deprecated listing: ``limit`` <= 100 (default 20), ``startAfter`` (epoch ms) + ``startAfterId``, ``meta``."""
+    st = sandbox_state(request)
     loc = token_location(request, _required_query(request, "locationId"))
     limit = _int_param(request, "limit", 20, minimum=1, maximum=LEGACY_MAX_LIMIT)
     query = request.query_params.get("query") or None
@@ -246,7 +253,7 @@ async def get_contacts(request: Request) -> JSONResponse:
         else:
             raise unprocessable("startAfter should not be empty when startAfterId is not a contact of this location")
         start = bisect.bisect_right(keys, (after_ms, start_after_id or "~"))
-    page = [loc.contacts[k[-1]] for k in keys[start:start + limit]]
+    page = [st.store.render(loc, loc.contacts[k[-1]]) for k in keys[start:start + limit]]
     more = start + limit < len(keys)
     current = start // limit + 1
     meta: dict[str, Any] = {
@@ -455,16 +462,17 @@ async def remove_from_workflow(request: Request, contactId: str, workflowId: str
 @router.get("/contacts/{contactId}", operation_id="get-contact")
 async def get_contact(request: Request, contactId: str) -> JSONResponse:
     """One contact."""
-    _, contact = contact_in_scope(request, contactId)
-    return answer({"contact": contact})
+    loc, contact = contact_in_scope(request, contactId)
+    return answer({"contact": sandbox_state(request).store.render(loc, contact)})
 
 
 @router.put("/contacts/{contactId}", operation_id="update-contact")
 async def update_contact(request: Request, contactId: str) -> JSONResponse:
     """Update a contact (only the fields sent); ``dateUpdated`` moves to now."""
-    contact_in_scope(request, contactId)
+    loc, _ = contact_in_scope(request, contactId)
     _, data = await parse_body(request, UpdateContactDto)
-    return answer({"succeded": True, "contact": sandbox_state(request).store.update_contact(contactId, data)})
+    store = sandbox_state(request).store
+    return answer({"succeded": True, "contact": store.render(loc, store.update_contact(contactId, data))})
 
 
 @router.delete("/contacts/{contactId}", operation_id="delete-contact")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def iso_from_ms(epoch_ms: int) -> str:
-    """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC)."""
-    dt = datetime.fromtimestamp(epoch_ms / 1000.0, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+    """Format epoch milliseconds as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC; negative ms are before 1970)."""
+    return (_EPOCH + timedelta(milliseconds=int(epoch_ms))).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def now_ms() -> int:

@@ -6,8 +6,10 @@ Everything under ``/_sandbox/`` (admin routes, their docs) is answered to loopba
 For each request, in this order: a ``traceId`` (body and ``X-Trace-Id`` header), the counter of its
 operationId, latency, Bearer token (401 ``Invalid JWT``), the rate limit of the token's
 (integration, location) (429 ``Too many requests`` with ``Retry-After``; from here on every
-response carries the five ``X-RateLimit-*`` headers), ``Version`` header (400), scopes (403 naming
-the scope), and then the fault draw (5xx / delay / dropped connection). Only then does the route run.
+response carries the five ``X-RateLimit-*`` headers), ``Version`` header (400), the token's class
+(live mode: an agency token on a location endpoint is 401 "This authClass type is not allowed ..."),
+scopes (live mode: 401 "The token is not authorized for this scope."; strict spec mode: 403 naming the
+scope), and then the fault draw (5xx / delay / dropped connection). Only then does the route run.
 Requests without a (valid) token, such as ``POST /oauth/token``, carry no rate-limit headers.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 
 from starlette.routing import Match, Route
 
-from .errors import APIError
+from .errors import APIError, auth_class_error, scope_error
 from .faults import FAULT_MESSAGES
 from .state import SandboxState
 
@@ -45,6 +47,7 @@ class Operation:
     scopes: tuple[str, ...]  # any one of them suffices; () = no scope needed
     auth: bool = True
     version: bool = True
+    location: bool = True  # needs a Sub-Account (Location) token; False: agency-token routes and OAuth
 
 
 def _headers(extra: dict[str, str], content_type: str | None = None) -> list[tuple[bytes, bytes]]:
@@ -158,8 +161,13 @@ class ApiGate:
                     raise APIError(400, f"Version header was not found; send 'Version: {cfg.api_version}'")
                 if version != cfg.api_version:
                     raise APIError(400, f"Version header {version!r} is invalid; send 'Version: {cfg.api_version}'")
+            if info is not None and not cfg.strict_spec and op.location and info.location_id is None:
+                st.counters.status_401 += 1
+                raise auth_class_error()
             if info is not None and op.scopes and not info.scopes.intersection(op.scopes):
-                raise APIError(403, f"The token is not authorized for this scope. Missing scope: {op.scopes[0]}")
+                if not cfg.strict_spec:
+                    st.counters.status_401 += 1
+                raise scope_error(cfg.strict_spec, op.scopes[0])
         except APIError as exc:
             await send_json(send, exc.status, exc.body(trace_id), extra)
             return

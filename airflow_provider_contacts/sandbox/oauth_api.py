@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .api_common import answer, caller, sandbox_state
-from .errors import APIError
+from .errors import APIError, auth_class_error
 from .gate import Operation
 from .schemas import read_json
 
 OPERATIONS: dict[str, Operation] = {
-    "get-access-token": Operation("get-access-token", (), auth=False, version=False),
-    "get-location-access-token": Operation("get-location-access-token", ("oauth.write",)),
+    "get-access-token": Operation("get-access-token", (), auth=False, version=False, location=False),
+    "get-location-access-token": Operation("get-location-access-token", ("oauth.write",), location=False),
 }
 
 router = APIRouter()
@@ -45,11 +45,21 @@ async def get_access_token(request: Request) -> JSONResponse:
 
 @router.post("/oauth/locationToken", operation_id="get-location-access-token")
 async def get_location_access_token(request: Request) -> JSONResponse:
-    """An agency (Company) token's location token for ``companyId`` + ``locationId``."""
+    """An agency (Company) token's location token for ``companyId`` + ``locationId``.
+
+    Live mode answers 201 (as HighLevel has been seen to) and refuses a location token with the
+    live 401 "This authClass type is not allowed ..."; strict spec mode answers 200.
+    """
     st = sandbox_state(request)
+    strict = st.config.strict_spec
+    info = caller(request)
+    if info.user_type != "Company" and not strict:
+        st.counters.status_401 += 1
+        raise auth_class_error()
     form = await _form(request)
     missing = [n for n in ("companyId", "locationId") if not form.get(n)]
     if missing:
         raise APIError(422, [f"{n} should not be empty" for n in missing])
     locations = [lid for lid, loc in st.store.locations.items() if loc.company_id == form["companyId"]]
-    return answer(st.tokens.location_token(caller(request), form["companyId"], form["locationId"], locations))
+    body = st.tokens.location_token(info, form["companyId"], form["locationId"], locations)
+    return answer(body, 200 if strict else 201)

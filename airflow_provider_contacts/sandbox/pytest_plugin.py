@@ -5,6 +5,13 @@
 - ``sandbox_factory(**config) -> SandboxServer``: a dedicated server with those ``SandboxConfig``
   fields (``subprocess=True`` for a child process), stopped after the test.
 - ``ghl_conn``: sets ``AIRFLOW_CONN_GHL_DEFAULT`` for ``sandbox`` and returns ``"ghl_default"``.
+- ``ghl_conn_factory(scopes=None, missing_scopes=None, conn_id="ghl_default", **extra)``: the same
+  with a freshly minted token of those scopes, e.g. ``ghl_conn_factory(missing_scopes=
+  ["locations/tasks.readonly"])`` for a location whose token cannot search tasks.
+
+Every sandbox answers like the live HighLevel API (``strict_spec=False``); pass
+``sandbox_factory(strict_spec=True)`` for the spec's own shapes. ``sandbox_factory(missing_scopes=
+[...])`` (or ``token_scopes=[...]``) gives a server whose private token lacks those scopes.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 import pytest
 
 from .config import SandboxConfig
+from .server import conn_json_for
 from .testing import SandboxServer
 
 DEFAULT_TEST_CONFIG: dict[str, Any] = {"seed": 7, "contacts": 200, "rate_limit": None}
@@ -54,3 +62,22 @@ def ghl_conn(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """``AIRFLOW_CONN_GHL_DEFAULT`` set to the ``sandbox`` (private token, its location); returns the conn id."""
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", sandbox.conn_json())
     return "ghl_default"
+
+
+@pytest.fixture
+def ghl_conn_factory(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Callable[..., str]:
+    """Point an Airflow connection at ``sandbox`` with a token of chosen scopes; returns the conn id.
+
+    ``ghl_conn_factory(missing_scopes=["locations/tasks.readonly"])`` sets ``AIRFLOW_CONN_GHL_DEFAULT``
+    to a token with every scope but that one; ``scopes=[...]`` gives exactly those; ``conn_id``
+    another connection; further keyword arguments go into the connection's extras.
+    """
+
+    def make(scopes: list[str] | None = None, missing_scopes: list[str] | None = None,
+             conn_id: str = "ghl_default", **extra: Any) -> str:
+        token = sandbox.admin.issue_token(scopes=scopes, missing_scopes=missing_scopes, lifetime_s=30 * 86_400)
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}",
+                           conn_json_for(sandbox.base_url, sandbox.location_id, token, **extra))
+        return conn_id
+
+    return make

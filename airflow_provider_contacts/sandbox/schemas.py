@@ -47,12 +47,17 @@ class InboundDndSettings(DTO):
 
 
 class CustomFieldInput(DTO):
-    """One of the spec's ``customFields`` item schemas (id or key, plus ``field_value``)."""
+    """One of the spec's ``customFields`` item schemas (``id`` or ``key``, plus ``field_value``).
+
+    As on the live API, the value may also come as ``fieldValue`` (now preferred by HighLevel;
+    refused in strict spec mode by the store) or ``value``.
+    """
 
     id: str | None = None
     key: str | None = None
     field_value: Any = None
-    value: Any = None  # older clients send ``value``; accepted as an alias
+    fieldValue: Any = None
+    value: Any = None
 
 
 class _ContactFields(DTO):
@@ -73,7 +78,7 @@ class _ContactFields(DTO):
     tags: list[str] | None = None
     customFields: list[CustomFieldInput] | None = None
     source: str | None = None
-    dateOfBirth: Any = None
+    dateOfBirth: Any = None  # any of the spec's date formats; checked and normalised by the store
     country: str | None = None
     assignedTo: str | None = None
 

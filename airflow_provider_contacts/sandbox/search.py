@@ -4,8 +4,10 @@ Filters (HighLevel's advanced search syntax): a list of clauses, all of which mu
 is ``{"field": f, "operator": op, "value": v}`` or a group ``{"group": "AND" | "OR", "filters": [...]}``.
 Operators: ``eq``, ``not_eq``, ``contains``, ``not_contains``, ``exists``, ``not_exists``,
 ``range`` (value ``{"gt"|"gte"|"lt"|"lte": date-or-number}``; dates as ISO-8601 or epoch ms).
-Fields: any top-level contact field (``email``, ``tags``, ``dateAdded``, ``firstNameLowerCase``...)
-and ``customFields.<id>``. String comparisons ignore case; on arrays (``tags``) ``eq`` means "has".
+Fields: any top-level contact field (``email``, ``tags``, ``dateAdded``, ``firstNameLowerCase``...;
+``address`` and ``address1`` both name the street address; ``dateOfBirth`` compares as a date) and
+``customFields.<id>`` (DATE values are epoch ms: ``range`` takes ISO dates or epoch ms for them).
+String comparisons ignore case; on arrays (``tags``) ``eq`` means "has".
 
 Sort: ``[{"field": f, "direction": "asc" | "desc"}]``, default ``dateAdded asc``; the contact id
 always breaks ties (ascending). Each returned contact carries ``searchAfter``: its sort values
@@ -24,6 +26,7 @@ from typing import Any
 
 from .dates import parse_datetime_ms
 from .errors import unprocessable
+from .shapes import date_of_birth_ms
 
 DATE_FIELDS = frozenset({"dateAdded", "dateUpdated", "dateOfBirth", "lastActivity"})
 OPERATORS = ("eq", "not_eq", "contains", "not_contains", "exists", "not_exists", "range")
@@ -61,6 +64,11 @@ def _field_value(contact: dict[str, Any], times: tuple[int, int], field: str) ->
         return times[0]
     if field == "dateUpdated":
         return times[1]
+    if field == "address":
+        return contact.get("address1")
+    if field == "dateOfBirth":
+        value = date_of_birth_ms(contact.get("dateOfBirth"))
+        return value if isinstance(value, int) else None
     if field.startswith(("customFields.", "customField.")):
         fid = field.split(".", 1)[1]
         for cf in contact.get("customFields") or ():
@@ -108,10 +116,16 @@ def _compile_clause(clause: Any, where: str) -> Predicate:
             raise unprocessable(
                 f"{where}.value must be an object with any of {', '.join(RANGE_KEYS)} for operator range"
             )
+        def bound(k: str, v: Any) -> float:
+            if is_date:
+                return parse_datetime_ms(v, f"{where}.value.{k}")
+            try:
+                return float(v)
+            except (TypeError, ValueError):  # a date bound on a DATE custom field (stored as epoch ms)
+                return parse_datetime_ms(v, f"{where}.value.{k}")
+
         try:
-            bounds = {
-                k: (parse_datetime_ms(v, f"{where}.value.{k}") if is_date else float(v)) for k, v in value.items()
-            }
+            bounds = {k: bound(k, v) for k, v in value.items()}
         except (TypeError, ValueError) as exc:
             raise unprocessable(str(exc)) from None
 

@@ -58,7 +58,7 @@ class SandboxState:
 
     def _register_location(self, loc: LocationState) -> None:
         self.tokens.add_private_token(private_token_for(self.config.seed, loc.location_id), self.store.company_id,
-                                      loc.location_id)
+                                      loc.location_id, self.config.default_scopes())
 
     def add_location(self, contacts: int = 0) -> LocationState:
         """A new seeded location with its own private token."""
@@ -71,8 +71,12 @@ class SandboxState:
         if "seed" in changes or "contacts" in changes or "locations" in changes:
             raise ValueError("seed, contacts and locations shape the data: use reset(seed=..., contacts=...) "
                              "or add_location() instead of configure()")
+        before = self.config
         self.config = self.config.updated(**changes)
-        self.store.config = self.config
+        self.store.configure(self.config)
+        if (before.token_scopes, before.missing_scopes) != (self.config.token_scopes, self.config.missing_scopes):
+            for loc in self.store.locations.values():  # the private tokens follow the configured scopes
+                self._register_location(loc)
         self.limiter.configure(self.config.rate_limit, self.config.daily_limit)
         self.tokens.access_token_lifetime_s = self.config.access_token_lifetime_s
         self.tokens.refresh_token_lifetime_s = self.config.refresh_token_lifetime_s

@@ -1,19 +1,29 @@
 """In-memory CRM state of the sandbox: locations with their contacts, tasks, notes, custom fields.
 
-All objects are kept API-shaped (the dicts the API answers with), so reads are cheap. The store is
-only touched from the server's event loop (every route is ``async``), so it needs no locks.
+Contacts are kept in the shape ``GET /contacts/{id}`` answers (``shapes.py`` turns them into the
+live search shape), plus per contact the fields only search answers show (``LocationState.extras``).
+Tasks and notes are kept API-shaped. The store is only touched from the server's event loop (every
+route is ``async``), so it needs no locks.
 
 Timestamps: ``dateUpdated`` is set to the wall clock on every change of a contact. With the
 default quirks (``tasks_without_updated_at``, ``activity_touches_contact=False``) tasks show no
 update timestamp and task/note changes do not move the contact's ``dateUpdated``, as on HighLevel.
+
+Search lag (``search_lag_s`` > 0): ``POST /contacts/search`` reads a ``SearchView``, a copy of the
+contacts that each change reaches only ``search_lag_s`` seconds after it was made, as HighLevel's
+search index lags behind its database. Every other endpoint reads the data itself.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from airflow_provider_contacts.dates import DateParseError, parse_date
 
 from .activities import ActivityTable
 from .config import SandboxConfig
@@ -22,12 +32,16 @@ from .errors import APIError, not_found, unprocessable
 from .ids import new_id, seeded_id
 from .search import SearchIndex, SortSpec, cursor_key, cursor_of, page_after
 from .seed import SeedLocation, seed_location
+from .shapes import date_ms, get_shape, search_shape
 
 CONTACT_INPUT_FIELDS = (
     "firstName", "lastName", "name", "email", "gender", "phone", "address1", "city", "state", "postalCode",
     "website", "timezone", "dnd", "dndSettings", "inboundDndSettings", "tags", "source", "dateOfBirth",
     "country", "companyName", "assignedTo",
 )
+CUSTOM_VALUE_KEYS = ("field_value", "fieldValue", "value")
+"""Where a written custom field value may be, in order: the spec's ``field_value``, the live API's
+preferred ``fieldValue``, and the older ``value``."""
 
 
 TASK_FIELDS = ("title", "body", "assignedTo", "dueDate", "completed")
@@ -42,6 +56,48 @@ def phone_digits(phone: str | None) -> str:
     return digits[-10:] if len(digits) >= 10 else digits
 
 
+def _record_json(holder: Any, contact_id: str, strict: bool, date_ids: frozenset[str]) -> bytes:
+    """The contact's search-shaped compact JSON from ``holder`` (a location or its ``SearchView``),
+    cached per contact until it changes (the cache is dropped when the mode changes)."""
+    if holder.json_strict is not strict:
+        holder.json_cache.clear()
+        holder.json_strict = strict
+    cached = holder.json_cache.get(contact_id)
+    if cached is None:
+        record = search_shape(holder.contacts[contact_id], holder.extras.get(contact_id), date_ids, strict)
+        cached = holder.json_cache[contact_id] = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+    return cached
+
+
+@dataclass
+class SearchView:
+    """What ``POST /contacts/search`` sees while ``search_lag_s`` > 0: a copy of the location's
+    contacts that each change reaches ``lag`` seconds after it was made (``pending``)."""
+
+    contacts: dict[str, dict[str, Any]]
+    times: dict[str, tuple[int, int]]
+    extras: dict[str, dict[str, Any]]
+    version: int = 0
+    index: SearchIndex = field(default_factory=SearchIndex)
+    json_cache: dict[str, bytes] = field(default_factory=dict)
+    json_strict: bool | None = None
+    pending: deque[tuple[float, str, dict[str, Any] | None, tuple[int, int] | None, dict[str, Any]]] = field(
+        default_factory=deque)
+
+    def catch_up(self, now: float) -> None:
+        """Apply every change whose lag is over."""
+        while self.pending and self.pending[0][0] <= now:
+            _, cid, contact, times, extras = self.pending.popleft()
+            if contact is None or times is None:
+                self.contacts.pop(cid, None)
+                self.times.pop(cid, None)
+                self.extras.pop(cid, None)
+            else:
+                self.contacts[cid], self.times[cid], self.extras[cid] = contact, times, extras
+            self.json_cache.pop(cid, None)
+            self.version += 1
+
+
 @dataclass
 class LocationState:
     """One location (sub-account): its data and indexes."""
@@ -53,6 +109,7 @@ class LocationState:
     allow_duplicates: bool | None = None  # None: SandboxConfig.allow_duplicates
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     times: dict[str, tuple[int, int]] = field(default_factory=dict)  # (dateAdded ms, dateUpdated ms)
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)  # contact id -> search-only fields
     tasks: ActivityTable = field(default_factory=lambda: ActivityTable("Task", TASK_FIELDS))
     notes: ActivityTable = field(default_factory=lambda: ActivityTable("Note", NOTE_FIELDS))
     appointments_by_contact: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -63,15 +120,54 @@ class LocationState:
     by_phone: dict[str, set[str]] = field(default_factory=dict)
     version: int = 0
     index: SearchIndex = field(default_factory=SearchIndex)
-    json_cache: dict[str, bytes] = field(default_factory=dict)  # contact id -> its JSON, dropped on change
+    json_cache: dict[str, bytes] = field(default_factory=dict)  # contact id -> its search JSON, dropped on change
+    json_strict: bool | None = None  # the mode json_cache was built for
+    search_lag_s: float = 0.0
+    lag_view: SearchView | None = None
 
-    def contact_json(self, contact_id: str) -> bytes:
-        """The contact's compact JSON (cached until the contact changes)."""
-        cached = self.json_cache.get(contact_id)
-        if cached is None:
-            cached = self.json_cache[contact_id] = json.dumps(
-                self.contacts[contact_id], ensure_ascii=False, separators=(",", ":")).encode()
-        return cached
+    @property
+    def date_field_ids(self) -> frozenset[str]:
+        """Ids of the location's DATE custom fields (their values are epoch ms)."""
+        key = tuple(cf["id"] for cf in self.custom_fields)
+        cached = self.__dict__.get("_date_ids")
+        if cached is None or cached[0] != key:
+            ids = frozenset(cf["id"] for cf in self.custom_fields if cf.get("dataType") == "DATE")
+            cached = self.__dict__["_date_ids"] = (key, ids)
+        return cached[1]
+
+    def contact_json(self, contact_id: str, strict: bool = False) -> bytes:
+        """The contact's compact search-shaped JSON (cached until the contact changes)."""
+        return _record_json(self, contact_id, strict, self.date_field_ids)
+
+    # -- search view (lag) -------------------------------------------------------------------------
+    def set_search_lag(self, lag_s: float) -> None:
+        """Start (copying the data as it is now), change or stop the search lag."""
+        self.search_lag_s = lag_s
+        if lag_s <= 0:
+            self.lag_view = None
+        elif self.lag_view is None:
+            self.lag_view = SearchView({cid: dict(c) for cid, c in self.contacts.items()}, dict(self.times),
+                                       {cid: dict(e) for cid, e in self.extras.items()})
+
+    def search_source(self) -> LocationState | SearchView:
+        """What search reads: the data itself, or the lagging view brought up to date."""
+        view = self.lag_view
+        if view is None:
+            return self
+        view.catch_up(time.monotonic())
+        return view
+
+    def changed(self, contact_id: str) -> None:
+        """A contact was added, changed or removed: drop its cached JSON, queue it for the lagging view."""
+        self.json_cache.pop(contact_id, None)
+        self.version += 1
+        if self.lag_view is not None:
+            contact = self.contacts.get(contact_id)
+            self.lag_view.pending.append((
+                time.monotonic() + self.search_lag_s, contact_id,
+                dict(contact) if contact is not None else None, self.times.get(contact_id),
+                dict(self.extras.get(contact_id) or {}),
+            ))
 
     # -- indexes -------------------------------------------------------------------------------
     def _index(self, contact: dict[str, Any], add: bool) -> None:
@@ -88,12 +184,14 @@ class LocationState:
                     if not ids:
                         del table[key]
 
-    def add_contact(self, contact: dict[str, Any], times: tuple[int, int]) -> None:
-        """Insert an API-shaped contact with its ``(added_ms, updated_ms)``."""
+    def add_contact(self, contact: dict[str, Any], times: tuple[int, int],
+                    extras: dict[str, Any] | None = None) -> None:
+        """Insert a GET-shaped contact with its ``(added_ms, updated_ms)`` and search-only fields."""
         self.contacts[contact["id"]] = contact
         self.times[contact["id"]] = times
+        self.extras[contact["id"]] = extras or {}
         self._index(contact, True)
-        self.version += 1
+        self.changed(contact["id"])
 
     def find_custom_field(self, ref: str) -> dict[str, Any] | None:
         """A custom field by id, ``fieldKey`` (``contact.x``) or bare key (``x``)."""
@@ -106,8 +204,8 @@ class LocationState:
 def location_from_seed(seed: SeedLocation, company_id: str, name: str) -> LocationState:
     """Build a ``LocationState`` from generated seed data."""
     loc = LocationState(seed.location_id, company_id, name, seed.users, custom_fields=seed.custom_fields)
-    for contact, times in zip(seed.contacts, seed.contact_times):
-        loc.add_contact(contact, times)
+    for contact, times, extras in zip(seed.contacts, seed.contact_times, seed.contact_extras):
+        loc.add_contact(contact, times, extras)
     for task, added in seed.tasks:
         loc.tasks.add(task, added)
     for note in seed.notes:
@@ -126,16 +224,33 @@ class Store:
         self.company_id = seeded_id(rng)
         self.locations: dict[str, LocationState] = {}
         self._rng = rng
+        self._last_field_names: frozenset[str] = frozenset()
         for n in range(config.locations):
             self.add_location(config.contacts)
         self.primary_location_id = next(iter(self.locations))
         self.quirk_rng = random.Random(config.seed * 7919 + 1)
 
+    def configure(self, config: SandboxConfig) -> None:
+        """Take a changed configuration (search lag; the mode is read per request)."""
+        self.config = config
+        for loc in self.locations.values():
+            if loc.search_lag_s != config.search_lag_s:
+                loc.set_search_lag(config.search_lag_s)
+
+    @property
+    def strict(self) -> bool:
+        """Strict spec mode (``SandboxConfig.strict_spec``)."""
+        return self.config.strict_spec
+
     # -- locations -----------------------------------------------------------------------------
     def add_location(self, contacts: int = 0) -> LocationState:
-        """Seed a new location under the company (deterministic for the store's seed and order)."""
-        seed = seed_location(self._rng, contacts, self.config.tasks_per_contact, self.config.notes_per_contact)
+        """Seed a new location under the company (deterministic for the store's seed and order); its
+        custom fields are another set than the previous location's."""
+        seed = seed_location(self._rng, contacts, self.config.tasks_per_contact, self.config.notes_per_contact,
+                             self._last_field_names)
+        self._last_field_names = frozenset(cf["name"] for cf in seed.custom_fields)
         loc = location_from_seed(seed, self.company_id, f"Sandbox Location {len(self.locations) + 1}")
+        loc.set_search_lag(self.config.search_lag_s)
         self.locations[loc.location_id] = loc
         return loc
 
@@ -149,7 +264,7 @@ class Store:
         return loc
 
     def contact_location(self, contact_id: str) -> LocationState:
-        """The location holding ``contact_id`` (404 if no location has it)."""
+        """The location holding ``contact_id`` (``NotFound`` if no location has it)."""
         for loc in self.locations.values():
             if contact_id in loc.contacts:
                 return loc
@@ -174,10 +289,39 @@ class Store:
                 return ids[0], fld
         return None
 
+    # -- rendering --------------------------------------------------------------------------------
+    def render(self, loc: LocationState, contact: dict[str, Any]) -> dict[str, Any]:
+        """A contact as every answer but search shows it (see ``shapes.get_shape``)."""
+        return get_shape(contact, loc.date_field_ids, self.strict)
+
+    def render_search(self, loc: LocationState, contact_id: str) -> dict[str, Any]:
+        """A contact as ``POST /contacts/search`` shows it, without ``searchAfter`` (current data, no lag)."""
+        return search_shape(loc.contacts[contact_id], loc.extras.get(contact_id), loc.date_field_ids, self.strict)
+
+    # -- writes ------------------------------------------------------------------------------------
+    def _custom_value(self, cf: dict[str, Any], value: Any, where: str) -> Any:
+        """A written value as stored: DATE fields as epoch ms of the date (any date form the API
+        reads), numbers as text (``CustomFieldSchema.value`` is a string), anything else as given."""
+        if cf.get("dataType") == "DATE" and value not in (None, ""):
+            try:
+                day = parse_date(value)
+            except (DateParseError, ValueError, TypeError, OverflowError):
+                raise unprocessable(f"{where} must be a date (ISO 8601, epoch milliseconds, or one of YYYY-MM-DD, "
+                                    f"MM/DD/YYYY ...) for DATE field {cf['fieldKey']}, got {value!r}") from None
+            return None if day is None else date_ms(day)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
     def _custom_values(self, loc: LocationState, items: list[dict[str, Any]] | None,
                        current: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Merge written custom field values into ``current``. An item names its field by ``id`` or
+        ``key`` (``contact.x`` or ``x``) and gives its value as ``field_value``, ``fieldValue`` (live
+        mode only) or ``value``; values are stored as ``{"id", "value"}``."""
         merged = {cf["id"]: cf for cf in current}
         for i, item in enumerate(items or []):
+            if self.strict and "fieldValue" in item:
+                raise unprocessable(f"customFields.{i}.property fieldValue should not exist")
             ref = item.get("id") or item.get("key")
             if not ref:
                 raise unprocessable(f"customFields.{i}.id should not be empty (or give key)")
@@ -187,20 +331,44 @@ class Store:
                     f"customFields.{i}: custom field {ref!r} does not exist in this location; "
                     "see GET /locations/{locationId}/customFields for ids and keys"
                 )
-            value = item.get("field_value", item.get("value"))
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                value = str(value)  # CustomFieldSchema.value is a string (numbers come back as text)
-            merged[cf["id"]] = {"id": cf["id"], "value": value}
+            value = next((item[k] for k in CUSTOM_VALUE_KEYS if item.get(k) is not None), None)
+            merged[cf["id"]] = {"id": cf["id"], "value": self._custom_value(cf, value, f"customFields.{i}.value")}
         return list(merged.values())
 
-    def _apply_fields(self, loc: LocationState, contact: dict[str, Any], data: dict[str, Any]) -> None:
+    def _date_of_birth(self, value: Any, lenient: bool) -> Any:
+        """A written ``dateOfBirth`` as stored: any of the spec's formats (``YYYY/MM/DD``,
+        ``MM/DD/YYYY``, ``YYYY-MM-DD``, ``MM-DD-YYYY``, ``YYYY.MM.DD``, ``MM.DD.YYYY``,
+        ``YYYY_MM_DD``, ``MM_DD_YYYY``), ISO 8601 or epoch ms; stored as ``YYYY-MM-DDT00:00:00.000Z``
+        (live) or ``YYYY-MM-DD`` (strict spec). Anything else is 422, or, when ``lenient`` (the
+        admin surface playing a CRM user), stored as typed."""
+        if value is None or value == "":
+            return None
+        try:
+            day = parse_date(value)
+        except (DateParseError, ValueError, TypeError, OverflowError):
+            if lenient:
+                return value
+            raise unprocessable("dateOfBirth must be a date in one of the formats YYYY/MM/DD, MM/DD/YYYY, "
+                                "YYYY-MM-DD, MM-DD-YYYY, YYYY.MM.DD, MM.DD.YYYY, YYYY_MM_DD, MM_DD_YYYY "
+                                f"(got {value!r})") from None
+        if day is None:
+            return None
+        return day.isoformat() if self.strict else f"{day.isoformat()}T00:00:00.000Z"
+
+    def _apply_fields(self, loc: LocationState, contact: dict[str, Any], data: dict[str, Any],
+                      lenient: bool = False) -> None:
+        data = dict(data)  # everything is checked before anything changes: a 422 leaves the contact as it was
+        if "dateOfBirth" in data:
+            data["dateOfBirth"] = self._date_of_birth(data["dateOfBirth"], lenient)
+        if "customFields" in data:
+            data["customFields"] = self._custom_values(loc, data["customFields"], contact.get("customFields") or [])
         for key in CONTACT_INPUT_FIELDS:
             if key in data:
                 contact[key] = data[key]
         if "tags" in data:
             contact["tags"] = sorted({t.strip().lower() for t in data["tags"] or [] if t and t.strip()})
         if "customFields" in data:
-            contact["customFields"] = self._custom_values(loc, data["customFields"], contact.get("customFields") or [])
+            contact["customFields"] = data["customFields"]
         if "name" in data and data["name"] and not ("firstName" in data or "lastName" in data):
             first, _, last = str(data["name"]).partition(" ")
             contact["firstName"], contact["lastName"] = first, last or None
@@ -214,8 +382,11 @@ class Store:
         contact["emailLowerCase"] = email.lower() if email else None
 
     def create_contact(self, loc: LocationState, data: dict[str, Any], *,
-                       check_duplicates: bool = True) -> dict[str, Any]:
-        """Create a contact from a CreateContactDto dict; 400 with ``meta`` on a forbidden duplicate."""
+                       check_duplicates: bool = True, lenient: bool = False) -> dict[str, Any]:
+        """Create a contact from a CreateContactDto dict; 400 with ``meta`` on a forbidden duplicate.
+
+        ``lenient``: a ``dateOfBirth`` that is not a date is stored as typed instead of refused.
+        """
         if check_duplicates and not self.allow_duplicates(loc):
             dup = self.find_duplicate(loc, data.get("email"), data.get("phone"))
             if dup:
@@ -231,8 +402,8 @@ class Store:
             "firstNameLowerCase": None, "lastNameLowerCase": None, "fullNameLowerCase": None,
             "customFields": [], "businessId": None, "followers": [], "attributionSource": None,
         }
-        self._apply_fields(loc, contact, data)
-        loc.add_contact(contact, (ms, ms))
+        self._apply_fields(loc, contact, data, lenient)
+        loc.add_contact(contact, (ms, ms), {})
         return contact
 
     def touch(self, loc: LocationState, contact_id: str) -> None:
@@ -240,10 +411,10 @@ class Store:
         ms = max(now_ms(), loc.times[contact_id][0])
         loc.times[contact_id] = (loc.times[contact_id][0], ms)
         loc.contacts[contact_id]["dateUpdated"] = iso_from_ms(ms)
-        loc.json_cache.pop(contact_id, None)
-        loc.version += 1
+        loc.changed(contact_id)
 
-    def update_contact(self, contact_id: str, data: dict[str, Any], *, check_duplicates: bool = True) -> dict[str, Any]:
+    def update_contact(self, contact_id: str, data: dict[str, Any], *, check_duplicates: bool = True,
+                       lenient: bool = False) -> dict[str, Any]:
         """Apply an UpdateContactDto dict; duplicates are refused like on create (unless told not to check)."""
         loc = self.contact_location(contact_id)
         contact = loc.contacts[contact_id]
@@ -253,8 +424,10 @@ class Store:
                 raise APIError(400, "This location does not allow duplicated contacts.",
                                meta={"contactId": dup[0], "matchingField": dup[1]})
         loc._index(contact, False)
-        self._apply_fields(loc, contact, data)
-        loc._index(contact, True)
+        try:
+            self._apply_fields(loc, contact, data, lenient)
+        finally:  # a refused write leaves the contact, and so its index entries, as they were
+            loc._index(contact, True)
         self.touch(loc, contact_id)
         return contact
 
@@ -276,40 +449,47 @@ class Store:
         """Delete a contact with its tasks, notes and appointments."""
         loc = self.contact_location(contact_id)
         contact = loc.contacts.pop(contact_id)
-        loc.json_cache.pop(contact_id, None)
         loc._index(contact, False)
         del loc.times[contact_id]
+        loc.extras.pop(contact_id, None)
         loc.tasks.drop_contact(contact_id)
         loc.notes.drop_contact(contact_id)
         loc.appointments_by_contact.pop(contact_id, None)
         loc.campaigns_by_contact.pop(contact_id, None)
         loc.workflows_by_contact.pop(contact_id, None)
-        loc.version += 1
+        loc.changed(contact_id)
 
     def search(self, loc: LocationState, *, filters: list[Any] | None, sort: SortSpec, query: str | None,
                page: int, page_limit: int, search_after: list[Any] | None) -> tuple[list[dict[str, Any]], int]:
-        """One page of ``POST /contacts/search``: contacts (with ``searchAfter``) and the total."""
-        ids, total = self._search_ids(loc, filters, sort, query, page, page_limit, search_after)
+        """One page of ``POST /contacts/search``: search-shaped contacts (with ``searchAfter``) and the total."""
+        src = loc.search_source()
+        ids, total = self._search_ids(src, filters, sort, query, page, page_limit, search_after)
         out = []
         for cid in ids:
-            c = loc.contacts[cid]
-            out.append({**c, "searchAfter": cursor_of(c, loc.times[cid], sort)})
+            c = src.contacts[cid]
+            record = search_shape(c, src.extras.get(cid), loc.date_field_ids, self.strict)
+            record["searchAfter"] = cursor_of(c, src.times[cid], sort)
+            out.append(record)
         return out, total
 
     def search_json(self, loc: LocationState, *, filters: list[Any] | None, sort: SortSpec, query: str | None,
                     page: int, page_limit: int, search_after: list[Any] | None) -> bytes:
         """``search`` answered as the JSON body ``{"contacts": [...], "total": n}``, from cached contact JSON."""
-        ids, total = self._search_ids(loc, filters, sort, query, page, page_limit, search_after)
+        src = loc.search_source()
+        ids, total = self._search_ids(src, filters, sort, query, page, page_limit, search_after)
+        strict, date_ids = self.strict, loc.date_field_ids
         parts = []
         for cid in ids:
             cursor = ",".join(str(v) if type(v) is int else json.dumps(v, ensure_ascii=False)
-                              for v in cursor_of(loc.contacts[cid], loc.times[cid], sort))
-            parts.append(b"".join((loc.contact_json(cid)[:-1], b',"searchAfter":[', cursor.encode(), b"]}")))
+                              for v in cursor_of(src.contacts[cid], src.times[cid], sort))
+            record = _record_json(src, cid, strict, date_ids)
+            parts.append(b"".join((record[:-1], b',"searchAfter":[', cursor.encode(), b"]}")))
         return b'{"contacts":[' + b",".join(parts) + b'],"total":' + str(total).encode() + b"}"
 
-    def _search_ids(self, loc: LocationState, filters: list[Any] | None, sort: SortSpec, query: str | None,
-                    page: int, page_limit: int, search_after: list[Any] | None) -> tuple[list[str], int]:
-        keys = loc.index.matching(loc.version, loc.contacts, loc.times, filters, sort, query)
+    def _search_ids(self, src: LocationState | SearchView, filters: list[Any] | None, sort: SortSpec,
+                    query: str | None, page: int, page_limit: int,
+                    search_after: list[Any] | None) -> tuple[list[str], int]:
+        keys = src.index.matching(src.version, src.contacts, src.times, filters, sort, query)
         if search_after is not None:
             return page_after(keys, cursor_key(search_after, sort), page_limit), len(keys)
         start = (page - 1) * page_limit
@@ -385,12 +565,25 @@ class Store:
         self._activity_changed(loc, contact_id)
 
     # -- dump ----------------------------------------------------------------------------------
-    def dump(self, location_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
-        """Every contact, task, note and custom field of a location (default: the primary one)."""
+    def dump(self, location_id: str | None = None, shape: str = "search") -> dict[str, list[dict[str, Any]]]:
+        """Every contact, task, note and custom field of a location (default: the primary one): the
+        source of truth to compare a sync target with.
+
+        ``shape="search"`` (default): contacts as ``POST /contacts/search`` shows them (live mode:
+        ``address``, ``dateOfBirth`` in epoch ms, the search-only fields; no ``searchAfter``, no
+        lag), which is what a sync that reads through search holds. ``shape="get"``: as
+        ``GET /contacts/{id}`` shows them. In strict spec mode both are the spec's shape.
+        """
+        if shape not in ("search", "get"):
+            raise unprocessable(f"shape must be one of the following values: search, get (got {shape!r})")
         loc = self.location(location_id or self.primary_location_id)
+        if shape == "search":
+            contacts = [self.render_search(loc, cid) for cid in loc.contacts]
+        else:
+            contacts = [dict(self.render(loc, c)) for c in loc.contacts.values()]
         return {
             "locationId": loc.location_id,  # type: ignore[dict-item]
-            "contacts": [dict(c) for c in loc.contacts.values()],
+            "contacts": contacts,
             "tasks": [self.render_task(loc, t) for t in loc.tasks.items.values()],
             "notes": [dict(n) for n in loc.notes.items.values()],
             "customFields": [dict(cf) for cf in loc.custom_fields],

@@ -37,8 +37,13 @@ class SandboxStartError(RuntimeError):
 class SandboxServer:
     """A running sandbox; use as a context manager (or ``start()``/``stop()``).
 
-    After start: ``base_url``, ``location_id``, ``token`` (private integration token with every scope),
-    ``company_id``, ``admin`` (``SandboxAdmin``) and ``conn_json(**extra)``.
+    After start: ``base_url``, ``location_id``, ``token`` (private integration token with the
+    configured default scopes: every scope unless ``token_scopes``/``missing_scopes`` say
+    otherwise), ``company_id``, ``admin`` (``SandboxAdmin``), ``conn_json(token=None, **extra)`` and
+    ``truth(location_id=None, shape="search")``.
+
+    The sandbox answers like the live HighLevel API by default; ``SandboxConfig(strict_spec=True)``
+    gives the spec's own shapes and statuses (see the package README).
     """
 
     def __init__(self, config: SandboxConfig | None = None, *, subprocess: bool = False,
@@ -64,7 +69,7 @@ class SandboxServer:
 
     @property
     def token(self) -> str:
-        """Private integration token of the primary location (every scope, never expires)."""
+        """Private integration token of the primary location (default scopes, never expires)."""
         return self._info["token"]
 
     @property
@@ -79,9 +84,18 @@ class SandboxServer:
             raise SandboxStartError("the sandbox is not running; use `with SandboxServer(cfg) as sb:`")
         return self._admin
 
-    def conn_json(self, **extra_overrides: Any) -> str:
-        """Value for ``AIRFLOW_CONN_GHL_DEFAULT`` pointing at this sandbox with its private token."""
-        return conn_json_for(self.base_url, self.location_id, self.token, **extra_overrides)
+    def conn_json(self, *, token: str | None = None, **extra_overrides: Any) -> str:
+        """Value for ``AIRFLOW_CONN_GHL_DEFAULT`` pointing at this sandbox with its private token (or
+        ``token``, e.g. one from ``admin.issue_token(missing_scopes=[...])``)."""
+        return conn_json_for(self.base_url, self.location_id, token or self.token, **extra_overrides)
+
+    def truth(self, location_id: str | None = None, shape: str = "search") -> dict[str, Any]:
+        """What HighLevel holds for the location, to compare a sync target with
+        (``sync.verify.diff_target(sink, mapping, location_id, sb.truth())``): ``{"contacts", "tasks",
+        "notes", "customFields"}``, contacts in the shape ``POST /contacts/search`` gives them (live
+        mode: ``address``, ``dateOfBirth`` in epoch ms, ``businessName``, ``validEmail`` ...;
+        ``shape="get"`` for the ``GET /contacts/{id}`` shape), as of now (no search lag)."""
+        return self.admin.dump(location_id, shape=shape)
 
     def client(self, token: str | None = None, *, version: str | None = "2021-07-28",
                timeout_s: float = 30.0) -> httpx.Client:
