@@ -5,132 +5,159 @@ Two kinds of models live here:
 * **API objects** (:class:`Contact`, :class:`Task`, :class:`Note`, :class:`CustomField`,
   :class:`Appointment`, pages and results) parse what HighLevel returns. They accept unknown fields
   (``extra="allow"``) so a new field in the API never breaks a run; unknown fields stay reachable
-  through ``model.model_extra`` / ``model.model_dump()``. Field names are the API's (camelCase).
+  through ``model.model_extra`` and stay in ``model.model_dump(exclude_unset=True)`` (the raw
+  record the sync stores). Field names are the API's (camelCase).
 * **Request bodies** (:class:`CreateContact`, :class:`UpdateContact`, :class:`UpsertContact`,
   :class:`CreateTask`, :class:`UpdateTask`, :class:`CreateNote`, :class:`UpdateNote`,
   :class:`SearchFilter`, ...) validate what we send. They reject unknown fields
   (``extra="forbid"``) and check values, so a bad body fails *before* any request with a
-  :class:`~airflow_provider_contacts.errors.GHLValidationError` naming the field and the fix. Use
-  :func:`validate_body` to validate a dict or a model the same way the hook does.
+  :class:`~airflow_provider_contacts.errors.GHLValidationError` naming the field, the fix and the
+  keys accepted at that place. Use :func:`validate_body` to validate a dict or a model the same way
+  the hook does. They are as liberal as the **live** API (``ghl-live-notes.md``, "What the live API
+  accepts that the spec's DTOs refuse"): custom field values as ``fieldValue`` / ``field_value`` /
+  ``value``, by ``id`` or ``key``; ``dateOfBirth`` in every form the spec's description lists;
+  phones as HighLevel stores them.
 
-Dates: every date-time field is a timezone-aware :class:`datetime.datetime`. ISO 8601 strings
-(``2021-07-08T02:30:00.000Z``), ``YYYY-MM-DD HH:MM:SS`` strings and epoch milliseconds are
-accepted. **A naive value (no offset) is taken as UTC** - HighLevel stores and returns UTC. Dates
-in request bodies are sent as ISO 8601 in UTC with milliseconds (``2021-07-08T02:30:00.000Z``).
-Digit strings count as epoch milliseconds only with 12 or 13 digits (``"20240501"`` is refused).
+**One contact model for every endpoint.** ``GET /contacts/{id}`` (``GetContectByIdSchema``) and
+``POST /contacts/search`` (no documented 200 schema; live shape in ``ghl-live-notes.md``, "Contact
+shapes differ by endpoint") name some things differently; :class:`Contact` accepts both:
 
-**A malformed date in an API answer does not fail the answer.** Request bodies stay strict, but a
-date-time field of an API object (``dateAdded``, ``dateUpdated``, ``dueDate``, ``startTime``,
-``endTime``; typed :data:`GHLDatetime`) that holds a string which is not a date-time keeps that
-raw string instead of raising, and a warning names the record id, the field and the value (once
-per record and field). One bad record thus cannot fail a whole page of ``iter_search_contacts``
-or ``list_tasks``; downstream (e.g. the reconciliation's mapping) decides what to do with it.
-Code reading these fields must therefore be ready for a ``str`` where it expects a ``datetime``.
-Values of another type (``True``, a list) are still rejected.
+* the street address: ``address1`` (GET) or ``address`` (search) -> :attr:`Contact.address1`
+  (filled from ``address`` when only that came; ``address`` stays in the dump too);
+* ``dateOfBirth``: a string (``1990-09-25`` / ``1990-09-25T00:00:00.000Z``, GET) or epoch
+  milliseconds, negative before 1970 (search) -> a :class:`datetime.date`, dumped ``YYYY-MM-DD``;
+* custom field values: ``value`` (GET) or ``fieldValue`` / ``field_value`` -> ``value``;
+* search-only fields (``businessName``, ``phoneLabel``, ``additionalEmails``, ``additionalPhones``,
+  ``validEmail``, ``followers``, ``dndSettings``, ``firstNameLowerCase``, ``lastNameLowerCase`` ...)
+  are kept as they came.
+
+Dates: parsed by :mod:`airflow_provider_contacts.dates` (the one date parser): every date-time field
+is a timezone-aware UTC :class:`datetime.datetime`. ISO 8601 strings (``2021-07-08T02:30:00.000Z``,
+offsets, ``YYYY-MM-DD HH:MM:SS``; **a naive value is taken as UTC**), dates (midnight UTC) and
+epoch **milliseconds** (numbers or digit strings, negative ones included; exactly eight digits are
+the ISO basic date ``YYYYMMDD``) are accepted. Dates in request bodies are sent as ISO 8601 in UTC
+with milliseconds (``2021-07-08T02:30:00.000Z``); ``dateOfBirth`` is sent as ``YYYY-MM-DD``.
+
+**A malformed date in an API answer does not fail the answer.** A date or date-time field of an API
+object (``dateAdded``, ``dateUpdated``, ``dueDate``, ``startTime``, ``endTime``, typed
+:data:`GHLDatetime`; ``dateOfBirth``, typed :data:`GHLDate`) that holds a string or number which is
+not a date keeps that raw value instead of raising, and a warning names the record id, the field and
+the value. One bad record thus cannot fail a whole page of ``iter_search_contacts`` or
+``list_tasks``; downstream (e.g. the reconciliation's mapping) decides what to do with it. Code
+reading these fields must therefore be ready for a ``str`` (or a number) where it expects a
+``datetime``/``date``. Values of another type (``True``, a list, an object) are still rejected.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import typing
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    PlainValidator,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from airflow_provider_contacts import dates
 from airflow_provider_contacts.errors import GHLValidationError
 
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
-# Dates
+# Dates (all parsing is done by airflow_provider_contacts.dates)
 # --------------------------------------------------------------------------------------------
 
 
-#: Lengths of a digit string taken as epoch milliseconds (1973-03-03 .. 2286-11-20).
-_EPOCH_MS_DIGITS = (12, 13)
+def parse_datetime(value: Any) -> datetime | None:
+    """An API or user date-time as an aware UTC :class:`datetime` (``None`` for ``None``/blank).
 
+    Kept importable from ``models`` for compatibility; the rules are those of
+    :func:`airflow_provider_contacts.dates.parse_datetime` (ISO 8601, the ``dateOfBirth`` forms,
+    dates, epoch milliseconds - numbers or digit strings, negative ones included; a naive value is
+    UTC).
 
-def parse_datetime(value: Any) -> Any:
-    """Turn an API date-time into an aware :class:`datetime` (naive values are taken as UTC).
-
-    Accepts datetimes, ISO 8601 strings (``Z`` or offset, ``T`` or space separator), dates
-    (midnight UTC) and epoch timestamps in milliseconds (int/float, or digit strings of 12 or 13
-    digits: 1973-03-03 to 2286-11-20). Returns ``None`` for ``None``/empty strings; other values
-    are passed on for pydantic to reject.
-
-    :raises ValueError: for a string that is not ISO 8601, including a digit string of another
-        length (``"20240501"`` or epoch seconds would otherwise be read as a 1970 date).
+    :raises ValueError: (a :class:`~airflow_provider_contacts.dates.DateParseError`) naming the value
+        and the accepted forms, for anything else (booleans, lists, unparseable strings).
     """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000.0, tz=timezone.utc)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            if len(text) in _EPOCH_MS_DIGITS:
-                return datetime.fromtimestamp(int(text) / 1000.0, tz=timezone.utc)
-            raise ValueError(
-                f"{value!r} is not a date-time: digit strings are read as epoch milliseconds only "
-                "with 12 or 13 digits; use ISO 8601 (e.g. '2024-05-01T09:30:00Z') or epoch "
-                "milliseconds (e.g. '1714555800000')"
-            )
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is not an ISO 8601 date-time; use e.g. '2024-05-01T09:30:00Z'"
-            ) from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return value
+    return dates.parse_datetime(value)
 
 
 def format_datetime(value: datetime) -> str:
-    """Format an aware datetime the way HighLevel writes them: UTC, milliseconds, ``Z``."""
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """HighLevel's date-time form: UTC, milliseconds, ``Z`` (see :func:`dates.format_datetime`)."""
+    return dates.format_datetime(value)
+
+
+def _record_id(info: ValidationInfo) -> Any:
+    return info.data.get("id") if isinstance(info.data, dict) else None
+
+
+def _keep_raw(value: Any, info: ValidationInfo, exc: Exception) -> Any:
+    """The raw value of a bad date in an answer, after one warning naming record, field and value."""
+    log.warning("record %s: field %r: %s; kept as the raw value", _record_id(info) or "(no id)", info.field_name, exc)
+    return value
+
+
+def _is_raw_date_value(value: Any) -> bool:
+    """A value HighLevel could have meant as a date: a string or a number (not a bool)."""
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
 def _api_datetime(value: Any, info: ValidationInfo) -> Any:
-    """``parse_datetime`` for API answers: an unparseable string is kept as it is (and logged).
+    """:func:`dates.parse_datetime` for API answers: a string or number that is not a date-time is
+    kept as it is (and logged); other types (bool, list, object) are rejected.
 
     The warning names the record's ``id`` (the models declare it first, so it is validated by
-    then), the field and the value; it is logged once per record and field.
+    then), the field and the value.
     """
+    if value is None or isinstance(value, datetime):
+        return dates.parse_datetime(value)
+    if not _is_raw_date_value(value) and not isinstance(value, date):
+        raise ValueError(f"{value!r} ({type(value).__name__}) is not a date-time")
     try:
-        return parse_datetime(value)
+        return dates.parse_datetime(value)
     except ValueError as exc:
-        record_id = info.data.get("id") if isinstance(info.data, dict) else None
-        log.warning(
-            "record %s: field %r: %s; kept as the raw string", record_id or "(no id)", info.field_name, exc
-        )
-        return value
+        return _keep_raw(value, info, exc)
 
 
-#: An aware datetime parsed from what HighLevel returns (naive -> UTC), or - if HighLevel sent a
-#: string that is not a date-time - that raw string (logged; see the module docstring).
-GHLDatetime = Annotated[datetime | str, BeforeValidator(_api_datetime)]
+def _api_date(value: Any, info: ValidationInfo) -> Any:
+    """:func:`dates.parse_date` for API answers (``dateOfBirth``): epoch milliseconds (search),
+    ``YYYY-MM-DD`` or a date-time string (GET) -> :class:`date`; a bad string/number is kept raw
+    (and logged); other types are rejected."""
+    if value is None or isinstance(value, date):
+        return dates.parse_date(value)
+    if not _is_raw_date_value(value):
+        raise ValueError(f"{value!r} ({type(value).__name__}) is not a date")
+    try:
+        return dates.parse_date(value)
+    except ValueError as exc:
+        return _keep_raw(value, info, exc)
+
+
+def _dump_date(value: Any) -> Any:
+    return dates.format_date(value) if isinstance(value, date) and not isinstance(value, datetime) else value
+
+
+#: An aware UTC datetime parsed from what HighLevel returns (naive -> UTC), or - if HighLevel sent a
+#: string or number that is not a date-time - that raw value (logged; see the module docstring).
+GHLDatetime = Annotated[datetime | str | int | float, PlainValidator(_api_datetime)]
+#: A calendar date parsed from what HighLevel returns (``dateOfBirth``: epoch milliseconds from the
+#: search, a string from ``GET /contacts/{id}``), dumped as ``YYYY-MM-DD`` in every dump mode; or the
+#: raw string/number HighLevel sent when it is not a date (logged).
+GHLDate = Annotated[date | str | int | float, PlainValidator(_api_date), PlainSerializer(_dump_date)]
 #: An aware datetime in a request body, sent as ISO 8601 UTC.
 RequestDatetime = Annotated[
     datetime,
@@ -167,17 +194,46 @@ class APIModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+#: Keys under which the live API and the spec carry a custom field's value (``value`` in answers of
+#: ``GET /contacts/{id}``; ``fieldValue`` (now preferred) and ``field_value`` (older) in writes,
+#: ghl-live-notes.md), in order of preference when reading.
+CUSTOM_FIELD_VALUE_KEYS = ("value", "fieldValue", "field_value")
+
+
 class CustomFieldValue(APIModel):
-    """A custom field value on a contact (``customFields`` item): ``id`` and ``value``."""
+    """A custom field value on a contact (``customFields`` item of an answer): ``id`` and ``value``.
+
+    ``value`` is filled from ``fieldValue`` or ``field_value`` when the answer used one of those
+    names instead (the original key stays in the dump).
+    """
 
     id: str | None = None
     value: Any = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _value_from_other_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "value" not in data:
+            for key in CUSTOM_FIELD_VALUE_KEYS[1:]:
+                if key in data:
+                    return {**data, "value": data[key]}
+        return data
+
 
 class Contact(APIModel):
-    """A contact (``GetContectByIdSchema`` / ``ContactsSearchSchema`` of contacts.json).
+    """A contact, read through any endpoint: ``GET /contacts/{id}`` (``GetContectByIdSchema``),
+    ``POST /contacts/search`` (live shape: ghl-live-notes.md, "Contact shapes differ by endpoint"),
+    the legacy listing, upsert and create answers. Every endpoint's answer parses into the same
+    fields (see the module docstring):
 
-    ``searchAfter`` is the cursor the advanced search returns on each contact.
+    * ``address1``: the street address; filled from the search's ``address`` when only that came
+      (both keys are then in ``model_dump(exclude_unset=True)``, so the raw record keeps ``address``);
+    * ``dateOfBirth``: a :class:`datetime.date` (epoch milliseconds from the search, negative before
+      1970: ``-89596800000`` is 1967-03-01; a string from GET), dumped ``YYYY-MM-DD``; a value that
+      is not a date is kept raw with a warning;
+    * ``searchAfter``: the cursor the advanced search returns on each contact;
+    * every other field HighLevel sends (``businessName``, ``additionalEmails``, ``dndSettings`` ...)
+      is kept as it came (``model_extra``).
     """
 
     id: str
@@ -188,6 +244,7 @@ class Contact(APIModel):
     email: str | None = None
     phone: str | None = None
     companyName: str | None = None
+    address1: str | None = None
     timezone: str | None = None
     country: str | None = None
     source: str | None = None
@@ -195,6 +252,7 @@ class Contact(APIModel):
     assignedTo: str | None = None
     businessId: str | None = None
     dnd: bool | None = None
+    dateOfBirth: GHLDate | None = None
     tags: StrList = Field(default_factory=list)
     customFields: Annotated[list[CustomFieldValue], BeforeValidator(_none_to_list)] = Field(
         default_factory=list
@@ -203,6 +261,14 @@ class Contact(APIModel):
     dateAdded: GHLDatetime | None = None
     dateUpdated: GHLDatetime | None = None
     searchAfter: NullableList | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _address_from_search(cls, data: Any) -> Any:
+        # POST /contacts/search names the street address ``address``; GET names it ``address1``.
+        if isinstance(data, dict) and "address1" not in data and isinstance(data.get("address"), str):
+            return {**data, "address1": data["address"]}
+        return data
 
     @field_validator("followers", mode="before")
     @classmethod
@@ -355,7 +421,6 @@ class ContactActivity:
 # --------------------------------------------------------------------------------------------
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE_CHARS_RE = re.compile(r"^\+?[0-9\s().\-]+$")
 _HEX_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 
@@ -409,16 +474,42 @@ class InboundDndSettings(RequestModel):
 
 
 class CustomFieldInput(RequestModel):
-    """A custom field value to write: ``id`` (or ``key``) and ``field_value``."""
+    """A custom field value to write (``customFields`` item of a create/update/upsert body).
+
+    The field is named by ``id`` or by ``key`` (its ``fieldKey``, e.g. ``contact.pincode``); the
+    value may be given as ``fieldValue`` (what the live API now prefers), ``field_value`` (the
+    spec's ``customFieldsInput*Schema``, older but still accepted) or ``value`` (the name answers
+    use). Sources: contacts.json ``UpdateContactDto.customFields``; ghl-live-notes.md ("What the
+    live API accepts").
+
+    Sent as given, except ``value``, which is not a name the API reads on writes: it is sent as
+    ``fieldValue``. Give the value under one name only.
+    """
 
     id: str | None = None
     key: str | None = None
+    fieldValue: Any = None
     field_value: Any = None
+    value: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _value_as_field_value(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "value" in data and "fieldValue" not in data and "field_value" not in data:
+            data = dict(data)
+            data["fieldValue"] = data.pop("value")
+        return data
 
     @model_validator(mode="after")
     def _id_or_key(self) -> CustomFieldInput:
         if not self.id and not self.key:
             raise ValueError("a custom field needs its 'id' (or its 'key', e.g. 'contact.pincode')")
+        given = [k for k in CUSTOM_FIELD_VALUE_KEYS if k in self.model_fields_set]
+        if len(given) > 1:
+            raise ValueError(
+                f"the value is given twice ({' and '.join(repr(k) for k in given)}); give it once, "
+                "as 'fieldValue' (preferred), 'field_value' or 'value'"
+            )
         return self
 
 
@@ -430,15 +521,50 @@ def _check_email(value: str | None) -> str | None:
     return value
 
 
+#: What a phone may look like: digits with the usual separators, an optional leading ``+`` and an
+#: optional extension (``ext. 12``, ``x12``, ``#12``).
+_PHONE_RE = re.compile(r"^\+?[0-9\s().\-/]+(?:\s*(?:ext\.?|x|#)\s*[0-9]+)?$", re.IGNORECASE)
+#: Fewest / most digits of a phone (short codes ... E.164's 15 plus a trunk prefix and extension).
+_PHONE_DIGITS = (3, 20)
+
+
 def _check_phone(value: str | None) -> str | None:
+    """Liberal on purpose: HighLevel stores phones as given, without numbering-plan validation
+    (``+12010710892``, whose exchange starts with 0, is a real stored value: ghl-live-notes.md), so
+    only what cannot be a phone at all is refused (letters, no or too few digits)."""
     if value is None or value == "":
         return value
     digits = sum(ch.isdigit() for ch in value)
-    if not _PHONE_CHARS_RE.match(value) or not 7 <= digits <= 15:
+    if not _PHONE_RE.match(value) or not _PHONE_DIGITS[0] <= digits <= _PHONE_DIGITS[1]:
         raise ValueError(
-            f"{value!r} is not a valid phone number; use E.164 like '+14155550123' or leave it out"
+            f"{value!r} is not a valid phone number; use digits, e.g. E.164 like '+14155550123', or leave it out"
         )
     return value
+
+
+def _date_of_birth(value: Any) -> Any:
+    """``dateOfBirth`` of a request body as ``YYYY-MM-DD`` (``None``/blank pass through).
+
+    Accepts the forms contacts.json's own description lists (``YYYY/MM/DD, MM/DD/YYYY,
+    YYYY-MM-DD, MM-DD-YYYY, YYYY.MM.DD, MM.DD.YYYY, YYYY_MM_DD, MM_DD_YYYY``; month before day in
+    the US forms), ISO date-times (their date part), :class:`date`/:class:`datetime` and epoch
+    milliseconds, all via :func:`dates.parse_date`.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, date)):
+        raise ValueError(
+            f"{value!r} ({type(value).__name__}) is not a date of birth; use one of "
+            f"{', '.join(dates.DATE_OF_BIRTH_FORMATS)}, a date, or epoch milliseconds"
+        )
+    try:
+        parsed = dates.parse_date(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a date of birth; use one of {', '.join(dates.DATE_OF_BIRTH_FORMATS)} "
+            "(e.g. '1990-09-25' or '09/25/1990'), a date, or epoch milliseconds"
+        ) from None
+    return dates.format_date(parsed) if parsed else None
 
 
 def _check_tags(value: list[str] | None) -> list[str] | None:
@@ -470,7 +596,7 @@ class _ContactFields(RequestModel):
     tags: list[str] | None = None
     customFields: list[CustomFieldInput] | None = None
     source: str | None = None
-    dateOfBirth: str | date | None = None
+    dateOfBirth: str | None = None
     country: str | None = None
     assignedTo: str | None = None
 
@@ -492,17 +618,10 @@ class _ContactFields(RequestModel):
             raise ValueError(f"{value!r} is not a two-letter ISO 3166 country code; use e.g. 'US'")
         return value.upper() if value else value
 
-    @field_validator("dateOfBirth")
+    @field_validator("dateOfBirth", mode="before")
     @classmethod
-    def _birth_date(cls, value: str | date | None) -> str | date | None:
-        if isinstance(value, datetime):
-            return value.date()
-        if isinstance(value, str) and value:
-            try:
-                return date.fromisoformat(value[:10])
-            except ValueError:
-                raise ValueError(f"{value!r} is not a date; use 'YYYY-MM-DD'") from None
-        return value
+    def _birth_date(cls, value: Any) -> Any:
+        return _date_of_birth(value)
 
     def _require_identity(self) -> None:
         if not any((self.firstName, self.lastName, self.name, self.email, self.phone)):
@@ -763,16 +882,117 @@ class TaskSearchBody(RequestModel):
 M = TypeVar("M", bound=RequestModel)
 
 
-def _describe_error(err: dict[str, Any], model: type[BaseModel]) -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ()) if not str(p).startswith("function-"))
+def _types_of(annotation: Any) -> list[Any]:
+    """The alternatives of an annotation: ``X | None`` / ``Union`` / ``Annotated`` unwrapped."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _types_of(typing.get_args(annotation)[0])
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        return [t for arg in typing.get_args(annotation) for t in _types_of(arg)]
+    if annotation is type(None):
+        return []
+    return [annotation]
+
+
+def _models_of(types: list[Any]) -> list[type[BaseModel]]:
+    return [t for t in types if isinstance(t, type) and issubclass(t, BaseModel)]
+
+
+def _member_name(part: str) -> str:
+    """The model a union-member location part names (``SearchFilterGroup`` or a validator wrapper
+    such as ``function-after[_value_needed(), SearchFilter]``)."""
+    match = re.search(r"(\w+)\]$", part) if part.startswith("function-") else None
+    return match[1] if match else part
+
+
+def accepted_keys(model: type[BaseModel]) -> list[str]:
+    """The keys a request model accepts: its field names and their aliases, in declaration order."""
+    keys: list[str] = []
+    for name, info in model.model_fields.items():
+        names = [name]
+        if isinstance(info.validation_alias, AliasChoices):
+            names += [c for c in info.validation_alias.choices if isinstance(c, str)]
+        elif isinstance(info.validation_alias, str):
+            names.append(info.validation_alias)
+        if info.alias:
+            names.append(info.alias)
+        keys += [n for n in names if n not in keys]
+    return keys
+
+
+@dataclass
+class _Place:
+    """Where in a body an error is: the location as shown, the union members taken on the way,
+    and the request models that can hold the last location part."""
+
+    shown: list[str]
+    members: list[tuple[int, str]]
+    models: list[type[BaseModel]]
+
+
+def _place(model: type[BaseModel], loc: tuple[Any, ...]) -> _Place:
+    """Walk ``loc`` (a pydantic error location) through ``model``'s fields."""
+    candidates: list[Any] = [model]
+    shown: list[str] = []
+    members: list[tuple[int, str]] = []
+    for part in loc:
+        types = [t for c in candidates for t in _types_of(c)]
+        if isinstance(part, int):
+            candidates = [
+                typing.get_args(t)[0] for t in types if typing.get_origin(t) in (list, tuple, set) and typing.get_args(t)
+            ]
+            shown.append(str(part))
+            continue
+        part = str(part)
+        models = _models_of(types)
+        name = _member_name(part)
+        member = [m for m in models if m.__name__ == name]
+        if member and (len(models) > 1 or part.startswith("function-")):
+            if len(models) > 1:
+                members.append((len(shown), name))
+            candidates = member
+            continue
+        if part.startswith("function-"):  # a validator wrapper, not a place in the body
+            continue
+        shown.append(part)
+        candidates = [m.model_fields[part].annotation for m in models if part in m.model_fields]
+    return _Place(shown, members, _models_of([t for c in candidates for t in _types_of(c)]))
+
+
+def _keep_likeliest_members(errors: list[dict[str, Any]], places: list[_Place]) -> list[int]:
+    """Indexes of the errors to report: where a value matched no member of a union (e.g. a search
+    filter that is neither a filter nor a group), only the member the value was most likely meant
+    as is reported: the one with the fewest errors on its own keys (missing or unknown ones), then
+    the fewest errors in all."""
+    scores: dict[tuple[Any, ...], dict[str, list[int]]] = {}
+    for place in places:
+        for position, name in place.members:
+            score = scores.setdefault(tuple(place.shown[:position]), {}).setdefault(name, [0, 0])
+            score[0] += len(place.shown) <= position + 1
+            score[1] += 1
+    chosen = {key: min(names, key=lambda n: names[n]) for key, names in scores.items()}
+    return [
+        i
+        for i, place in enumerate(places)
+        if all(chosen[tuple(place.shown[:pos])] == name for pos, name in place.members)
+    ]
+
+
+def _describe_error(err: dict[str, Any], model: type[BaseModel], place: _Place | None = None) -> str:
+    """One error of a refused body: where, what, and the fix (the keys accepted *at that place*)."""
+    place = place or _place(model, tuple(err.get("loc", ())))
+    loc = ".".join(place.shown)
     kind = err.get("type", "")
     msg = str(err.get("msg", "")).removeprefix("Value error, ")
     where = f"field '{loc}'" if loc else "body"
     if kind == "missing":
         return f"{where} is required; add it"
     if kind == "extra_forbidden":
-        allowed = ", ".join(sorted(model.model_fields))
-        return f"{where} is not accepted here; remove it (accepted fields: {allowed})"
+        parent = _place(model, tuple(err.get("loc", ()))[:-1])
+        keys = [k for m in parent.models for k in accepted_keys(m)]
+        allowed = ", ".join(dict.fromkeys(keys)) or "none"
+        at = f" at '{'.'.join(parent.shown)}'" if parent.shown else ""
+        return f"{where} is not accepted here; remove it (accepted fields{at}: {allowed})"
     if kind in ("value_error", "assertion_error"):
         return f"{where}: {msg}"
     value = err.get("input")
@@ -782,7 +1002,11 @@ def _describe_error(err: dict[str, Any], model: type[BaseModel]) -> str:
 def validate_body(model: type[M], body: M | dict[str, Any] | None, operation: str) -> M:
     """Validate a request body (a dict or an instance of ``model``) before sending it.
 
-    :raises GHLValidationError: naming the operation, each bad field and how to fix it.
+    :raises GHLValidationError: naming the operation, each bad field (its dotted place, e.g.
+        ``customFields.0.fieldValu``) and how to fix it; for an unknown key, the keys accepted at
+        that place (inside ``customFields[0]``: ``id, key, fieldValue, field_value, value``, not the
+        contact's own fields). Where a value matches no member of a union (a search filter that is
+        neither a filter nor a group), only the likeliest member's errors are reported.
     """
     if isinstance(body, model):
         return body
@@ -798,7 +1022,11 @@ def validate_body(model: type[M], body: M | dict[str, Any] | None, operation: st
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        problems = "; ".join(_describe_error(e, model) for e in exc.errors(include_url=False))
+        errors = exc.errors(include_url=False)
+        places = [_place(model, tuple(e.get("loc", ()))) for e in errors]
+        problems = "; ".join(
+            dict.fromkeys(_describe_error(errors[i], model, places[i]) for i in _keep_likeliest_members(errors, places))
+        )
         raise GHLValidationError(problems, operation=operation) from None
 
 
@@ -819,11 +1047,13 @@ __all__ = [
     "CreateTask",
     "CustomField",
     "CustomFieldInput",
+    "CUSTOM_FIELD_VALUE_KEYS",
     "CustomFieldValue",
     "DndSetting",
     "DndSettings",
     "FollowersBody",
     "FollowersResult",
+    "GHLDate",
     "GHLDatetime",
     "InboundDndSettings",
     "Note",
@@ -844,6 +1074,7 @@ __all__ = [
     "UpsertContact",
     "UpsertResult",
     "WorkflowBody",
+    "accepted_keys",
     "added_since",
     "format_datetime",
     "parse_datetime",

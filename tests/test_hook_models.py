@@ -33,7 +33,18 @@ def _fresh_process_state():
         (lambda h: h.update_contact("c1", {}), "an update needs at least one field to change"),
         (lambda h: h.create_task("c1", {"title": "Call"}), "create-task: field 'dueDate' is required; add it"),
         (lambda h: h.create_task("c1", {"title": "", "dueDate": "2030-01-01"}), "field 'title'"),
-        (lambda h: h.create_task("c1", {"title": "x", "dueDate": "next tuesday"}), "is not an ISO 8601 date-time"),
+        (lambda h: h.create_task("c1", {"title": "x", "dueDate": "next tuesday"}),
+         "field 'dueDate': 'next tuesday' is not a date; use ISO 8601"),
+        (lambda h: h.update_contact("c1", {"dateOfBirth": "1990-02-30"}),
+         "field 'dateOfBirth': '1990-02-30' is not a date of birth; use one of YYYY/MM/DD, MM/DD/YYYY"),
+        (lambda h: h.update_contact("c1", {"customFields": [{"id": "F", "fieldValu": "x"}]}),
+         "field 'customFields.0.fieldValu' is not accepted here; remove it (accepted fields at 'customFields.0': "
+         "id, key, fieldValue, field_value, value)"),
+        (lambda h: h.update_contact("c1", {"customFields": [{"fieldValue": "x"}]}),
+         "field 'customFields.0': a custom field needs its 'id' (or its 'key'"),
+        (lambda h: h.update_contact("c1", {"customFields": [{"id": "F", "value": 1, "field_value": 2}]}),
+         "the value is given twice ('value' and 'field_value'); give it once"),
+        (lambda h: h.update_contact("c1", {"phone": "+1 555 CALL NOW"}), "field 'phone': '+1 555 CALL NOW' is not a valid phone"),
         (lambda h: h.create_note("c1", {"body": "hi", "color": "red"}), "field 'color': 'red' is not a hex colour"),
         (lambda h: h.create_note("c1", {}), "create-note: field 'body' is required"),
         (lambda h: h.add_tags("c1", [" "]), "tags must be non-empty strings"),
@@ -75,20 +86,31 @@ def test_dates_are_timezone_aware_and_naive_values_are_utc() -> None:
     assert models.parse_datetime("2021-07-16 11:00:00") == datetime(2021, 7, 16, 11, tzinfo=timezone.utc)
     assert models.parse_datetime(1_603_870_249_758).tzinfo is timezone.utc
     plus_two = models.parse_datetime("2021-07-08T04:30:00+02:00")
-    assert plus_two == datetime(2021, 7, 8, 2, 30, tzinfo=timezone.utc) and plus_two.utcoffset() == timedelta(hours=2)
+    assert plus_two == datetime(2021, 7, 8, 2, 30, tzinfo=timezone.utc) and plus_two.utcoffset() == timedelta(0)
     task = models.Task.model_validate({"id": "t", "dueDate": "2030-01-01T00:00:00"})
     assert task.dueDate.tzinfo is not None
 
 
-def test_digit_strings_are_epoch_milliseconds_only_when_plausible() -> None:
+def test_models_parse_dates_with_the_one_date_module() -> None:
+    """models.parse_datetime / format_datetime stay importable and are dates.parse_datetime /
+    dates.format_datetime: numbers and digit strings are epoch milliseconds by shape (negative ones
+    too), exactly eight digits are YYYYMMDD, never a guess by magnitude."""
+    from airflow_provider_contacts import dates
+
+    for value in ("1714555800000", 1_714_555_800_000, "100000000000", -89_596_800_000, "20240501", "09/25/1990",
+                  "2021-07-08T04:30:00+02:00", ""):
+        assert models.parse_datetime(value) == dates.parse_datetime(value)
     assert models.parse_datetime("1714555800000") == datetime(2024, 5, 1, 9, 30, tzinfo=timezone.utc)
-    assert models.parse_datetime("100000000000") == datetime(1973, 3, 3, 9, 46, 40, tzinfo=timezone.utc)
-    for text in ("20240501", "1714555800", "20240501093000"):  # a compact date, epoch seconds, a stamp
-        with pytest.raises(ValueError, match=rf"'{text}' is not a date-time: digit strings are read as epoch "
-                           r"milliseconds only with 12 or 13 digits; use ISO 8601 \(e.g. '2024-05-01T09:30:00Z'\)"):
-            models.parse_datetime(text)
-    with pytest.raises(GHLValidationError, match="field 'dueDate': '20240501' is not a date-time"):
-        models.validate_body(models.CreateTask, {"title": "t", "dueDate": "20240501"}, "create-task")
+    assert models.parse_datetime(-89_596_800_000) == datetime(1967, 3, 1, tzinfo=timezone.utc)
+    assert models.parse_datetime("20240501") == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    assert models.format_datetime(datetime(2024, 5, 1, 9, 30)) == "2024-05-01T09:30:00.000Z"
+    for bad in ("next tuesday", True, ["2024-05-01"], "2024-02-30"):
+        with pytest.raises(ValueError):
+            models.parse_datetime(bad)
+    body = models.validate_body(models.CreateTask, {"title": "t", "dueDate": "20240501"}, "create-task")
+    assert body.payload()["dueDate"] == "2024-05-01T00:00:00.000Z"
+    with pytest.raises(GHLValidationError, match="field 'dueDate': 'soon' is not a date"):
+        models.validate_body(models.CreateTask, {"title": "t", "dueDate": "soon"}, "create-task")
 
 
 def test_a_malformed_date_in_an_answer_is_kept_raw_and_logged(caplog) -> None:
@@ -104,8 +126,9 @@ def test_a_malformed_date_in_an_answer_is_kept_raw_and_logged(caplog) -> None:
     assert task.dueDate == "31/12/2024" and isinstance(task.dateAdded, datetime)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 2
-    assert warnings[0].startswith("record c1: field 'dateUpdated': 'yesterday' is not an ISO 8601 date-time")
-    assert warnings[1].startswith("record t1: field 'dueDate': '31/12/2024' is not an ISO 8601 date-time")
+    assert warnings[0].startswith("record c1: field 'dateUpdated': 'yesterday' is not a date")
+    assert warnings[1].startswith("record t1: field 'dueDate': '31/12/2024' is not a calendar date")
+    assert all(w.endswith("kept as the raw value") for w in warnings)
     # Request bodies stay strict, and other types are still refused in answers.
     with pytest.raises(GHLValidationError, match="field 'dueDate'"):
         models.validate_body(models.UpdateTask, {"dueDate": "31/12/2024"}, "update-task")

@@ -116,12 +116,18 @@ def test_contact_lifecycle(sandbox, ghl_conn) -> None:
     assert hook.delete_contact(created.id) is True
     with pytest.raises(GHLNotFoundError) as err:
         hook.get_contact(created.id)
-    assert err.value.status == 404 and err.value.trace_id and err.value.operation == "get-contact"
+    # The live API (and a live-like sandbox) answers a deleted contact with 400 "Contact not found";
+    # the spec-strict sandbox with 404: both are "not found".
+    assert err.value.status in (400, 404) and err.value.trace_id and err.value.operation == "get-contact"
+    assert hook.delete_contact(created.id, missing_ok=True) is False
+    assert not hook.contact_exists(created.id) and hook.contact_exists(fresh.contact.id)
+    with pytest.raises(GHLNotFoundError):
+        hook.delete_contact(created.id)
     dump_ids = {c["id"] for c in sandbox.admin.dump()["contacts"]}
     assert created.id not in dump_ids and fresh.contact.id in dump_ids
 
 
-def test_a_404_is_not_retried(sandbox, ghl_conn) -> None:
+def test_a_not_found_is_not_retried(sandbox, ghl_conn) -> None:
     hook = ContactsHook(ghl_conn)
     sandbox.admin.reset_counters()
     with pytest.raises(GHLNotFoundError):
@@ -151,6 +157,16 @@ def test_tasks_and_notes_lifecycle(sandbox, ghl_conn) -> None:
     assert hook.delete_task(contact_id, task.id) is True
     assert hook.delete_note(contact_id, note.id) is True
     assert hook.list_tasks(contact_id) == [] and hook.list_notes(contact_id) == []
+    # Gone (404, or the live API's 400 "... not found"): not found everywhere, idempotent deletes.
+    for call in (lambda: hook.get_task(contact_id, task.id), lambda: hook.get_note(contact_id, note.id),
+                 lambda: hook.update_task(contact_id, task.id, {"title": "x"}),
+                 lambda: hook.update_note(contact_id, note.id, {"body": "x"}),
+                 lambda: hook.delete_task(contact_id, task.id), lambda: hook.delete_note(contact_id, note.id)):
+        with pytest.raises(GHLNotFoundError) as err:
+            call()
+        assert err.value.status in (400, 404)
+    assert hook.delete_task(contact_id, task.id, missing_ok=True) is False
+    assert hook.delete_note(contact_id, note.id, missing_ok=True) is False
 
 
 def test_a_malformed_date_in_an_answer_does_not_fail_the_page(sandbox, ghl_conn, monkeypatch, caplog) -> None:

@@ -3,6 +3,12 @@ per-contact calls) and the concurrent task/note fan-out.
 
 Creates of tasks and notes are never repeated blindly: after an ambiguous failure the contact's
 tasks/notes are checked for one with the same content first.
+
+An unknown or deleted contact, task or note raises
+:class:`~airflow_provider_contacts.errors.GHLNotFoundError` whether HighLevel answers 404 or - as
+the live API does (ghl-live-notes.md) - 400 ``... not found``. When the token may not use the
+location task search (401 scope error, or 401/403), tasks are read per contact instead (see
+:mod:`.task_access`).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from airflow_provider_contacts.errors import GHLAuthError
+from airflow_provider_contacts.errors import GHLAuthError, GHLNotFoundError
 from airflow_provider_contacts.hooks.fanout import fetch_activity
 from airflow_provider_contacts.hooks.operations import (
     CREATE_MATCH_SKEW,
@@ -20,12 +26,12 @@ from airflow_provider_contacts.hooks.operations import (
     TASKS_READ,
     WRITE,
     OperationsBase,
-    confirmed,
     flatten,
     operation,
     segment,
 )
 from airflow_provider_contacts.hooks.pagination import MAX_TASK_SEARCH_LIMIT, batched, pages_by_skip
+from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
 from airflow_provider_contacts.models import (
     ContactActivity,
     CreateNote,
@@ -49,8 +55,16 @@ class ActivityOperations(OperationsBase):
 
     task_batch_size: int
     task_page_limit: int
-    _task_search_allowed: bool
-    _fallback_logged: bool
+    task_search_access: TaskSearchAccess
+
+    @property
+    def _task_search_allowed(self) -> bool:
+        """Whether this hook still uses the location task search (see :mod:`.task_access`)."""
+        return self.task_search_access.allowed
+
+    @_task_search_allowed.setter
+    def _task_search_allowed(self, value: bool) -> None:
+        self.task_search_access.allowed = value
 
     def _create_activity(
         self, contact_id: str, kind: Literal["task", "note"], payload: dict[str, Any], same: Callable[[Any], bool]
@@ -95,7 +109,11 @@ class ActivityOperations(OperationsBase):
 
     @operation("get-task", READ)
     def get_task(self, contact_id: str, task_id: str) -> Task:
-        """One task of a contact."""
+        """One task of a contact (``GET /contacts/{contactId}/tasks/{taskId}``).
+
+        :raises GHLNotFoundError: the contact or task does not exist (404, or the live API's 400
+            ``... not found``).
+        """
         data = self._call("GET", self._tasks_path(contact_id, task_id))
         return self._with_contact([data["task"]], contact_id, Task)[0]
 
@@ -115,7 +133,10 @@ class ActivityOperations(OperationsBase):
 
     @operation("update-task", WRITE)
     def update_task(self, contact_id: str, task_id: str, body: UpdateTask | dict[str, Any]) -> Task:
-        """``PUT /contacts/{contactId}/tasks/{taskId}`` with the fields to change."""
+        """``PUT /contacts/{contactId}/tasks/{taskId}`` with the fields to change.
+
+        :raises GHLNotFoundError: the contact or task does not exist (404 or 400 ``... not found``).
+        """
         payload = validate_body(UpdateTask, body, "update-task").payload()
         data = self._call("PUT", self._tasks_path(contact_id, task_id), json_body=payload, scope=WRITE)
         return self._with_contact([data["task"]], contact_id, Task)[0]
@@ -128,10 +149,14 @@ class ActivityOperations(OperationsBase):
         return self._with_contact([data["task"]], contact_id, Task)[0]
 
     @operation("delete-task", WRITE)
-    def delete_task(self, contact_id: str, task_id: str) -> bool:
-        """``DELETE /contacts/{contactId}/tasks/{taskId}``; ``True`` if confirmed."""
-        data = self._call("DELETE", self._tasks_path(contact_id, task_id), scope=WRITE)
-        return confirmed(data)
+    def delete_task(self, contact_id: str, task_id: str, *, missing_ok: bool = False) -> bool:
+        """``DELETE /contacts/{contactId}/tasks/{taskId}``; ``True`` if confirmed.
+
+        :param missing_ok: a task (or contact) that does not exist - 404, or the live API's 400
+            ``Task not found`` - returns ``False`` instead of raising (an idempotent delete).
+        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
+        """
+        return self._delete(self._tasks_path(contact_id, task_id), missing_ok)
 
     # ------------------------------------------------------------------------------------------
     # Notes
@@ -149,7 +174,10 @@ class ActivityOperations(OperationsBase):
 
     @operation("get-note", READ)
     def get_note(self, contact_id: str, note_id: str) -> Note:
-        """One note of a contact."""
+        """One note of a contact (``GET /contacts/{contactId}/notes/{id}``).
+
+        :raises GHLNotFoundError: the contact or note does not exist (404 or 400 ``... not found``).
+        """
         data = self._call("GET", self._notes_path(contact_id, note_id))
         return self._with_contact([data["note"]], contact_id, Note)[0]
 
@@ -167,16 +195,23 @@ class ActivityOperations(OperationsBase):
 
     @operation("update-note", WRITE)
     def update_note(self, contact_id: str, note_id: str, body: UpdateNote | dict[str, Any]) -> Note:
-        """``PUT /contacts/{contactId}/notes/{id}`` with the fields to change."""
+        """``PUT /contacts/{contactId}/notes/{id}`` with the fields to change.
+
+        :raises GHLNotFoundError: the contact or note does not exist (404 or 400 ``... not found``).
+        """
         payload = validate_body(UpdateNote, body, "update-note").payload()
         data = self._call("PUT", self._notes_path(contact_id, note_id), json_body=payload, scope=WRITE)
         return self._with_contact([data["note"]], contact_id, Note)[0]
 
     @operation("delete-note", WRITE)
-    def delete_note(self, contact_id: str, note_id: str) -> bool:
-        """``DELETE /contacts/{contactId}/notes/{id}``; ``True`` if confirmed."""
-        data = self._call("DELETE", self._notes_path(contact_id, note_id), scope=WRITE)
-        return confirmed(data)
+    def delete_note(self, contact_id: str, note_id: str, *, missing_ok: bool = False) -> bool:
+        """``DELETE /contacts/{contactId}/notes/{id}``; ``True`` if confirmed.
+
+        :param missing_ok: a note (or contact) that does not exist - 404, or the live API's 400
+            ``Note not found`` - returns ``False`` instead of raising (an idempotent delete).
+        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
+        """
+        return self._delete(self._notes_path(contact_id, note_id), missing_ok)
 
     # ------------------------------------------------------------------------------------------
     # Location: task search, custom fields
@@ -193,7 +228,13 @@ class ActivityOperations(OperationsBase):
         skip: int = 0,
         business_id: str | None = None,
     ) -> TaskSearchPage:
-        """One page of ``POST /locations/{locationId}/tasks/search`` (locations.json ``task-search``)."""
+        """One page of ``POST /locations/{locationId}/tasks/search`` (locations.json ``task-search``).
+
+        :raises GHLScopeError: the token lacks ``locations/tasks.readonly`` (401 ``The token is not
+            authorized for this scope.``, ghl-live-notes.md; no token refresh is spent on it). The
+            iterating methods (:meth:`iter_location_tasks`, :meth:`tasks_for_contacts`,
+            :meth:`fetch_tasks_and_notes`) fall back to per-contact task lists instead.
+        """
         body: dict[str, Any] = {"limit": limit, "skip": skip}
         for key, value in (
             ("contactId", list(contact_ids) if contact_ids is not None else None),
@@ -225,18 +266,17 @@ class ActivityOperations(OperationsBase):
         return pages_by_skip(fetch, page_size, "task-search")
 
     def _task_search_denied(self, exc: GHLAuthError) -> bool:
-        """After a 403 on task search: switch this hook to per-contact task calls (logged once)."""
-        if exc.status != 403:
-            return False
-        self._task_search_allowed = False
-        if not self._fallback_logged:
-            self._fallback_logged = True
-            log.warning(
-                "The token lacks '%s' for the location task search; falling back to one "
-                "GET /contacts/{id}/tasks per contact (slower, same result)",
-                TASKS_READ,
-            )
-        return True
+        """After the task search was refused (401 scope error, or 401/403): switch this hook to
+        per-contact task calls for good (one warning per hook). ``False``: re-raise ``exc``."""
+        return self.task_search_access.refuse(exc)
+
+    def _tasks_unless_gone(self, contact_id: str) -> list[Task]:
+        """:meth:`list_tasks`, or ``[]`` for a contact that no longer exists (404 or 400 not
+        found), as the task search answers for an unknown contact id."""
+        try:
+            return self.list_tasks(contact_id)
+        except GHLNotFoundError:
+            return []
 
     def iter_location_tasks(
         self,
@@ -245,17 +285,25 @@ class ActivityOperations(OperationsBase):
         batch_size: int | None = None,
         page_limit: int | None = None,
     ) -> Iterator[Task]:
-        """Tasks of the location (or of ``contact_ids``, sent in batches), page by page.
+        """Tasks of the location (or of ``contact_ids``, sent in batches), page by page
+        (locations.json ``task-search``).
 
-        Falls back to per-contact ``GET /contacts/{id}/tasks`` (logged once) when the token lacks
-        ``locations/tasks.readonly``; without ``contact_ids`` the contacts then come from the search.
+        Falls back to per-contact ``GET /contacts/{id}/tasks`` when the token may not use the task
+        search (401 ``not authorized for this scope`` - :class:`GHLScopeError`, no token refresh
+        spent - or another 401/403): one warning per hook naming ``locations/tasks.readonly``, and
+        the hook never tries the search again. Without ``contact_ids`` the contacts then come from
+        the contact search; a contact that vanished meanwhile (404 or 400 not found) has no tasks.
+        The async twin is :func:`~airflow_provider_contacts.hooks.async_search.aiter_location_tasks`.
         """
         size = batch_size or self.task_batch_size
         page_limit = page_limit or self.task_page_limit
+        seen: set[str] = set()  # tasks of a location-wide search refused part way are not repeated
         if contact_ids is None:
             if self._task_search_allowed:
                 try:
-                    yield from self._page_location_tasks(None, completed, page_limit)
+                    for task in self._page_location_tasks(None, completed, page_limit):
+                        seen.add(task.id)
+                        yield task
                     return
                 except GHLAuthError as exc:
                     if not self._task_search_denied(exc):
@@ -264,10 +312,10 @@ class ActivityOperations(OperationsBase):
         for batch in batched(contact_ids, size):
             grouped = self.tasks_for_contacts(batch, completed=completed, page_limit=page_limit)
             if grouped is None:
-                grouped = {cid: self.list_tasks(cid) for cid in batch}
+                grouped = {cid: self._tasks_unless_gone(cid) for cid in batch}
             for cid in batch:
                 for task in grouped.get(cid, []):
-                    if completed is None or task.completed == completed:
+                    if (completed is None or task.completed == completed) and task.id not in seen:
                         yield task
 
     def tasks_for_contacts(
@@ -275,8 +323,9 @@ class ActivityOperations(OperationsBase):
     ) -> dict[str, list[Task]] | None:
         """Tasks of a batch of contacts from the location task search, grouped by ``contactId``.
 
-        Returns ``None`` when the token lacks ``locations/tasks.readonly`` (callers then use
-        :meth:`list_tasks` per contact).
+        Returns ``None`` when the token may not use the search (it lacks
+        ``locations/tasks.readonly``: a :class:`GHLScopeError`, or 401/403; logged once per hook),
+        and at once once that happened in this hook: callers then use :meth:`list_tasks` per contact.
         """
         if not self._task_search_allowed:
             return None

@@ -10,14 +10,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from airflow_provider_contacts.errors import GHLValidationError
+from airflow_provider_contacts.errors import GHLNotFoundError, GHLValidationError
 from airflow_provider_contacts.hooks.operations import (
     CREATE_MATCH_SKEW,
     FIELDS_READ,
     READ,
     WRITE,
     OperationsBase,
-    confirmed,
     id_list,
     operation,
     segment,
@@ -209,7 +208,12 @@ class ContactOperations(OperationsBase):
 
     @operation("get-contact", READ)
     def get_contact(self, contact_id: str) -> Contact:
-        """``GET /contacts/{contactId}``. :raises GHLNotFoundError: if it does not exist."""
+        """``GET /contacts/{contactId}`` (contacts.json ``get-contact``), parsed into the same
+        :class:`Contact` as the search's contacts (see :mod:`airflow_provider_contacts.models`).
+
+        :raises GHLNotFoundError: the contact does not exist or was deleted: a 404, or the live
+            API's 400 ``Contact not found`` (ghl-live-notes.md); ``status`` keeps which.
+        """
         data = self._call("GET", f"/contacts/{segment(contact_id, 'contact_id')}")
         return Contact.model_validate(data.get("contact", data))
 
@@ -258,7 +262,16 @@ class ContactOperations(OperationsBase):
 
     @operation("update-contact", WRITE)
     def update_contact(self, contact_id: str, body: UpdateContact | dict[str, Any]) -> Contact:
-        """``PUT /contacts/{contactId}`` with only the fields to change."""
+        """``PUT /contacts/{contactId}`` (``update-contact``) with only the fields to change.
+
+        The body is validated by :class:`UpdateContact`, as liberal as the live API: custom field
+        values as ``{"id"|"key", "fieldValue"|"field_value"|"value"}`` (``value`` is sent as
+        ``fieldValue``), ``dateOfBirth`` in any of the spec's eight forms, a date or epoch
+        milliseconds (sent as ``YYYY-MM-DD``), phones as HighLevel stores them.
+
+        :raises GHLValidationError: a body refused before sending (names the place and its keys).
+        :raises GHLNotFoundError: the contact does not exist (404 or 400 ``Contact not found``).
+        """
         payload = validate_body(UpdateContact, body, "update-contact").payload()
         data = self._call("PUT", f"/contacts/{segment(contact_id, 'contact_id')}", json_body=payload, scope=WRITE)
         return Contact.model_validate(data["contact"])
@@ -289,10 +302,23 @@ class ContactOperations(OperationsBase):
         )
 
     @operation("delete-contact", WRITE)
-    def delete_contact(self, contact_id: str) -> bool:
-        """``DELETE /contacts/{contactId}``; ``True`` if HighLevel confirmed (``succeded``)."""
-        data = self._call("DELETE", f"/contacts/{segment(contact_id, 'contact_id')}", scope=WRITE)
-        return confirmed(data)
+    def delete_contact(self, contact_id: str, *, missing_ok: bool = False) -> bool:
+        """``DELETE /contacts/{contactId}``; ``True`` if HighLevel confirmed (``succeded``).
+
+        :param missing_ok: a contact that does not exist (already deleted) - 404, or the live API's
+            400 ``Contact not found`` - returns ``False`` instead of raising (an idempotent delete).
+        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
+        """
+        return self._delete(f"/contacts/{segment(contact_id, 'contact_id')}", missing_ok)
+
+    def contact_exists(self, contact_id: str) -> bool:
+        """Whether the contact exists: :meth:`get_contact` without :class:`GHLNotFoundError`
+        (a 404 and the live API's 400 ``Contact not found`` both mean "no")."""
+        try:
+            self.get_contact(contact_id)
+        except GHLNotFoundError:
+            return False
+        return True
 
     @operation("add-remove-contact-from-business", WRITE)
     def bulk_update_business(self, contact_ids: Sequence[str], business_id: str | None) -> BulkBusinessResult:

@@ -22,7 +22,9 @@ followers, campaigns, workflows, appointments). This module holds the connection
 Behaviour shared by every call (see :mod:`.transport`, :mod:`.pacing`, :mod:`.retry`): one cached
 ``requests.Session`` per hook, created on first use; ``Authorization: Bearer``, ``Version`` and
 ``Accept`` headers; (connect, read) timeouts; pacing from the rate-limit headers through a limiter
-shared per (base URL, location); bounded retries; a 401 retried once after a token refresh.
+shared per (base URL, location); bounded retries; a plain 401 retried once after a token refresh
+(never a 401 that says the token lacks a scope or is of the wrong class: :class:`GHLScopeError`);
+a 400 ``... not found`` raised as :class:`GHLNotFoundError` like a 404 (ghl-live-notes.md).
 Creates (contact, task, note) are never repeated blindly: after an ambiguous failure the hook looks
 for the record the first attempt may have created.
 """
@@ -49,7 +51,13 @@ from airflow_provider_contacts.auth import (
     build_token_store,
     forget_process_tokens,
 )
-from airflow_provider_contacts.errors import GHLAPIError, GHLAuthError, GHLConfigError
+from airflow_provider_contacts.errors import (
+    GHLAPIError,
+    GHLAuthError,
+    GHLConfigError,
+    GHLLocationAccessError,
+    GHLScopeError,
+)
 from airflow_provider_contacts.hooks.activity_ops import ActivityOperations
 from airflow_provider_contacts.hooks.contact_ops import ContactOperations
 from airflow_provider_contacts.hooks.membership_ops import MembershipOperations
@@ -57,6 +65,7 @@ from airflow_provider_contacts.hooks.operations import READ, operation
 from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, get_limiter, reset_limiters
 from airflow_provider_contacts.hooks.retry import RetryPolicy
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
+from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
 from airflow_provider_contacts.hooks.transport import AsyncTransport, HookStats, Transport
 
 
@@ -106,8 +115,8 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         self._session: requests.Session | None = None
         self._token_source: TokenSource | None = None
         self._transport: Transport | None = None
-        self._task_search_allowed = True
-        self._fallback_logged = False
+        #: Whether this hook's token may use the location task search (shared by sync and async).
+        self.task_search_access = TaskSearchAccess()
 
     # -- connection, session, auth -----------------------------------------------------------
 
@@ -241,7 +250,7 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s), headers=self._base_headers()
         ) as client:
-            yield AsyncTransport(client=client, **self._request_rules())
+            yield AsyncTransport(client=client, task_search=self.task_search_access, **self._request_rules())
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -270,6 +279,10 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         try:
             location = self.require_location_id()
             self.search_contacts(page_limit=1)  # errors then name the operation
+        except GHLScopeError as exc:  # 401 scope / token class: its message names the scope and the fix
+            return False, f"HighLevel refused the token (401): {exc.message}"
+        except GHLLocationAccessError as exc:
+            return False, f"HighLevel refused the location {location!r} (403): {exc.message}"
         except GHLAuthError as exc:
             if exc.status == 403:
                 return False, (

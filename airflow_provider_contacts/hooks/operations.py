@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
-from airflow_provider_contacts.errors import GHLConfigError, GHLValidationError
+from airflow_provider_contacts.errors import GHLConfigError, GHLNotFoundError, GHLValidationError
 from airflow_provider_contacts.hooks.transport import AmbiguousWrite
 
 if TYPE_CHECKING:
@@ -152,6 +152,21 @@ class OperationsBase:
             scope=scope,
             replay_safe=replay_safe,
         )
+
+    def _delete(self, path: str, missing_ok: bool) -> bool:
+        """``DELETE path`` of the running operation: ``True`` if HighLevel confirmed (``succeded``).
+
+        With ``missing_ok``, a record that does not exist (404, or the live API's 400 ``... not
+        found``: ghl-live-notes.md) gives ``False`` instead of :class:`GHLNotFoundError`.
+        """
+        try:
+            data = self._call("DELETE", path, scope=WRITE)
+        except GHLNotFoundError:
+            if not missing_ok:
+                raise
+            log.info("%s: %s does not exist (already deleted); missing_ok=True", current_operation.get(), path)
+            return False
+        return confirmed(data)
 
     @staticmethod
     def _with_contact(items: list[dict[str, Any]], contact_id: str, model: type[T]) -> list[T]:

@@ -2,7 +2,8 @@
 
 * Retried: 429 (after ``Retry-After`` or one rate-limit window), 5xx, connection errors, timeouts
   and broken answers (truncated body, invalid JSON on a 2xx).
-* Not retried: other 4xx (a 401 is retried once, after a token refresh, by the hook).
+* Not retried: other 4xx (a plain 401 - expired or invalid token - is retried once, after a token
+  refresh, by the hook; a 401 saying the token lacks a scope or is of the wrong class is not).
 * Bounded by ``max_retries`` (failures), ``max_throttled`` (429s) and ``max_elapsed_s`` (total
   time of one call, waits included).
 * Waits: exponential backoff with full jitter, ``uniform(0, min(cap_s, base_s * 2**attempt))``.

@@ -8,12 +8,41 @@ One :meth:`Transport.request` call is one logical API call. It
 3. feeds the ``X-RateLimit-*`` headers back to the limiter,
 4. retries per :class:`~airflow_provider_contacts.hooks.retry.RetryPolicy`: 429 after
    ``Retry-After`` (holding every thread of the process), 5xx / network errors / broken bodies with
-   jittered backoff, a 401 once after the token source refreshed the token,
-5. maps other errors to the :mod:`airflow_provider_contacts.errors` hierarchy.
+   jittered backoff, a plain 401 (expired or invalid token) once after the token source refreshed
+   the token,
+5. maps other errors to the :mod:`airflow_provider_contacts.errors` hierarchy, by status *and* the
+   API's message where the live API overloads a status (ghl-live-notes.md, "Statuses and error
+   bodies"; :func:`~airflow_provider_contacts.errors.error_class_for_status`):
+
+   * 404, and 400 (or 422) whose message says the record was not found (``Contact not found``:
+     how the live API and contacts.json, which lists no 404, answer an unknown or deleted contact,
+     task or note) -> :class:`~airflow_provider_contacts.errors.GHLNotFoundError` (``status`` keeps
+     400 or 404);
+   * 401 ``The token is not authorized for this scope.`` or ``This authClass type is not allowed
+     to access this scope`` -> :class:`~airflow_provider_contacts.errors.GHLScopeError` naming the
+     scope the operation needs (``scope=``) and the fix, **without** a token refresh: no refresh
+     cures it, and with OAuth each one spends a single-use refresh token;
+   * 403 ``The token does not have access to this location.`` ->
+     :class:`~airflow_provider_contacts.errors.GHLLocationAccessError` (check ``location_id``);
+   * other 401/403 -> :class:`~airflow_provider_contacts.errors.GHLAuthError`; 429 ->
+     ``GHLRateLimitError``; other 400/422 -> ``GHLValidationError``; 5xx -> ``GHLServerError``.
+
+   Any 2xx is a success (HighLevel answers some writes with 201 where the spec says 200).
 
 Writes that must not be repeated blindly (creates) pass ``replay_safe=False``: an ambiguous failure
 (the request may have been processed) raises :class:`AmbiguousWrite` instead of being retried, so
-the caller can look for the created record first.
+the caller can look for the created record first. ``AmbiguousWrite.sent_at`` is when that attempt
+was sent, and every answer's ``Date`` header feeds the transport's
+:class:`~airflow_provider_contacts.hooks.creates.ServerClock` (``clock``), so the look-up can
+compare ``dateAdded`` with the send time on the server's clock (see :mod:`.creates`).
+
+Before any request, the path is checked by
+:func:`~airflow_provider_contacts.hooks.urls.check_request_path`: only ``/`` and plain segments
+(letters, digits, ``_``, ``-``) are sent, so no id can smuggle in ``..``, ``/``, ``?``, ``#`` or
+``%`` (ids are checked, with the parameter named, by
+:func:`~airflow_provider_contacts.hooks.operations.api_path`). A base URL never carries credentials
+(:class:`~airflow_provider_contacts.hooks.settings.ConnectionSettings` strips them), and every
+message naming it goes through :func:`~airflow_provider_contacts.hooks.urls.redact_url_secrets`.
 
 :class:`Transport` does this with ``requests`` (the hook), :class:`AsyncTransport` with an
 ``httpx.AsyncClient`` (triggers); both follow the same rules (``_RequestRules``).
@@ -36,14 +65,19 @@ import requests
 from airflow_provider_contacts.auth import TokenSource
 from airflow_provider_contacts.errors import (
     GHLAPIError,
+    GHLLocationAccessError,
     GHLRateLimitError,
+    GHLScopeError,
     GHLServerError,
     GHLTransportError,
     api_error_message,
     error_class_for_status,
 )
+from airflow_provider_contacts.hooks.creates import ServerClock
 from airflow_provider_contacts.hooks.pacing import RateLimiter
 from airflow_provider_contacts.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, retry_after_s
+from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
+from airflow_provider_contacts.hooks.urls import check_request_path, redact_url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +115,15 @@ class AmbiguousWrite(Exception):
     """A non-replay-safe write failed in a way that may have left it processed on the server.
 
     ``timed_out`` is true when no answer came within the read timeout: the server may still be
-    working on the request.
+    working on the request. ``sent_at`` is when the attempt was sent (epoch seconds, this
+    machine's clock; ``None`` when unknown).
     """
 
-    def __init__(self, error: GHLAPIError, timed_out: bool = False) -> None:
+    def __init__(self, error: GHLAPIError, timed_out: bool = False, sent_at: float | None = None) -> None:
         super().__init__(str(error))
         self.error = error
         self.timed_out = timed_out
+        self.sent_at = sent_at
 
 
 def _connection_never_reached(exc: BaseException) -> bool:
@@ -117,6 +153,7 @@ class _Call:
     scope: str | None
     replay_safe: bool
     started: float = field(default_factory=time.monotonic)
+    sent_at: float | None = None  # epoch seconds when the current attempt was sent
     failures: int = 0
     throttles: int = 0
     refreshed: bool = False
@@ -151,16 +188,25 @@ class _RequestRules:
         self.retry = retry
         self.daily_reserve = daily_reserve
         self.stats = stats
+        #: The server's clock, from the ``Date`` header of every answer (for create look-ups).
+        self.clock = ServerClock()
+
+    def _start(self, method: str, path: str, operation: str, scope: str | None, replay_safe: bool) -> _Call:
+        """Check the path (nothing is sent for a refused one) and start a call."""
+        check_request_path(method, path, operation)
+        return _Call(operation, scope, replay_safe)
 
     def _on_no_answer(self, call: _Call, exc: BaseException) -> _Step:
         error = GHLTransportError(
-            f"no usable answer from {self.base_url} ({type(exc).__name__})", operation=call.operation
+            f"no usable answer from {redact_url_secrets(self.base_url)} ({type(exc).__name__})",
+            operation=call.operation,
         )
         return self._retryable(call, error, reached=not _connection_never_reached(exc), timed_out=_timed_out(exc))
 
     def _on_answer(
         self, call: _Call, status: int, headers: Mapping[str, str], content: bytes, reason: str | None
     ) -> _Step:
+        self.clock.observe(headers.get("Date") or headers.get("date"))
         if 200 <= status < 300:
             try:
                 return _Step("return", body=json.loads(content) if content.strip() else {})
@@ -176,7 +222,9 @@ class _RequestRules:
         except ValueError:
             body = None
         message, trace_id = api_error_message(body, reason or f"HTTP {status}")
-        if status == 401 and not call.refreshed:
+        if status == 401 and not call.refreshed and error_class_for_status(status, message) is not GHLScopeError:
+            # A plain 401 (expired or invalid token): one refresh, then the call again. A scope or
+            # token-class 401 is raised below at once: a refresh cannot cure it.
             call.refreshed = True
             return _Step("refresh", error=self._client_error(status, message, trace_id, call.operation, call.scope))
         if status == 429:
@@ -203,7 +251,7 @@ class _RequestRules:
     def _retryable(self, call: _Call, error: GHLAPIError, *, reached: bool, timed_out: bool) -> _Step:
         """A 5xx, no answer, or a broken body: back off and resend, or give up."""
         if not call.replay_safe and reached:
-            raise AmbiguousWrite(error, timed_out=timed_out)
+            raise AmbiguousWrite(error, timed_out=timed_out, sent_at=call.sent_at)
         call.failures += 1
         wait = self.retry.next_wait_s(call.failures, call.started)
         if wait is None:
@@ -216,15 +264,47 @@ class _RequestRules:
     def _client_error(
         status: int, message: str, trace_id: str | None, operation: str, scope: str | None
     ) -> GHLAPIError:
-        if status == 401:
+        """The error of a 4xx answer that is not retried (see the module docstring).
+
+        Auth errors say what to do: which scope to add, which token to use, which setting to check.
+        """
+        cls = error_class_for_status(status, message)
+        needed = f"'{scope}'" if scope else "the scope this call needs"
+        if cls is GHLScopeError:
+            if "authclass" in message.lower():
+                fix = (
+                    "the token is of the wrong class: an agency (Company) token cannot call this "
+                    "location endpoint. Use a location token, not an agency token: a location's Private "
+                    "Integration token or an OAuth token of user_type 'Location'; or keep the agency app "
+                    "and set the connection extras user_type='Company', company_id and location_id so "
+                    f"the hook exchanges it for a location token (/oauth/locationToken). It needs {needed}"
+                )
+            else:
+                lacks = f"the {needed} scope this operation needs" if scope else "the scope this operation needs"
+                fix = (
+                    f"the token lacks {lacks}. Add {needed} to the scopes of the Private Integration / "
+                    "OAuth app, then re-authorise (issue a new token or reinstall the app): a refresh "
+                    "keeps the old scopes"
+                )
+            return GHLScopeError(
+                f"{message}: {fix} (no token refresh was spent on it)",
+                scope=scope, status=status, trace_id=trace_id, operation=operation,
+            )
+        if cls is GHLLocationAccessError:
+            message = (
+                f"{message}: the token belongs to another location (sub-account) than the one this call "
+                "reads or writes; check the connection's location_id (extra 'location_id', or "
+                "ContactsHook(location_id=...)) against the location the token was issued for"
+            )
+        elif status == 401:
             message = (
                 f"{message}: the token is invalid or expired; put a valid Private Integration token "
                 "in the connection's password, or re-authorise the OAuth app"
             )
         elif status == 403:
-            needed = f"'{scope}'" if scope else "the scope this call needs"
-            message = f"{message}: the token lacks the {needed} scope; add it to the app/integration and re-authorise"
-        return error_class_for_status(status)(message, status=status, trace_id=trace_id, operation=operation)
+            lacks = f"the {needed} scope" if scope else needed
+            message = f"{message}: the token lacks {lacks}; add it to the app/integration and re-authorise"
+        return cls(message, status=status, trace_id=trace_id, operation=operation)
 
 
 class Transport(_RequestRules):
@@ -273,17 +353,24 @@ class Transport(_RequestRules):
         """Send one API call and return its parsed JSON body (``{}`` for an empty body).
 
         :param operation: contacts.json ``operationId`` (for errors and logs).
-        :param scope: the OAuth scope the call needs (named in 403 errors).
+        :param scope: the OAuth scope the call needs (named in scope errors: 401 scope, 403).
         :param replay_safe: ``False`` for creates: ambiguous failures raise :class:`AmbiguousWrite`.
-        :raises GHLAPIError: (a subclass) for errors that are not retried or outlast the retries.
+        :param path: ``/`` and plain segments only, as built by ``api_path`` (else
+            :class:`GHLValidationError` before anything is sent).
+        :raises GHLValidationError: a refused path (nothing sent); 400/422 from the API.
+        :raises GHLNotFoundError: 404, or 400/422 whose message says not found.
+        :raises GHLScopeError: 401 for a token without ``scope`` or of the wrong class (no refresh).
+        :raises GHLLocationAccessError: 403, the token belongs to another location.
+        :raises GHLAPIError: (a subclass) for other errors that are not retried or outlast the retries.
         """
-        call = _Call(operation, scope, replay_safe)
+        call = self._start(method, path, operation, scope, replay_safe)
         clean_params = _query_params(params)
         while True:
             token = self.token_source.get_access_token()
             self.limiter.acquire(self.daily_reserve)
             try:
                 self.stats.add("requests")
+                call.sent_at = time.time()
                 resp = self._session().request(
                     method,
                     f"{self.base_url}{path}",
@@ -317,6 +404,9 @@ class AsyncTransport(_RequestRules):
 
     :param client: an ``httpx.AsyncClient`` whose ``base_url``, timeouts and ``Version``/``Accept``
         headers are set (see ``ContactsHook.async_transport()``).
+    :param task_search: the hook's memory of whether its token may use the location task search
+        (``TaskSearchAccess``), shared with the hook's sync calls; the async task paging
+        (``async_search.aiter_location_tasks``) reads and updates it. ``None``: a fresh one.
     """
 
     def __init__(
@@ -328,12 +418,14 @@ class AsyncTransport(_RequestRules):
         retry: RetryPolicy,
         daily_reserve: int,
         stats: HookStats,
+        task_search: TaskSearchAccess | None = None,
     ) -> None:
         super().__init__(
             base_url=str(client.base_url).rstrip("/"), token_source=token_source, limiter=limiter,
             retry=retry, daily_reserve=daily_reserve, stats=stats,
         )
         self.client = client
+        self.task_search = task_search if task_search is not None else TaskSearchAccess()
 
     async def request(
         self,
@@ -347,13 +439,14 @@ class AsyncTransport(_RequestRules):
         replay_safe: bool = True,
     ) -> Any:
         """Async :meth:`Transport.request` (same parameters, same errors)."""
-        call = _Call(operation, scope, replay_safe)
+        call = self._start(method, path, operation, scope, replay_safe)
         clean_params = _query_params(params)
         while True:
             token = await self.token_source.aget_access_token()
             await self.limiter.aacquire(self.daily_reserve)
             try:
                 self.stats.add("requests")
+                call.sent_at = time.time()
                 resp = await self.client.request(
                     method, path, params=clean_params, json=json_body, headers={"Authorization": f"Bearer {token}"}
                 )
