@@ -17,7 +17,9 @@ Params (all optional):
 - ``overlap_minutes`` (10), ``batch_size`` (200), ``hard_delete`` (false),
   ``max_delete_fraction`` (0.5).
 
-Field mapping: ``ghl_contacts_mapping.yaml`` next to this file. Failure alerts:
+Field mapping: ``ghl_contacts_mapping.yaml`` next to this file; by default every contact custom
+field of a location becomes a ``cf_...`` column, values that do not convert are stored as NULL
+and counted per column in the report (never a dropped record). Failure alerts:
 ``on_failure_callback`` posts to ``$GHL_RECONCILE_ALERT_WEBHOOK`` when set. See docs/reconcile.md.
 """
 
@@ -31,7 +33,7 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from airflow_provider_contacts.sync.alerts import failure_alert
-from airflow_provider_contacts.sync.report import merge_reports
+from airflow_provider_contacts.sync.report import merge_nested, merge_reports
 
 log = logging.getLogger(__name__)
 SCHEDULE_INTERVAL = timedelta(hours=1)
@@ -104,7 +106,10 @@ def ghl_contacts_reconcile() -> None:
     def publish_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
         """Log the combined report and emit one asset event per table with its counts."""
         context = get_current_context()
-        reports = list(reports)
+        # One slice request for the mapped tasks' reports. Iterating the lazy XCom sequence instead
+        # asks for item after item until one is missing, and the Task SDK logs that probe as
+        # "[error] XCom not found ... offset=<n>" in every successful run.
+        reports = list(reports[:])
         totals = merge_reports(reports)
         for table, asset in TABLE_ASSETS.items():
             context["outlet_events"][asset].extra = {
@@ -118,6 +123,8 @@ def ghl_contacts_reconcile() -> None:
             "requests": sum(r["requests"] for r in reports),
             "throttled": sum(r["throttled"] for r in reports),
             "duration_s": max((r["duration_s"] for r in reports), default=0.0),
+            "column_errors": merge_nested([r.get("column_errors", {}) for r in reports]),
+            "cleaned": merge_nested([r.get("cleaned", {}) for r in reports]),
             "warnings": [w for r in reports for w in r["warnings"]],
         }
         log.info("reconcile summary: %s", summary)

@@ -8,7 +8,9 @@ an asset event per table with the counts.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,14 +97,26 @@ def _asset_events(run_id: str) -> dict[str, dict[str, Any]]:
     return {name: extra for name, extra in rows}
 
 
+def _error_lines(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every error-level line logged so far: structlog's console lines (``[error    ]``) on
+    stdout/stderr and stdlib records at ERROR or above."""
+    out, err = capfd.readouterr()
+    lines = [line for line in (out + err).splitlines() if re.search(r"\[(error|critical|exception)\s*\]", line)]
+    return lines + [f"{r.levelname} {r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_dag_syncs_into_the_embedded_sqlite_and_emits_asset_events(
-    reconcile_dag: Any, sandbox: Any, ghl_conn: str, embedded_target: Path
+    reconcile_dag: Any, sandbox: Any, ghl_conn: str, embedded_target: Path,
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     sandbox.admin.reset(contacts=60)
     truth = sandbox.admin.dump()
 
     first = reconcile_dag.test()
     assert str(first.state) == "success", _task_states(first)
+    # A successful run logs nothing at error level (publish_report used to probe the mapped
+    # reports' XCom one offset too far: "[error] XCom not found ... offset=1").
+    assert _error_lines(capfd, caplog) == []
     assert _counts(embedded_target, sandbox.location_id) == {
         "ghl_contacts": len(truth["contacts"]),
         "ghl_tasks": len(truth["tasks"]),
@@ -127,7 +141,13 @@ def test_dag_syncs_into_the_embedded_sqlite_and_emits_asset_events(
     assert events["ghl_contacts"]["deleted"] == len(done.contacts_deleted)
     with sqlite3.connect(embedded_target) as db:
         state = dict(db.execute("SELECT name, value_json FROM ghl_sync_state").fetchall())
+        columns = {row[1] for row in db.execute("PRAGMA table_info(ghl_contacts)")}
     assert json.loads(state["last_run"])["mode"] == "full"
+    # The location's own custom fields are columns, whatever their names.
+    assigned = json.loads(state["custom_field_columns"])["fields"]
+    assert {f["id"] for f in truth["customFields"]} == set(assigned)
+    assert {a["column"] for a in assigned.values()} <= columns
+    assert _error_lines(capfd, caplog) == []
 
 
 def test_dag_syncs_several_locations_in_parallel_mapped_tasks(

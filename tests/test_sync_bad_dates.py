@@ -1,12 +1,14 @@
-"""A record with a malformed date from HighLevel is set aside by the reconciliation, not fatal.
+"""A malformed date from HighLevel costs one column of one record, never the record or the run.
 
 The hook keeps an unparseable API date as the raw string (see ``models``); the sync's mapping then
-fails that record's ``timestamp`` transform and quarantines it with the reason, while every other
-record loads. The sandbox validates dates, so the hook's answers are corrupted on their way in.
+stores NULL in that column (the raw value stays in ``raw_json``) and counts it per column in the
+run report, while the record itself loads. The sandbox validates dates, so the hook's answers are
+corrupted on their way in.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ def _corrupting_hook(monkeypatch: pytest.MonkeyPatch, contact_id: str, task_id: 
     return hook
 
 
-def test_bad_dates_from_the_api_are_quarantined_and_the_rest_loads(
+def test_bad_dates_from_the_api_are_null_and_counted_and_every_record_loads(
     sandbox: Any, ghl_conn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sandbox.admin.reset(contacts=30)
@@ -62,22 +64,19 @@ def test_bad_dates_from_the_api_are_quarantined_and_the_rest_loads(
     try:
         report = ReconcileEngine(_corrupting_hook(monkeypatch, bad_contact, bad_task["id"]), sink, mapping, SyncConfig()).run()
 
-        assert report.counts("contacts").quarantined == 1
-        assert report.counts("contacts").inserted == len(truth["contacts"]) - 1
-        assert report.counts("tasks").quarantined == 1
-        assert report.counts("tasks").inserted == len(truth["tasks"]) - 1
+        assert report.counts("contacts").inserted == len(truth["contacts"])
+        assert report.counts("tasks").inserted == len(truth["tasks"])
         assert report.counts("notes").inserted == len(truth["notes"])
+        assert (report.counts("contacts").quarantined, report.counts("tasks").quarantined) == (0, 0)
+        assert report.column_errors["ghl_contacts"]["date_updated"] == 1
+        assert report.column_errors["ghl_tasks"]["due_date"] == 1
+        assert BAD_UPDATED in report.column_error_examples["ghl_contacts"]["date_updated"]
+        assert report.column_error_examples["ghl_tasks"]["due_date"].startswith(bad_task["id"])
         with sink.transaction() as tx:
-            reasons = {(table, rid): reason for table, rid, reason in tx.query(
-                "SELECT source_table, record_id, reason FROM ghl_quarantine")}
-            contact_rows = {r[0] for r in tx.query("SELECT id FROM ghl_contacts")}
-            task_rows = {r[0] for r in tx.query("SELECT id FROM ghl_tasks")}
-        assert set(reasons) == {("ghl_contacts", bad_contact), ("ghl_tasks", bad_task["id"])}
-        contact_reason = reasons["ghl_contacts", bad_contact]
-        task_reason = reasons["ghl_tasks", bad_task["id"]]
-        assert "dateUpdated" in contact_reason and BAD_UPDATED in contact_reason
-        assert "dueDate" in task_reason and BAD_DUE in task_reason
-        assert bad_contact not in contact_rows and len(contact_rows) == len(truth["contacts"]) - 1
-        assert bad_task["id"] not in task_rows and len(task_rows) == len(truth["tasks"]) - 1
+            assert tx.query("SELECT count(*) FROM ghl_quarantine") == [(0,)]
+            (updated, raw), = tx.query("SELECT date_updated, raw_json FROM ghl_contacts WHERE id = ?", (bad_contact,))
+            (due, task_raw), = tx.query("SELECT due_date, raw_json FROM ghl_tasks WHERE id = ?", (bad_task["id"],))
+        assert updated is None and json.loads(raw)["dateUpdated"] == BAD_UPDATED
+        assert due is None and json.loads(task_raw)["dueDate"] == BAD_DUE
     finally:
         sink.close()

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_contacts.dates import parse_date
 from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, RunReport, SqlSink, SyncConfig
 from airflow_provider_contacts.sync.scenario import apply_mutations
@@ -79,21 +80,37 @@ def test_first_run_copies_the_location_field_by_field(target: Target) -> None:
 
     # Independent spot checks of the transforms, straight from the API data.
     rows = live_rows(target.sink, "contacts", target.sandbox.location_id)
-    fields = {f["name"]: f["id"] for f in truth["customFields"]}
+    columns = {c.field_id: c for c in target.mapping.custom_columns}
+    assert set(columns) == {f["id"] for f in truth["customFields"]}  # every custom field is a column
+    assert report.custom_fields.columns == len(columns) and len(report.custom_fields.added) == len(columns)
+    normalised = 0
     for contact in truth["contacts"]:
         row = rows[contact["id"]]
         assert row["email"] == (contact["email"].strip().lower() if contact["email"] else None)
-        if contact["phone"]:
-            assert re.fullmatch(r"\+[1-9]\d{7,14}", row["phone"]), row["phone"]
-            assert re.sub(r"\D", "", contact["phone"]).endswith(row["phone"][-10:])
+        phone = (contact.get("phone") or "").strip()
+        if phone:
+            # E.164 where the number parses, else exactly as HighLevel holds it: never dropped.
+            if row["phone"] != phone:
+                assert re.fullmatch(r"\+[1-9]\d{6,14}", row["phone"]), (phone, row["phone"])
+                assert re.sub(r"\D", "", phone).endswith(row["phone"][-7:]), (phone, row["phone"])
+                normalised += 1
         else:
             assert row["phone"] is None
+        assert row["address1"] == (contact.get("address1") or contact.get("address") or None)
+        if contact.get("dateOfBirth") is not None:
+            assert row["date_of_birth"] == parse_date(contact["dateOfBirth"]).isoformat()
         assert json.loads(row["tags"]) == contact["tags"]
-        score = [c["value"] for c in contact["customFields"] if c["id"] == fields["Lead Score"]]
-        assert row["lead_score"] == (float(score[0]) if score else None)
+        for value in contact["customFields"]:
+            col = columns[value["id"]]
+            if col.sql_type == "number":
+                assert row[col.column] == float(value["value"])
+            elif col.transform == "date":
+                assert row[col.column] == parse_date(value["value"]).isoformat()
+            elif col.sql_type == "json":
+                assert json.loads(row[col.column]) == value["value"]
         assert row["date_added"].endswith("+00:00")
         assert row["deleted_at"] is None
-    assert any(r["phone"].startswith("+44") for r in rows.values() if r["phone"])
+    assert normalised > 0
     assert report.throttled == 0
 
 
@@ -244,6 +261,7 @@ def test_the_request_budget_caps_the_sweep_and_the_cursor_carries_on(target: Tar
 
 KILLABLE_RUN = """
 import sys
+from airflow_provider_contacts.dates import parse_date
 from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, SqlSink, SyncConfig
 from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
@@ -290,19 +308,21 @@ def test_a_worker_killed_with_sigkill_mid_run_is_retried_without_loss_or_duplica
     assert target.diff() == []
 
 
-def test_a_contact_that_stops_mapping_keeps_its_last_good_row_and_is_reported(target: Target) -> None:
+def test_a_value_that_stops_converting_is_stored_null_and_counted_never_a_dropped_contact(target: Target) -> None:
     target.run()
     truth = target.sandbox.admin.dump()
     cid = truth["contacts"][0]["id"]
-    before = live_rows(target.sink, "contacts", target.sandbox.location_id)[cid]
     target.sandbox.admin.update_contact(cid, dateOfBirth="31/12/1990", city="Somewhere New")
 
     report = target.run()
-    assert report.counts("contacts").quarantined == 1
-    with target.sink.transaction() as tx:
-        (reason,) = tx.query("SELECT reason FROM ghl_quarantine WHERE record_id = ?", (cid,))[0]
-    assert "date_of_birth" in reason and "31/12/1990" in reason
-    assert live_rows(target.sink, "contacts", target.sandbox.location_id)[cid] == before
+    assert report.counts("contacts").quarantined == 0
+    assert report.counts("contacts").updated == 1
+    assert report.column_errors["ghl_contacts"]["date_of_birth"] >= 1
+    assert "date_of_birth" in report.column_error_examples["ghl_contacts"]
+    assert "column errors" in report.format_table() and "date_of_birth" in report.format_table()
+    row = live_rows(target.sink, "contacts", target.sandbox.location_id)[cid]
+    assert row["city"] == "Somewhere New" and row["date_of_birth"] is None
+    assert "31/12/1990" in row["raw_json"]  # the value HighLevel holds is kept
     assert target.diff() == []
 
     target.sandbox.admin.update_contact(cid, dateOfBirth="1990-12-31")

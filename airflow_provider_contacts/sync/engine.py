@@ -2,6 +2,9 @@
 
 The run, in order (each numbered step commits on its own; see docs/reconcile.md):
 
+0. **Custom fields**: the location's custom field definitions are read once; every field gets
+   its ``cf_...`` column (``custom_fields: auto``), assigned once and kept in the sync state
+   (:mod:`.custom_fields`); explicit ``custom_field`` references are resolved by name.
 1. **Contacts**: the first run (or ``full_sweep``) reads every contact, later runs those with
    ``dateUpdated >= watermark - overlap``; both stream oldest update first in batches of
    ``batch_size``. Per batch, the tasks and notes of every contact whose content hash changed
@@ -29,10 +32,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_contacts.dates import parse_datetime
+from airflow_provider_contacts.errors import GHLAuthError
 from airflow_provider_contacts.hooks.pagination import batched
-from airflow_provider_contacts.sync.extract import Children, Extractor, iso_utc, parse_updated, to_api_dict
+from airflow_provider_contacts.sync.custom_fields import STATE_NAME as CUSTOM_FIELDS_STATE
+from airflow_provider_contacts.sync.custom_fields import plan_custom_columns
+from airflow_provider_contacts.sync.extract import Children, Extractor, iso_utc, parse_updated
 from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping, MappedRecord, Quarantined
-from airflow_provider_contacts.sync.report import RunReport
+from airflow_provider_contacts.sync.report import CustomFieldsReport, RunReport
 from airflow_provider_contacts.sync.sinks import SinkTransaction, SqlSink, utcnow
 from airflow_provider_contacts.sync.state import SyncState
 
@@ -157,8 +164,7 @@ class ReconcileEngine:
         self._request_base = base["requests"]
         self._unseen: set[str] = set()
         self._reread: set[str] = set()  # contacts whose tasks and notes this run already read
-        if self.mapping.custom_field_names:
-            self.mapping.resolve_custom_fields([to_api_dict(f) for f in self.hook.get_custom_fields()])
+        self._bind_custom_fields(report)
 
         seen_ids = self._load_contacts(state, report, full)
         if self.config.deletion_scan or full:
@@ -180,6 +186,55 @@ class ReconcileEngine:
         log.info("reconcile report\n%s", report.format_table())
         return report
 
+    # -- 0. custom fields -----------------------------------------------------------------
+    def _bind_custom_fields(self, report: RunReport) -> None:
+        """Assign the location's custom field columns (stored; see :mod:`.custom_fields`), bind
+        them to the mapping, and add the new ones to ``ghl_contacts``.
+
+        Definitions that cannot be read (the token lacks ``locations/customFields.readonly``) are a
+        warning: the stored assignments are used as they are. An explicitly mapped custom field the
+        location does not have is a warning and NULLs; for a ``required`` column it fails the run
+        (:class:`~.mapping.MappingError`).
+        """
+        mapping = self.mapping
+        auto = mapping.custom_fields == "auto"
+        references = mapping.custom_field_names
+        fields: list[dict[str, Any]] | None = None
+        available: list[str] | None = None
+        if auto or references:
+            try:
+                fields = self.extract.custom_fields()
+                available = sorted({str(f["name"]) for f in fields if f.get("name")})
+            except GHLAuthError as exc:
+                report.warnings.append(
+                    f"the custom field definitions could not be read ({type(exc).__name__}: {exc.message}; the "
+                    "token needs locations/customFields.readonly): the stored custom field columns are used as they are"
+                )
+        with self.sink.transaction(exclusive=True) as tx:
+            states = tx.all_states(CUSTOM_FIELDS_STATE)
+            stored = states.pop(self.location_id, None)
+            plan = plan_custom_columns(stored, states.values(), fields, auto=auto, references=references)
+            if plan.state() != stored:
+                tx.set_state(self.location_id, {CUSTOM_FIELDS_STATE: plan.state()}, self.clock())
+        columns_of = {c.custom_field: c.name for c in mapping.tables["contacts"] if c.custom_field}
+        report.custom_fields = CustomFieldsReport(
+            columns=len(plan.fill),
+            added=list(plan.added),
+            renamed=list(plan.renamed),
+            removed=list(plan.removed),
+            missing=[f"{ref} (column {columns_of.get(ref)})" for ref in plan.missing],
+        )
+        for ref in plan.missing:
+            report.warnings.append(
+                f"mapped custom field {ref!r} (column {columns_of.get(ref)}) does not exist in location "
+                f"{self.location_id}: the column stays NULL"
+                + (f"; the location has: {available}" if available is not None else "")
+            )
+        for line in plan.added + plan.renamed + plan.removed:
+            log.info("custom field column %s", line)
+        mapping.bind_custom_fields(plan, available)
+        self.sink.ensure_tables()  # adds the columns of fields new in this run
+
     # -- 1. contacts -----------------------------------------------------------------------
     def _load_contacts(self, state: SyncState, report: RunReport, full: bool) -> set[str] | None:
         """Stream changed (or, when ``full``, all) contacts to the target in batches.
@@ -188,7 +243,7 @@ class ReconcileEngine:
         """
         since = None
         if not full and state.watermark:
-            since = datetime.fromisoformat(state.watermark.replace("Z", "+00:00")) - self.config.overlap
+            since = parse_datetime(state.watermark) - self.config.overlap
         seen: set[str] | None = set() if full else None
         for batch in batched(self.extract.contacts_updated_since(since), self.config.batch_size):
             mapped, bad = self._map("contacts", batch)
@@ -312,12 +367,23 @@ class ReconcileEngine:
         now: datetime,
     ) -> None:
         counts = tx.upsert_records(entity, self.location_id, mapped, now)
-        tx.quarantine(entity, self.location_id, bad, now)
+        tx.quarantine(entity, self.location_id, [*bad, *counts.rejected], now)
         report.counts(entity).add(
-            inserted=counts.inserted, updated=counts.updated, unchanged=counts.unchanged, quarantined=len(bad)
+            inserted=counts.inserted,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            quarantined=len(bad),
+            rejected=len(counts.rejected),
         )
+        for record in mapped:
+            for column, why in record.column_errors.items():
+                report.column_error(entity, column, f"{record.id}: {why}")
+            for column in record.cleaned:
+                report.clean(entity, column)
         for item in bad:
             log.warning("quarantined %s %s: %s", TABLES[entity], item.id or "(no id)", item.reason)
+        for item in counts.rejected:
+            log.warning("the target refused %s %s (quarantined): %s", TABLES[entity], item.id, item.reason)
 
     def _write_children(self, tx: SinkTransaction, children: Children, report: RunReport, now: datetime) -> None:
         """Upsert the tasks and notes read for ``children.contact_ids``; tombstone the ones gone."""

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_contacts.sync.transforms import TRANSFORMS, TransformError
+from airflow_provider_contacts.dates import format_datetime, parse_datetime
+from airflow_provider_contacts.errors import GHLAPIError, GHLNotFoundError, is_not_found_message
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
 
-__all__ = ["Children", "Extractor", "iso_utc", "parse_updated", "to_api_dict"]
+__all__ = ["Children", "Extractor", "is_gone", "iso_utc", "parse_updated", "to_api_dict"]
 
 
 #: Fields the API adds per response, not per record (the search cursor): never stored or hashed.
@@ -52,11 +53,12 @@ def to_api_dict(obj: Any) -> dict[str, Any]:
 
 
 def parse_updated(record: Mapping[str, Any]) -> datetime | None:
-    """The record's ``dateUpdated`` (falling back to ``dateAdded``) as aware UTC, or ``None``."""
+    """The record's ``dateUpdated`` (falling back to ``dateAdded``) as aware UTC, or ``None``
+    (also for values that are not dates: :func:`airflow_provider_contacts.dates.parse_datetime`)."""
     for key in ("dateUpdated", "dateAdded"):
         try:
-            value = TRANSFORMS["timestamp"](record.get(key))
-        except TransformError:
+            value = parse_datetime(record.get(key))
+        except ValueError:
             value = None
         if value is not None:
             return value
@@ -64,8 +66,23 @@ def parse_updated(record: Mapping[str, Any]) -> datetime | None:
 
 
 def iso_utc(moment: datetime) -> str:
-    """``2024-05-01T12:30:00.000Z``: the millisecond ISO form HighLevel uses."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2024-05-01T12:30:00.000Z``: the millisecond ISO form HighLevel uses
+    (:func:`airflow_provider_contacts.dates.format_datetime`)."""
+    return format_datetime(moment)
+
+
+def is_gone(exc: BaseException) -> bool:
+    """Whether an error from the hook says the record does not exist: a
+    :class:`~airflow_provider_contacts.errors.GHLNotFoundError` (404, or the live API's 400
+    ``Contact not found``), or any API error with status 400/404/422 whose message says
+    "not found" (ghl-live-notes.md, "Statuses and error bodies")."""
+    if isinstance(exc, GHLNotFoundError):
+        return True
+    return (
+        isinstance(exc, GHLAPIError)
+        and exc.status in (400, 404, 422)
+        and (exc.status == 404 or is_not_found_message(exc.message))
+    )
 
 
 @dataclass
@@ -123,10 +140,19 @@ class Extractor:
         for contact in self.hook.iter_search_contacts(sort=sort, page_limit=self.page_limit):
             yield str(getattr(contact, "id", None) or to_api_dict(contact)["id"])
 
-    def children(self, contact_ids: Sequence[str]) -> Children:
-        """Every task and note of the given contacts."""
-        from airflow_provider_contacts.errors import GHLNotFoundError
+    def custom_fields(self) -> list[dict[str, Any]]:
+        """The location's contact custom field definitions (``GET /locations/{id}/customFields``
+        with ``model=contact``; definitions of other models are left out)."""
+        fields = [to_api_dict(f) for f in self.hook.get_custom_fields(model="contact")]
+        return [f for f in fields if f.get("model") in (None, "contact")]
 
+    def children(self, contact_ids: Sequence[str]) -> Children:
+        """Every task and note of the given contacts.
+
+        A contact that HighLevel no longer knows (404, or 400 ``Contact not found``: see
+        :func:`is_gone`) is not an error: the batch is read again contact by contact and the
+        vanished ones are listed in ``Children.vanished`` (the deletion scan tombstones them).
+        """
         out = Children(list(contact_ids))
         if not contact_ids:
             return out
@@ -134,21 +160,21 @@ class Extractor:
             for activity in self.hook.fetch_tasks_and_notes(list(contact_ids), max_workers=self.max_workers):
                 out.tasks.extend(_with_contact(to_api_dict(t), activity.contact_id) for t in activity.tasks)
                 out.notes.extend(_with_contact(to_api_dict(n), activity.contact_id) for n in activity.notes)
-        except GHLNotFoundError:
-            # A contact vanished since it was listed: read the batch contact by contact and leave
-            # the vanished ones out (the deletion scan tombstones them and their activity).
+        except GHLAPIError as exc:
+            if not is_gone(exc):
+                raise
             return self._children_one_by_one(contact_ids)
         return out
 
     def _children_one_by_one(self, contact_ids: Sequence[str]) -> Children:
-        from airflow_provider_contacts.errors import GHLNotFoundError
-
         out = Children([])
         for cid in contact_ids:
             try:
                 tasks = [_with_contact(to_api_dict(t), cid) for t in self.hook.list_tasks(cid)]
                 notes = [_with_contact(to_api_dict(n), cid) for n in self.hook.list_notes(cid)]
-            except GHLNotFoundError:
+            except GHLAPIError as exc:
+                if not is_gone(exc):
+                    raise
                 out.vanished.append(cid)
                 continue
             out.contact_ids.append(cid)
@@ -157,13 +183,18 @@ class Extractor:
         return out
 
     def contact_exists(self, contact_id: str) -> bool:
-        """Whether ``GET /contacts/{id}`` finds the contact (used to confirm a deletion)."""
-        from airflow_provider_contacts.errors import GHLNotFoundError
+        """Whether ``GET /contacts/{id}`` finds the contact (used to confirm a deletion).
 
+        Not found (404, or the live API's 400 ``Contact not found``) is ``False``, never an error;
+        the answer itself is not written anywhere (contacts are stored from the search only, so a
+        contact's stored shape and content hash never depend on which endpoint read it).
+        """
         try:
             self.hook.get_contact(contact_id)
-        except GHLNotFoundError:
-            return False
+        except GHLAPIError as exc:
+            if is_gone(exc):
+                return False
+            raise
         return True
 
 

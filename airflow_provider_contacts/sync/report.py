@@ -7,25 +7,33 @@ the log form.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from airflow_provider_contacts.sync.mapping import TABLES
+from airflow_provider_contacts.sync.schema import TABLES
 
-__all__ = ["RunReport", "SweepReport", "TableCounts", "merge_reports"]
+__all__ = ["CustomFieldsReport", "RunReport", "SweepReport", "TableCounts", "merge_nested", "merge_reports"]
 
-_COUNT_NAMES = ("inserted", "updated", "unchanged", "deleted", "quarantined")
+_COUNT_NAMES = ("inserted", "updated", "unchanged", "deleted", "quarantined", "rejected")
+_EXAMPLE_CHARS = 300
 
 
 @dataclass
 class TableCounts:
-    """Rows of one table by outcome. ``unchanged`` rows were read but had the same content hash."""
+    """Rows of one table by outcome.
+
+    ``unchanged`` rows were read but had the same content hash. ``quarantined``: records the
+    mapping set aside (no id / ``contactId``, a required column empty or unconvertible);
+    ``rejected``: records the target database refused to store (written to the quarantine table
+    with the database's message). Both leave the record's target row as it was.
+    """
 
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
     quarantined: int = 0
+    rejected: int = 0
 
     def add(self, **counts: int) -> None:
         """Add to any of the counters by name."""
@@ -58,12 +66,36 @@ class SweepReport:
 
 
 @dataclass
+class CustomFieldsReport:
+    """The location's automatic custom field columns (see :mod:`.custom_fields`).
+
+    ``columns``: how many were filled this run; ``added``: columns created or filled again this
+    run; ``renamed``: fields renamed in HighLevel (their column kept); ``removed``: fields deleted
+    in HighLevel (column kept, no longer filled); ``missing``: custom fields the mapping names
+    explicitly that the location does not have (their columns are NULL). Each item is a line of
+    text naming the column and the field.
+    """
+
+    columns: int = 0
+    added: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunReport:
     """Outcome of one location's run (see the module docstring).
 
     ``mode`` is ``full`` (first load or ``full_sweep``) or ``incremental``. ``requests`` counts
     HTTP requests to HighLevel (retries included), ``throttled`` the 429 answers among them,
     ``duration_s`` is wall time in seconds. Watermarks are ISO-8601 UTC ``dateUpdated`` values.
+
+    ``column_errors``: table -> column -> how many values could not be converted and were stored
+    as NULL (the value stays in ``raw_json``), with one example per column in
+    ``column_error_examples`` (``"<record id>: <why>"``). ``cleaned``: table -> column (or
+    ``raw_json``) -> how many values had characters no target can store removed (NUL) or
+    replaced (lone surrogates).
     """
 
     location_id: str
@@ -78,11 +110,27 @@ class RunReport:
     watermark_after: str | None = None
     contacts_scanned: int = 0
     sweep: SweepReport = field(default_factory=SweepReport)
+    column_errors: dict[str, dict[str, int]] = field(default_factory=dict)
+    column_error_examples: dict[str, dict[str, str]] = field(default_factory=dict)
+    cleaned: dict[str, dict[str, int]] = field(default_factory=dict)
+    custom_fields: CustomFieldsReport = field(default_factory=CustomFieldsReport)
     warnings: list[str] = field(default_factory=list)
 
     def counts(self, entity: str) -> TableCounts:
         """Counters of ``entity`` (``contacts``, ``tasks``, ``notes``) or of a table name."""
         return self.tables[TABLES.get(entity, entity)]
+
+    def column_error(self, entity: str, column: str, example: str) -> None:
+        """Count one value of ``column`` that could not be converted (NULL stored)."""
+        table = TABLES.get(entity, entity)
+        per_table = self.column_errors.setdefault(table, {})
+        per_table[column] = per_table.get(column, 0) + 1
+        self.column_error_examples.setdefault(table, {}).setdefault(column, example[:_EXAMPLE_CHARS])
+
+    def clean(self, entity: str, column: str) -> None:
+        """Count one value of ``column`` that was cleaned to be storable."""
+        per_table = self.cleaned.setdefault(TABLES.get(entity, entity), {})
+        per_table[column] = per_table.get(column, 0) + 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (for XCom and asset event extras)."""
@@ -90,10 +138,12 @@ class RunReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunReport:
-        """Inverse of :meth:`to_dict`."""
-        data = dict(data)
+        """Inverse of :meth:`to_dict` (reports of older versions, lacking newer keys, read too)."""
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         data["tables"] = {k: TableCounts(**v) for k, v in data.get("tables", {}).items()}
         data["sweep"] = SweepReport(**data.get("sweep", {}))
+        data["custom_fields"] = CustomFieldsReport(**data.get("custom_fields", {}))
         return cls(**data)
 
     def format_table(self) -> str:
@@ -119,8 +169,34 @@ class RunReport:
             + (" (wrapped to the start)" if sw.wrapped else "")
             + f", cursor {sw.cursor}"
         )
+        cf = self.custom_fields
+        lines.append(f"custom field columns filled: {cf.columns}")
+        for label, items in (("added", cf.added), ("renamed", cf.renamed), ("removed", cf.removed),
+                             ("missing (mapped, not in the location)", cf.missing)):
+            lines.extend(f"  custom field {label}: {item}" for item in items)
+        for table, columns in sorted(self.column_errors.items()):
+            for column, count in sorted(columns.items()):
+                example = self.column_error_examples.get(table, {}).get(column, "")
+                lines.append(f"column errors (stored NULL, value kept in raw_json): {table}.{column} {count}"
+                             + (f" (e.g. {example})" if example else ""))
+        for table, columns in sorted(self.cleaned.items()):
+            lines.append(
+                f"cleaned values (NUL removed / invalid characters replaced): {table} "
+                + ", ".join(f"{column} {count}" for column, count in sorted(columns.items()))
+            )
         lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
+
+
+def merge_nested(items: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """Sum ``{table: {column: count}}`` maps (``column_errors``, ``cleaned``) of several reports."""
+    out: dict[str, dict[str, int]] = {}
+    for item in items:
+        for table, columns in (item or {}).items():
+            target = out.setdefault(table, {})
+            for column, count in columns.items():
+                target[column] = target.get(column, 0) + int(count)
+    return out
 
 
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["COLUMN_TYPES", "QUARANTINE_COLUMNS", "QUARANTINE_TABLE", "STATE_COLUMNS", "STATE_TABLE"]
+__all__ = ["COLUMN_TYPES", "QUARANTINE_COLUMNS", "QUARANTINE_TABLE", "STATE_COLUMNS", "STATE_TABLE", "TABLES"]
 
+#: Logical entity -> target table name.
+TABLES: dict[str, str] = {"contacts": "ghl_contacts", "tasks": "ghl_tasks", "notes": "ghl_notes"}
 QUARANTINE_TABLE = "ghl_quarantine"
 STATE_TABLE = "ghl_sync_state"
 

@@ -39,6 +39,8 @@ __all__ = ["COLUMN_TYPES", "QUARANTINE_TABLE", "STATE_TABLE", "SinkTransaction",
 
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Key of the PostgreSQL advisory lock taken by exclusive transactions ("ghl-sync" in hex).
+EXCLUSIVE_LOCK_KEY = 0x67686C2D73796E63
 
 
 def utcnow() -> datetime:
@@ -142,11 +144,21 @@ class SqlSink:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[SinkTransaction]:
-        """One unit of work: committed when the block ends, rolled back if it raises."""
+    def transaction(self, *, exclusive: bool = False) -> Iterator[SinkTransaction]:
+        """One unit of work: committed when the block ends, rolled back if it raises.
+
+        ``exclusive``: other sinks' exclusive transactions on the same database wait until this
+        one ends (PostgreSQL: a transaction-level advisory lock; SQLite: ``BEGIN IMMEDIATE``, the
+        write lock; other databases: no lock). Used for decisions several locations' tasks must
+        not take at the same moment (the custom field column assignment).
+        """
         conn = self.connection()
         cur = conn.cursor()
         try:
+            if exclusive and self.dialect_name == "postgresql":
+                cur.execute(f"SELECT pg_advisory_xact_lock({EXCLUSIVE_LOCK_KEY})")
+            elif exclusive and self.dialect_name == "sqlite" and not conn.in_transaction:
+                cur.execute("BEGIN IMMEDIATE")
             yield SinkTransaction(self, cur)
             conn.commit()
         except BaseException:

@@ -14,6 +14,10 @@ Values (JSON, one row each, id ``<location_id>:<name>``):
 ``sweep_cycle_started_at``  when the sweep last started over from the first contact.
 ``last_full_at``  when the last full run finished.
 ``last_run``      the last run's report (dict).
+``custom_field_columns``  the location's automatic custom field columns (see
+                  :mod:`.custom_fields`): ``{"fields": {<field id>: {"column", "name", "fieldKey",
+                  "dataType", "transform", "removed"}}, "refs": {<mapped name>: <field id>}}``.
+                  Read by every location's run (columns of one name and type are shared).
 """
 
 from __future__ import annotations

@@ -1,25 +1,31 @@
-"""Value transforms used by the declarative field mapping.
+"""Value transforms used by the declarative field mapping, and the text cleaning every target needs.
 
 Each transform takes the raw API value and returns the column value, or raises
-:class:`TransformError` with a message that names the problem and the fix. ``None`` and empty
+:class:`TransformError` with a message that names the value and the problem. ``None`` and empty
 strings always map to ``None`` (SQL ``NULL``): a missing value is not an error here; required
-fields are checked by the mapping itself.
+fields are checked by the mapping itself. What a failure costs is the mapping's decision
+(:mod:`.mapping`): by default the column is stored as NULL and the failure is counted per column
+in the run report; only required columns (or ``on_error: quarantine``) set the record aside.
 
 Transforms:
 
 ``text``       the value as a string (numbers and booleans as their JSON spelling), trimmed.
 ``email``      trimmed and lower-cased; must look like ``local@domain.tld``.
-``phone``      normalised to E.164 (``+<country code><number>``, 8 to 15 digits); national
-               numbers take the mapping's ``default_country``.
-``timestamp``  ISO-8601 date/time (``Z``, offsets and fractions accepted; a bare date is
-               midnight UTC; a naive time is taken as UTC) or epoch seconds/milliseconds, to an
-               aware ``datetime`` in UTC.
-``date``       a calendar date (``YYYY-MM-DD``, or a timestamp whose date part is used) as
-               ``YYYY-MM-DD`` text.
+``phone``      E.164 (``+<country code><number>``) where the value parses as a possible number
+               (Google's ``phonenumbers``; national numbers take the mapping's
+               ``default_country``), otherwise the original string, trimmed. Never fails on a
+               string: HighLevel stores phones as given (``ghl-live-notes.md``).
+``timestamp``  an aware ``datetime`` in UTC, parsed by :func:`airflow_provider_contacts.dates.
+               parse_datetime` (ISO 8601, epoch milliseconds as number or digit string,
+               negative ones too, and the ``dateOfBirth`` forms of the spec).
+``date``       a calendar date as ``YYYY-MM-DD`` text, by :func:`airflow_provider_contacts.dates.
+               parse_date` (epoch milliseconds give their UTC date: ``74736000000`` ->
+               ``1972-05-15``, ``-89596800000`` -> ``1967-03-01``).
 ``boolean``    ``true``/``false`` (also ``"true"``, ``"false"``, ``1``, ``0``, ``"yes"``, ``"no"``).
-``number``     an int or float (numeric strings accepted, thousands separators not).
+``number``     an int or float (numeric strings accepted, thousands separators not); integers
+               beyond 64 bits become floats, values beyond the float range are refused.
 ``tags``       a list of trimmed, non-empty, de-duplicated strings, in the API's order.
-``json``       the value unchanged (stored as JSON text).
+``json``       the value unchanged (stored as JSON).
 """
 
 from __future__ import annotations
@@ -28,87 +34,114 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import date, datetime, time, timezone
 from typing import Any
 
+import phonenumbers
+
+from airflow_provider_contacts.dates import DateParseError, parse_date, parse_datetime
+
 __all__ = [
-    "COUNTRY_CALLING_CODES",
     "TRANSFORMS",
     "TRANSFORM_TYPES",
     "TransformError",
+    "clean_text",
+    "is_known_country",
     "to_e164",
 ]
 
 
 class TransformError(ValueError):
-    """A value that a transform cannot convert; the message says why and how to fix it."""
+    """A value that a transform cannot convert; the message names the value and the problem."""
 
 
-#: ITU calling codes for the default-country setting of the phone transform (ISO 3166 alpha-2).
-COUNTRY_CALLING_CODES: dict[str, str] = {
-    "US": "1", "CA": "1", "PR": "1", "GB": "44", "IE": "353", "DE": "49", "FR": "33", "ES": "34",
-    "IT": "39", "NL": "31", "BE": "32", "CH": "41", "AT": "43", "PT": "351", "SE": "46", "NO": "47",
-    "DK": "45", "FI": "358", "PL": "48", "CZ": "420", "AU": "61", "NZ": "64", "IN": "91",
-    "SG": "65", "HK": "852", "JP": "81", "KR": "82", "CN": "86", "PH": "63", "MY": "60",
-    "ZA": "27", "NG": "234", "KE": "254", "AE": "971", "SA": "966", "IL": "972", "TR": "90",
-    "BR": "55", "MX": "52", "AR": "54", "CL": "56", "CO": "57", "PE": "51",
-}
-
-_NANP_COUNTRIES = {"US", "CA", "PR"}
-_PHONE_PUNCTUATION = re.compile(r"[\s\-.()/\u00a0]")
-_PHONE_EXTENSION = re.compile(r"(?:ext\.?|extension|x|#)\s*\d{1,6}$", re.IGNORECASE)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_INT64 = 2**63 - 1
+#: Lone UTF-16 surrogates: JSON can carry them (``"\\ud800"``) but no UTF-8 target can store them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def to_e164(raw: str, default_country: str = "US") -> str:
-    """Normalise a phone number to E.164, or raise :class:`TransformError`.
+# -- cleaning ---------------------------------------------------------------------------------
 
-    Accepted: ``+<cc> ...`` and ``00<cc> ...`` international forms (a ``(0)`` trunk marker is
-    dropped), and national forms of ``default_country`` (for the North American plan: 10 digits,
-    or 11 starting with ``1``; elsewhere a single leading trunk ``0`` is dropped). Spaces, dashes,
-    dots, slashes and parentheses are ignored; a trailing extension (``x12``, ``ext. 12``) is not
-    representable in E.164 and is rejected, as are letters and lengths outside 8..15 digits.
+
+def _clean_str(text: str) -> tuple[str, bool]:
+    changed = False
+    if "\x00" in text:
+        text, changed = text.replace("\x00", ""), True
+    if _SURROGATE.search(text):
+        text, changed = _SURROGATE.sub("\ufffd", text), True
+    return text, changed
+
+
+def clean_text(value: Any) -> tuple[Any, bool]:
+    """``value`` with every string in it (dict keys and values, list items, recursively) made
+    storable in any SQL target: NUL characters (``\\u0000``, which PostgreSQL ``text`` and
+    ``jsonb`` refuse) removed, lone UTF-16 surrogates (no UTF-8 encoding) replaced by U+FFFD.
+
+    Returns ``(cleaned value, whether anything changed)``; an unchanged value is returned as is.
+    """
+    if isinstance(value, str):
+        return _clean_str(value)
+    if isinstance(value, dict):
+        changed = False
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            new_key, key_changed = _clean_str(key) if isinstance(key, str) else (key, False)
+            new_item, item_changed = clean_text(item)
+            changed = changed or key_changed or item_changed
+            out[new_key] = new_item
+        return (out, True) if changed else (value, False)
+    if isinstance(value, (list, tuple)):
+        items = [clean_text(item) for item in value]
+        if any(changed for _, changed in items):
+            return [item for item, _ in items], True
+        return value, False
+    return value, False
+
+
+# -- phones -----------------------------------------------------------------------------------
+
+
+def is_known_country(code: str) -> bool:
+    """Whether ``code`` is an ISO 3166 alpha-2 region that ``phonenumbers`` knows (``US``, ``DE``)."""
+    return str(code).upper() in phonenumbers.SUPPORTED_REGIONS
+
+
+def to_e164(raw: str, default_country: str = "US") -> str:
+    """E.164 form of a phone number, or :class:`TransformError` when it has none.
+
+    ``raw`` is parsed with ``phonenumbers.parse(raw, default_country)``: ``+<cc> ...``, ``00<cc>
+    ...`` (also where the country's own international prefix differs), a ``(0)`` trunk marker,
+    ``tel:`` URIs, punctuation and vanity letters are understood; national numbers take
+    ``default_country``. A number is accepted when it is a *possible* full number (its length
+    fits its country's numbering plan: ``is_possible_number``), not only when it is assigned in
+    the plan (``is_valid_number``), so stored values such as ``+12010710892`` (an exchange that
+    starts with 0) stay as they are. Refused: what does not parse, local-only numbers without an
+    area code (``555-0134``), wrong lengths, and numbers with an extension (E.164 cannot hold it).
     """
     text = raw.strip()
-    if _PHONE_EXTENSION.search(text):
-        raise TransformError(f"phone {raw!r} has an extension, which E.164 cannot hold; store it elsewhere")
-    text = text.replace("(0)", "")
-    compact = _PHONE_PUNCTUATION.sub("", text)
-    international = compact.startswith("+") or compact.startswith("00")
-    digits = compact[1:] if compact.startswith("+") else compact[2:] if compact.startswith("00") else compact
-    if not digits.isdigit():
-        raise TransformError(f"phone {raw!r} contains characters other than digits and punctuation")
-    country = default_country.upper()
-    if not international:
-        code = COUNTRY_CALLING_CODES.get(country)
-        if code is None:
-            raise TransformError(
-                f"phone {raw!r} is national but default_country {default_country!r} is unknown; "
-                f"set options.default_country to one of {sorted(COUNTRY_CALLING_CODES)}"
-            )
-        if code == "1":
-            if len(digits) == 11 and digits.startswith("1"):
-                digits = digits[1:]
-            if len(digits) != 10:
-                raise TransformError(
-                    f"phone {raw!r} is not a valid {country} number (needs 10 digits, got {len(digits)})"
-                )
-        elif digits.startswith("0"):
-            digits = digits[1:]
-        digits = code + digits
-    if digits.startswith("1") and len(digits) == 11:
-        area, exchange = digits[1:4], digits[4:7]
-        if area[0] in "01" or exchange[0] in "01":
-            raise TransformError(
-                f"phone {raw!r} is not a valid North American number (area code and exchange cannot start with 0 or 1)"
-            )
-    if digits.startswith("0") or not 8 <= len(digits) <= 15:
-        raise TransformError(f"phone {raw!r} does not normalise to E.164 (8 to 15 digits, no leading 0)")
-    return "+" + digits
+    try:
+        number = phonenumbers.parse(text, default_country.upper())
+        if not _possible(number) and re.match(r"^\s*00\d", text):
+            number = phonenumbers.parse("+" + text.lstrip()[2:], default_country.upper())
+    except phonenumbers.NumberParseException as exc:
+        raise TransformError(f"phone {raw!r} does not parse as a phone number: {exc}") from None
+    if number.extension:
+        raise TransformError(f"phone {raw!r} has an extension, which E.164 cannot hold")
+    if not _possible(number):
+        raise TransformError(f"phone {raw!r} is not a possible number of its country (wrong length or local-only)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _possible(number: phonenumbers.PhoneNumber) -> bool:
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    return reason == phonenumbers.ValidationResult.IS_POSSIBLE
+
+
+# -- transforms -------------------------------------------------------------------------------
 
 
 def _text(value: Any, **_: Any) -> str | None:
@@ -135,49 +168,28 @@ def _email(value: Any, **_: Any) -> str | None:
 def _phone(value: Any, default_country: str = "US", **_: Any) -> str | None:
     if _blank(value):
         return None
-    if not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TransformError(f"phone {value!r} is neither a string nor a number")
-    return to_e164(str(value), default_country)
-
-
-def _timestamp(value: Any, **_: Any) -> datetime | None:
-    if _blank(value):
-        return None
-    if isinstance(value, bool):
-        raise TransformError(f"timestamp {value!r} is a boolean, not a date/time")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise TransformError(f"timestamp {value!r} is not finite")
-        seconds = value / 1000 if abs(value) >= 1e11 else value
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
-    if not isinstance(value, str):
-        raise TransformError(f"timestamp {value!r} is not a string or epoch number")
-    text = value.strip()
+    text = str(value).strip()
     try:
-        if len(text) == 10:
-            parsed = datetime.combine(date.fromisoformat(text), time(0), tzinfo=timezone.utc)
-        else:
-            parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise TransformError(
-            f"timestamp {value!r} is not ISO-8601 (e.g. 2024-05-01T12:30:00Z); fix it in HighLevel "
-            "or map the field with transform: text"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        return to_e164(text, default_country)
+    except TransformError:
+        return text  # stored as given: never drop a phone HighLevel holds
+
+
+def _timestamp(value: Any, **_: Any) -> Any:
+    try:
+        return parse_datetime(value)
+    except DateParseError as exc:
+        raise TransformError(f"timestamp: {exc}") from None
 
 
 def _date(value: Any, **_: Any) -> str | None:
-    if _blank(value):
-        return None
-    if isinstance(value, str) and len(value.strip()) == 10:
-        try:
-            return date.fromisoformat(value.strip()).isoformat()
-        except ValueError:
-            raise TransformError(f"date {value!r} is not YYYY-MM-DD") from None
-    stamp = _timestamp(value)
-    return stamp.date().isoformat() if stamp else None
+    try:
+        day = parse_date(value)
+    except DateParseError as exc:
+        raise TransformError(f"date: {exc}") from None
+    return day.isoformat() if day is not None else None
 
 
 _TRUE = {"true", "1", "yes", "y", "on"}
@@ -197,25 +209,38 @@ def _boolean(value: Any, **_: Any) -> bool | None:
     raise TransformError(f"boolean {value!r} is not one of true/false/yes/no/1/0")
 
 
+def _storable_number(number: int | float, raw: Any) -> int | float:
+    if isinstance(number, int):
+        if -_INT64 <= number <= _INT64:
+            return number
+        try:
+            number = float(number)  # beyond 64 bits: no target's integer holds it, a double does
+        except OverflowError:
+            raise TransformError(f"number {raw!r} is beyond the range of a double") from None
+    if not math.isfinite(number):
+        raise TransformError(f"number {raw!r} is not finite")
+    return number
+
+
 def _number(value: Any, **_: Any) -> int | float | None:
     if _blank(value):
         return None
     if isinstance(value, bool):
         raise TransformError(f"number {value!r} is a boolean")
     if isinstance(value, (int, float)):
-        return value
-    text = str(value).strip()
+        return _storable_number(value, value)
+    if not isinstance(value, str):
+        raise TransformError(f"number {value!r} is not numeric")
+    text = value.strip()
     try:
-        return int(text)
+        return _storable_number(int(text), value)
     except ValueError:
         pass
     try:
         number = float(text)
     except ValueError:
         raise TransformError(f"number {value!r} is not numeric (use a dot for decimals, no separators)") from None
-    if not math.isfinite(number):
-        raise TransformError(f"number {value!r} is not finite")
-    return number
+    return _storable_number(number, value)
 
 
 def _tags(value: Any, **_: Any) -> list[str] | None:
@@ -251,7 +276,7 @@ TRANSFORMS: dict[str, Callable[..., Any]] = {
     "json": _json,
 }
 
-#: Transform name -> logical column type (see ``sinks.COLUMN_TYPES``).
+#: Transform name -> logical column type (see ``schema.COLUMN_TYPES``).
 TRANSFORM_TYPES: dict[str, str] = {
     "text": "text",
     "email": "text",

@@ -5,6 +5,13 @@ location (e.g. the sandbox's ``dump()``: ``{"contacts": [...], "tasks": [...], "
 The target agrees when every record that maps is a live row with the mapped values and the same
 raw JSON, every record that cannot be mapped is in the quarantine table, and no other live row
 exists (records gone from HighLevel must carry ``deleted_at``, or be absent after a hard delete).
+
+"The same raw JSON" allows for the two shapes of a contact (``ghl-live-notes.md``): ``truth`` may
+hold the stored shape (``address1``, ``dateOfBirth`` as a date) while the target holds what
+``POST /contacts/search`` answered (``address``, epoch-millisecond ``dateOfBirth``, extra fields);
+every non-empty field of the truth must then be in the row, equal after folding the two shapes.
+The custom field columns compared are the ones the engine assigned to the location (read from
+the sync state).
 """
 
 from __future__ import annotations
@@ -15,10 +22,51 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping, MappedRecord
+from airflow_provider_contacts.dates import parse_date
+from airflow_provider_contacts.sync.custom_fields import STATE_NAME as CUSTOM_FIELDS_STATE
+from airflow_provider_contacts.sync.custom_fields import plan_custom_columns
+from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping, MappedRecord, canonical_json, content_hash
 from airflow_provider_contacts.sync.sinks import SqlSink
 
-__all__ = ["diff_target", "live_rows"]
+__all__ = ["bind_stored_custom_fields", "diff_target", "live_rows"]
+
+
+def bind_stored_custom_fields(sink: SqlSink, mapping: FieldMapping, location_id: str) -> None:
+    """Bind ``mapping`` to the custom field columns the engine stored for the location."""
+    with sink.transaction() as tx:
+        states = tx.all_states(CUSTOM_FIELDS_STATE)
+    stored = states.pop(location_id, None)
+    references = mapping.custom_field_names
+    plan = plan_custom_columns(stored, states.values(), None, auto=mapping.custom_fields == "auto", references=references)
+    if stored is None and mapping.custom_field_ids:  # resolved by the caller, never run by the engine
+        plan.refs = {r: mapping.custom_field_ids[r] for r in references if r in mapping.custom_field_ids}
+        plan.missing = [r for r in references if r not in plan.refs]
+    mapping.bind_custom_fields(plan)
+
+
+def _folded(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A contact with the search shape folded into the ``GET /contacts/{id}`` shape, empty values dropped."""
+    out = dict(record)
+    if "address" in out:
+        address = out.pop("address")
+        if out.get("address1") in (None, ""):
+            out["address1"] = address
+    try:
+        day = parse_date(out.get("dateOfBirth"))
+    except ValueError:
+        day = None
+    if day is not None:
+        out["dateOfBirth"] = day.isoformat()
+    return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+
+
+def _same_record(entity: str, stored: Mapping[str, Any], truth: Mapping[str, Any]) -> bool:
+    if stored == truth:
+        return True
+    if entity != "contacts":
+        return False
+    have, want = _folded(stored), _folded(truth)
+    return all(have.get(k) == v for k, v in want.items())
 
 
 def live_rows(sink: SqlSink, entity: str, location_id: str) -> dict[str, dict[str, Any]]:
@@ -57,6 +105,7 @@ def diff_target(
 ) -> list[str]:
     """Differences between the target and ``truth`` (empty list: they agree). At most ``limit``."""
     diffs: list[str] = []
+    bind_stored_custom_fields(sink, mapping, location_id)
     for entity, table in TABLES.items():
         columns = mapping.columns(entity)
         rows = live_rows(sink, entity, location_id)
@@ -75,10 +124,12 @@ def diff_target(
             if row is None:
                 diffs.append(f"{table} {rid}: missing from the target")
                 continue
-            if _norm(row["raw_json"], "json") != json.loads(result.raw_json):
+            stored = _norm(row["raw_json"], "json")
+            if not _same_record(entity, stored, json.loads(result.raw_json)):
                 diffs.append(f"{table} {rid}: raw_json differs from the API record")
-            if row["content_hash"] != result.content_hash:
-                diffs.append(f"{table} {rid}: content_hash differs")
+            stored_text = row["raw_json"] if isinstance(row["raw_json"], str) else canonical_json(stored)
+            if row["content_hash"] != content_hash(json.loads(stored_text)):
+                diffs.append(f"{table} {rid}: content_hash is not the hash of raw_json")
             wanted = {"location_id": location_id, "contact_id": result.contact_id, **result.columns}
             for column, value in wanted.items():
                 if column not in columns:

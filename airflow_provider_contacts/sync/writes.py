@@ -1,12 +1,19 @@
 """Row-level work inside one target transaction: upserts by content hash, tombstones,
 quarantine entries and sync state. Obtained from :meth:`SqlSink.transaction`; every method is
-batched by id chunks (at most 500 ids per statement)."""
+batched by id chunks (at most 500 ids per statement).
+
+One bad row never costs its batch: rows are written under a savepoint, and when the database
+refuses the batch it is written again row by row (each under its own savepoint); the rows still
+refused are returned with the database's message, for the quarantine table. Only a batch of
+several rows refused row for row (a systemic failure: schema, permissions, connection) raises.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,18 +23,28 @@ from airflow_provider_contacts.sync.schema import QUARANTINE_COLUMNS, QUARANTINE
 if TYPE_CHECKING:
     from airflow_provider_contacts.sync.sinks import SqlSink
 
-__all__ = ["SinkTransaction", "UpsertCounts"]
+__all__ = ["SinkTransaction", "UpsertCounts", "db_error_message"]
 
+log = logging.getLogger(__name__)
 _IN_CHUNK = 500
+_MESSAGE_CHARS = 500
 
 
 @dataclass
 class UpsertCounts:
-    """Outcome of writing one batch of mapped records to one table."""
+    """Outcome of writing one batch of mapped records to one table; ``rejected`` are the records
+    the database refused (with the reason), to be quarantined."""
 
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    rejected: list[Quarantined] = field(default_factory=list)
+
+
+def db_error_message(exc: BaseException) -> str:
+    """``<ErrorClass>: <first line of the database's message>`` (at most 500 characters)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:_MESSAGE_CHARS]
 
 
 def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[str]]:
@@ -79,6 +96,46 @@ class SinkTransaction:
         )
         self.cur.executemany(sql, [tuple(r) for r in rows])
 
+    def _open(self) -> None:
+        """Make sure a transaction is open before a savepoint (Python's sqlite3 opens one only
+        before DML; a savepoint outside one would commit on release)."""
+        if self.sink.dialect_name == "sqlite":
+            conn = self.sink.connection()
+            if not conn.in_transaction:
+                self.cur.execute("BEGIN")
+
+    def write_rows(self, name: str, columns: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]]) -> dict[str, str]:
+        """Upsert ``(key, row)`` pairs; returns ``{key: database message}`` of the rows refused.
+
+        The batch is written under a savepoint; if the database refuses it, it is rolled back to
+        the savepoint and written row by row, each under its own savepoint, so the good rows land
+        and only the bad ones are returned. When every row of a batch of several is refused the
+        failure is not about a row (missing column, permissions, lost connection): it is raised.
+        """
+        if not rows:
+            return {}
+        self._open()
+        self.execute("SAVEPOINT ghl_batch")
+        try:
+            self.upsert(name, columns, [row for _, row in rows])
+        except Exception as batch_error:  # noqa: BLE001 - driver-specific errors; narrowed row by row below
+            self.execute("ROLLBACK TO SAVEPOINT ghl_batch")
+            failed: dict[str, str] = {}
+            for key, row in rows:
+                self.execute("SAVEPOINT ghl_row")
+                try:
+                    self.upsert(name, columns, [row])
+                except Exception as exc:  # noqa: BLE001
+                    self.execute("ROLLBACK TO SAVEPOINT ghl_row")
+                    failed[key] = db_error_message(exc)
+                self.execute("RELEASE SAVEPOINT ghl_row")
+            if len(rows) > 1 and len(failed) == len(rows):
+                raise batch_error
+            self.execute("RELEASE SAVEPOINT ghl_batch")
+            return failed
+        self.execute("RELEASE SAVEPOINT ghl_batch")
+        return {}
+
     def _select_in(self, sql_prefix: str, ids: Sequence[str], params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         out: list[tuple[Any, ...]] = []
         for chunk in _chunks(list(ids)):
@@ -109,16 +166,15 @@ class SinkTransaction:
         }
         columns = self.sink.mapping.columns(entity)
         names = list(columns)
-        rows: list[list[Any]] = []
+        rows: list[tuple[str, list[Any]]] = []
+        inserts: set[str] = set()
         for rid, record in unique.items():
             old = existing.get(rid)
             if old is not None and old[0] == record.content_hash and old[2] is None:
                 counts.unchanged += 1
                 continue
             if old is None:
-                counts.inserted += 1
-            else:
-                counts.updated += 1
+                inserts.add(rid)
             values: dict[str, Any] = {
                 "id": rid,
                 "location_id": location_id,
@@ -130,9 +186,19 @@ class SinkTransaction:
                 "contact_id": record.contact_id,
                 **record.columns,
             }
-            rows.append([self.sink.adapt(values[c], columns[c]) for c in names])
-        self.upsert(name, names, rows)
-        self.clear_quarantine(entity, list(unique))
+            rows.append((rid, [self.sink.adapt(values.get(c), columns[c]) for c in names]))
+        failed = self.write_rows(name, names, rows)
+        for rid, _ in rows:
+            if rid in failed:
+                record = unique[rid]
+                counts.rejected.append(
+                    Quarantined(rid, record.contact_id, [f"the target refused the row: {failed[rid]}"], record.raw_json)
+                )
+            elif rid in inserts:
+                counts.inserted += 1
+            else:
+                counts.updated += 1
+        self.clear_quarantine(entity, [rid for rid in unique if rid not in failed])
         return counts
 
     def stored_hashes(self, entity: str, ids: Sequence[str]) -> dict[str, str]:
@@ -208,10 +274,13 @@ class SinkTransaction:
         return out
 
     # -- quarantine ------------------------------------------------------------------------
-    def quarantine(self, entity: str, location_id: str, items: Sequence[Quarantined], now: datetime) -> None:
-        """Record unmappable records with their reasons and raw JSON (keeps the first-seen time)."""
+    def quarantine(self, entity: str, location_id: str, items: Sequence[Quarantined], now: datetime) -> list[str]:
+        """Record unmappable records with their reasons and raw JSON (keeps the first-seen time).
+
+        Returns the record ids (or keys) the database refused even here (logged as warnings).
+        """
         if not items:
-            return
+            return []
         keyed: dict[str, Quarantined] = {}
         for item in items:
             rid = item.id or "sha256-" + content_hash({"raw": item.raw_json})[:32]
@@ -225,19 +294,25 @@ class SinkTransaction:
         rows = []
         for key, item in keyed.items():
             rows.append(
-                [
+                (
                     key,
-                    location_id,
-                    TABLES[entity],
-                    item.id,
-                    item.contact_id,
-                    item.reason,
-                    item.raw_json,
-                    first_seen.get(key) or self.sink.adapt(now, "timestamp"),
-                    self.sink.adapt(now, "timestamp"),
-                ]
+                    [
+                        key,
+                        location_id,
+                        TABLES[entity],
+                        item.id,
+                        item.contact_id,
+                        item.reason,
+                        item.raw_json,
+                        first_seen.get(key) or self.sink.adapt(now, "timestamp"),
+                        self.sink.adapt(now, "timestamp"),
+                    ],
+                )
             )
-        self.upsert(QUARANTINE_TABLE, list(QUARANTINE_COLUMNS), rows)
+        failed = self.write_rows(QUARANTINE_TABLE, list(QUARANTINE_COLUMNS), rows)
+        for key, message in failed.items():
+            log.warning("could not write the quarantine entry %s: %s", key, message)
+        return list(failed)
 
     def clear_quarantine(self, entity: str, record_ids: Sequence[str]) -> None:
         """Remove quarantine entries of records that now map (or are gone)."""
@@ -265,6 +340,14 @@ class SinkTransaction:
             (f"{location_id}:{name}",),
         )
         return json.loads(rows[0][0]) if rows and rows[0][0] is not None else default
+
+    def all_states(self, name: str) -> dict[str, Any]:
+        """The stored JSON value ``name`` of every location: ``{location_id: value}``."""
+        rows = self.query(
+            f"SELECT location_id, value_json FROM {self.sink.table(STATE_TABLE)} WHERE name = {self.sink.placeholder}",
+            (name,),
+        )
+        return {str(r[0]): json.loads(r[1]) for r in rows if r[1] is not None}
 
     def set_state(self, location_id: str, values: Mapping[str, Any], now: datetime) -> None:
         """Store JSON values by name for the location (committed with the transaction)."""
