@@ -23,7 +23,7 @@ def test_a_contact_joins_and_leaves_campaigns(sandbox, ghl_conn) -> None:
     left = run_operator(GHLRemoveContactFromCampaignOperator(task_id="leave", **ids, campaign_id="drip-2024"))
     assert left["succeeded"] is True
     everything = run_operator(GHLRemoveContactFromAllCampaignsOperator(task_id="leave_all", **ids))
-    assert everything == {"contact_id": contact["id"], "succeeded": True}
+    assert everything == {"contact_id": contact["id"], "succeeded": True, "missing": False}
     for op_id in ("add-contact-to-campaign", "remove-contact-from-campaign", "remove-contact-from-every-campaign"):
         assert calls(sandbox, op_id) == 1, op_id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from test_operators_base import a_contact, calls, run_operator
 
+from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_contacts.errors import GHLNotFoundError
 from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.contacts import (
@@ -101,11 +102,13 @@ def test_upsert_creates_once_then_updates_the_same_contact(sandbox, ghl_conn) ->
 def test_delete_is_idempotent_unless_missing_ok_is_false(sandbox, ghl_conn) -> None:
     contact = a_contact(sandbox)
     op = GHLDeleteContactOperator(task_id="delete", contact_id=contact["id"])
-    assert run_operator(op) == {"contact_id": contact["id"], "deleted": True}
+    assert run_operator(op) == {"contact_id": contact["id"], "deleted": True, "missing": False}
     assert contact["id"] not in {c["id"] for c in sandbox.admin.dump()["contacts"]}
-    assert run_operator(op) == {"contact_id": contact["id"], "deleted": False}
-    with pytest.raises(GHLNotFoundError):
+    # The live API answers a deleted contact with 400 "Contact not found" (the sandbox too): still done.
+    assert run_operator(op) == {"contact_id": contact["id"], "deleted": False, "missing": True}
+    with pytest.raises(GHLNotFoundError) as err:
         run_operator(GHLDeleteContactOperator(task_id="delete", contact_id=contact["id"], missing_ok=False))
+    assert isinstance(err.value, AirflowFailException)  # no retries: a missing contact stays missing
 
 
 def test_legacy_list_pages_through_contacts_and_stops_at_max_records(sandbox, ghl_conn) -> None:

@@ -40,7 +40,9 @@ def test_a_call_summary_note_is_added_listed_edited_and_removed(sandbox, ghl_con
 
     assert run_operator(GHLDeleteNoteOperator(task_id="rm", **ids, note_id=note["id"]))["deleted"] is True
     assert note["id"] not in _notes_of(sandbox, contact["id"])
-    assert run_operator(GHLDeleteNoteOperator(task_id="rm", **ids, note_id=note["id"]))["deleted"] is False
+    assert run_operator(GHLDeleteNoteOperator(task_id="rm", **ids, note_id=note["id"])) == {
+        **ids, "note_id": note["id"], "deleted": False, "missing": True,
+    }
     with pytest.raises(GHLNotFoundError):
         run_operator(GHLDeleteNoteOperator(task_id="rm", **ids, note_id=note["id"], missing_ok=False))
     for op_id in ("create-note", "get-all-notes", "get-note", "update-note", "delete-note"):

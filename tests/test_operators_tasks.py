@@ -47,10 +47,10 @@ def test_a_follow_up_task_goes_through_its_whole_life(sandbox, ghl_conn) -> None
     assert reopened["completed"] is False
 
     deleted = run_operator(GHLDeleteTaskOperator(task_id="delete", **ids, ghl_task_id=created["id"]))
-    assert deleted == {"contact_id": contact["id"], "task_id": created["id"], "deleted": True}
+    assert deleted == {"contact_id": contact["id"], "task_id": created["id"], "deleted": True, "missing": False}
     assert created["id"] not in _tasks_of(sandbox, contact["id"])
     again = run_operator(GHLDeleteTaskOperator(task_id="delete", **ids, ghl_task_id=created["id"]))
-    assert again["deleted"] is False
+    assert again["deleted"] is False and again["missing"] is True
     with pytest.raises(GHLNotFoundError):
         run_operator(GHLGetTaskOperator(task_id="get", **ids, ghl_task_id=created["id"]))
     for op_id in ("create-task", "get-task", "update-task", "update-task-completed", "delete-task"):
@@ -70,7 +70,7 @@ def test_list_tasks_returns_every_task_of_the_contact(sandbox, ghl_conn) -> None
 
 def test_bad_task_inputs_fail_before_any_request(sandbox, ghl_conn) -> None:
     contact = a_contact(sandbox)
-    with pytest.raises(GHLInputError, match=r"field 'dueDate'.*not an ISO 8601"):
+    with pytest.raises(GHLInputError, match=r"field 'dueDate'.*'next week'.*ISO 8601"):
         run_operator(GHLCreateTaskOperator(task_id="c", contact_id=contact["id"], body={"title": "x", "dueDate": "next week"}))
     with pytest.raises(GHLInputError, match="parameter 'ghl_task_id'"):
         run_operator(GHLCompleteTaskOperator(task_id="c", contact_id=contact["id"], ghl_task_id=" "))

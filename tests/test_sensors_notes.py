@@ -8,7 +8,7 @@ import pytest
 from test_sensors_contacts import SAFETY_TIMEOUT_S, after_check, defer, poke_until_done, reschedule_once, resume
 
 from airflow.sdk.exceptions import AirflowRescheduleException
-from airflow_provider_contacts.sensors.notes import GHLNoteAddedSensor
+from airflow_provider_contacts.sensors.notes import GHLNoteAddedSensor, GHLNoteChangedSensor
 
 
 def test_note_added_in_all_three_modes(sandbox, ghl_conn) -> None:
@@ -36,3 +36,27 @@ def test_note_added_in_all_three_modes(sandbox, ghl_conn) -> None:
     with after_check(sandbox, "get-all-notes", lambda: sandbox.admin.create_note(cid, body="Signed"), checks=checks) as box:
         result = resume(deferrable, deferred)
     assert result["note_ids"] == [box["result"]["id"]] and result["notes"][0]["contactId"] == cid
+
+
+def test_note_changed_reports_an_edit_by_content_and_names_the_fields(sandbox, ghl_conn) -> None:
+    note = sandbox.admin.dump()["notes"][0]
+    cid = note["contactId"]
+    sensor = GHLNoteChangedSensor(
+        task_id="edited", contact_id=cid, changes=["updated"], poke_interval=0.1, timeout=SAFETY_TIMEOUT_S
+    )
+
+    def crm_user() -> None:
+        sandbox.admin.create_note(cid, body="A new note is not an edit")
+        sandbox.admin.update_note(cid, note["id"], pinned=not note.get("pinned"))
+
+    with after_check(sandbox, "get-all-notes", crm_user):
+        result = poke_until_done(sensor)
+    assert result["changes"] == [{"id": note["id"], "change": "updated", "fields": ["pinned"]}]
+    assert result["note_ids"] == [note["id"]] and result["contact_id"] == cid
+
+
+def test_note_changed_is_per_contact_and_checks_its_parameters_at_parse_time() -> None:
+    with pytest.raises(ValueError, match=r"'compare': \['dueDate'\] cannot be compared"):
+        GHLNoteChangedSensor(task_id="n", contact_id="c1", compare=["dueDate"])
+    with pytest.raises(TypeError, match="contact_id"):
+        GHLNoteChangedSensor(task_id="n")  # no location-wide note endpoint: a contact is required

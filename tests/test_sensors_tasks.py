@@ -3,11 +3,13 @@ reschedule and deferrable modes. A CRM user's change always comes after the sens
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from test_sensors_contacts import (
     SAFETY_TIMEOUT_S,
+    RescheduledTask,
     after_check,
     defer,
     poke_until_done,
@@ -16,9 +18,17 @@ from test_sensors_contacts import (
     run_trigger,
 )
 
-from airflow.sdk.exceptions import AirflowException, AirflowRescheduleException
+from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+from airflow_provider_contacts.errors import GHLNotFoundError
 from airflow_provider_contacts.operators.base import GHLInputError
-from airflow_provider_contacts.sensors.tasks import GHLTaskCompletedSensor, GHLTaskCreatedSensor, GHLTaskDueSensor
+from airflow_provider_contacts.sensors.base import STATE_KEY
+from airflow_provider_contacts.sensors.contacts import GHLContactsChangedSensor
+from airflow_provider_contacts.sensors.tasks import (
+    GHLTaskChangedSensor,
+    GHLTaskCompletedSensor,
+    GHLTaskCreatedSensor,
+    GHLTaskDueSensor,
+)
 
 
 def _contact_with_tasks(sandbox) -> tuple[str, list[dict]]:
@@ -46,11 +56,32 @@ def test_task_created_in_poke_mode_ignores_the_tasks_that_existed(sandbox, ghl_c
     assert result["tasks"][0]["title"] == "Book DEMO call"
 
 
-def test_task_created_in_reschedule_mode_needs_the_known_tasks(sandbox, ghl_conn) -> None:
+def test_task_created_in_reschedule_mode_keeps_its_baseline_between_pokes(sandbox, ghl_conn) -> None:
+    """Each poke is a new process; the tasks seen at the first poke are kept in the task state
+    store, so no known_task_ids are needed and the second poke reports only the new task."""
+    cid, existing = _contact_with_tasks(sandbox)
+    task = RescheduledTask()
+
+    def make() -> GHLTaskCreatedSensor:
+        return GHLTaskCreatedSensor(task_id="t", contact_id=cid, mode="reschedule", poke_interval=1)
+
+    with pytest.raises(AirflowRescheduleException):
+        task.poke(make)
+    saved = task.store.get(STATE_KEY)
+    assert sorted(saved["condition"]["known_ids"]) == sorted(t["id"] for t in existing)
+    with pytest.raises(AirflowRescheduleException):
+        task.poke(make)  # nothing new yet: the stored baseline is used, not a new one
+    new = sandbox.admin.create_task(cid, title="Call back", dueDate=_soon(30))
+    assert task.poke(make)["task_ids"] == [new["id"]]
+    assert STATE_KEY not in task.store.data  # dropped once the wait is over
+
+
+def test_task_created_in_reschedule_mode_without_a_state_store_needs_the_known_tasks(sandbox, ghl_conn) -> None:
     cid, existing = _contact_with_tasks(sandbox)
     started = datetime.now(timezone.utc)
-    with pytest.raises(GHLInputError, match="known_task_ids"):
+    with pytest.raises(GHLInputError, match="known_task_ids.*task state store") as err:
         reschedule_once(lambda: GHLTaskCreatedSensor(task_id="t", contact_id=cid, mode="reschedule"), started)
+    assert isinstance(err.value, AirflowFailException)
 
     def make() -> GHLTaskCreatedSensor:
         return GHLTaskCreatedSensor(
@@ -62,6 +93,33 @@ def test_task_created_in_reschedule_mode_needs_the_known_tasks(sandbox, ghl_conn
         reschedule_once(make, started, params=known)
     new = sandbox.admin.create_task(cid, title="Call back", dueDate=_soon(30))
     assert reschedule_once(make, started, params=known)["task_ids"] == [new["id"]]
+
+
+def test_a_changed_parameter_between_pokes_takes_a_new_baseline(sandbox, ghl_conn) -> None:
+    cid, _ = _contact_with_tasks(sandbox)
+    task = RescheduledTask()
+    with pytest.raises(AirflowRescheduleException):
+        task.poke(lambda: GHLTaskChangedSensor(task_id="t", contact_id=cid, mode="reschedule"))
+    sandbox.admin.create_task(cid, title="Made while the DAG was edited", dueDate=_soon(30))
+    # The DAG now compares only "completed": the saved baseline does not fit, a new one is taken.
+    with pytest.raises(AirflowRescheduleException):
+        task.poke(lambda: GHLTaskChangedSensor(task_id="t", contact_id=cid, compare=["completed"], mode="reschedule"))
+    assert task.store.get(STATE_KEY)["condition"]["compare"] == ["completed"]
+
+
+def test_reschedule_mode_keeps_the_moment_the_wait_began(sandbox, ghl_conn) -> None:
+    """``since`` defaults to the first poke's start, not to Airflow's first-reschedule date (which is
+    recorded only when the first poke ends): a change in between is not lost."""
+    task = RescheduledTask()
+
+    def make() -> GHLContactsChangedSensor:
+        return GHLContactsChangedSensor(task_id="r", mode="reschedule", tags=["fast-lead"], poke_interval=1)
+
+    with pytest.raises(AirflowRescheduleException):
+        task.poke(make)
+    lead = sandbox.admin.create_contact(firstName="Quick", tags=["fast-lead"])  # while the first poke ends
+    task.first_reschedule = datetime.now(timezone.utc) + timedelta(seconds=1)  # Airflow's record of that end
+    assert task.poke(make)["contact_ids"] == [lead["id"]]
 
 
 def test_task_created_deferrable_takes_the_baseline_before_deferring(sandbox, ghl_conn) -> None:
@@ -121,14 +179,26 @@ def test_task_completed_in_all_three_modes(sandbox, ghl_conn) -> None:
     assert result == {"contact_id": cid, "task_id": ids[2], "task": {**result["task"], "id": ids[2], "completed": True}}
 
 
-def test_a_deleted_task_ends_the_deferred_wait_with_an_error(sandbox, ghl_conn) -> None:
-    cid, existing = _contact_with_tasks(sandbox)
-    sensor = GHLTaskCompletedSensor(task_id="d", contact_id=cid, ghl_task_id="deletedTask00001", deferrable=True, poke_interval=0.1)
-    payload = run_trigger(defer(sensor).trigger)
-    assert payload["status"] == "error" and payload["error_type"] == "GHLNotFoundError"
-    assert sandbox.token not in payload["message"]
-    with pytest.raises(AirflowException, match="GHLNotFoundError"):
+def test_a_deleted_task_fails_the_sensor_at_once_in_every_mode(sandbox, ghl_conn) -> None:
+    """The live API answers a deleted task with 400 "Task not found": the sensor says so, and fails
+    without retries (it cannot come back), in poke mode, in the deferrable mode's first check, and
+    when the task is deleted while the trigger waits."""
+    cid, _ = _contact_with_tasks(sandbox)
+    for mode in ({"mode": "poke"}, {"deferrable": True}):
+        gone = GHLTaskCompletedSensor(task_id="d", contact_id=cid, ghl_task_id="deletedTask00001", poke_interval=0.1, timeout=5, **mode)
+        with pytest.raises(GHLNotFoundError, match=r"Task not found.*fix:.*ghl_task_id='deletedTask00001'") as err:
+            poke_until_done(gone)
+        assert isinstance(err.value, AirflowFailException) and err.value.status in (400, 404)
+    task = sandbox.admin.create_task(cid, title="Soon gone", dueDate=_soon(60))
+    sensor = GHLTaskCompletedSensor(task_id="d", contact_id=cid, ghl_task_id=task["id"], deferrable=True, poke_interval=0.1)
+    deferred = defer(sensor)
+    sandbox.admin.delete_task(cid, task["id"])
+    payload = run_trigger(deferred.trigger)
+    assert payload["status"] == "error" and payload["error_type"] == "GHLNotFoundError" and payload["retryable"] is False
+    assert sandbox.token not in json.dumps(payload)
+    with pytest.raises(GHLNotFoundError, match="Task not found") as err:
         sensor.execute_complete({}, payload)
+    assert isinstance(err.value, AirflowFailException) and err.value.trace_id == payload["api"]["trace_id"]
 
 
 # -- task due ------------------------------------------------------------------------------------
@@ -154,7 +224,7 @@ def test_task_due_within_the_window_location_wide_and_per_contact(sandbox, ghl_c
     deferrable = GHLTaskDueSensor(
         task_id="d", contact_id=cid, within=within, include_overdue=True, deferrable=True, poke_interval=0.1
     )
-    result = resume(deferrable, defer(deferrable))
+    result = poke_until_done(deferrable)  # already true: the first check, in the worker, answers without deferring
     open_tasks = [t for t in sandbox.admin.dump()["tasks"] if t["contactId"] == cid and not t["completed"]]
     assert result["count"] == len(open_tasks)  # all due before the window ends; the seeded ones are overdue
     assert result["task_ids"][-2:] == [box["result"]["id"], invoice["id"]]  # soonest first
@@ -165,3 +235,30 @@ def test_task_due_rejects_a_window_that_is_not_a_duration(sandbox, ghl_conn) -> 
         poke_until_done(GHLTaskDueSensor(task_id="d", within="soon", timeout=1))
     with pytest.raises(GHLInputError, match="positive duration"):
         poke_until_done(GHLTaskDueSensor(task_id="d", within=0, timeout=1))
+
+
+# -- tasks changed ---------------------------------------------------------------------------------
+def test_task_changed_location_wide_reports_completions_only_when_asked(sandbox, ghl_conn) -> None:
+    tasks = sandbox.admin.dump()["tasks"]
+    open_task = next(t for t in tasks if not t["completed"])
+    other = next(t for t in tasks if t["id"] != open_task["id"] and not t["completed"])
+    sensor = GHLTaskChangedSensor(
+        task_id="done", compare=["completed"], changes=["updated"], poke_interval=0.1, timeout=SAFETY_TIMEOUT_S
+    )
+
+    def crm_user() -> None:
+        sandbox.admin.update_task(other["contactId"], other["id"], title="Renamed, not completed")  # not compared
+        sandbox.admin.create_task(other["contactId"], title="New", dueDate=_soon(10))  # "created" not asked for
+        sandbox.admin.update_task(open_task["contactId"], open_task["id"], completed=True)
+
+    with after_check(sandbox, "task-search", crm_user):
+        result = poke_until_done(sensor)
+    assert result["changes"] == [{"id": open_task["id"], "change": "updated", "fields": ["completed"]}]
+    assert result["contact_id"] is None and result["tasks"][0]["completed"] is True and result["count"] == 1
+
+
+def test_task_changed_refuses_unknown_fields_and_kinds_at_parse_time() -> None:
+    with pytest.raises(ValueError, match=r"task_id='x'\): 'compare': \['priority'\] cannot be compared"):
+        GHLTaskChangedSensor(task_id="x", compare=["priority"])
+    with pytest.raises(ValueError, match="'changes' must be a non-empty list"):
+        GHLTaskChangedSensor(task_id="x", changes=["renamed"])

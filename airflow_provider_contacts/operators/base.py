@@ -11,7 +11,11 @@ what they all share:
   so that the error names the field and the fix (:class:`GHLInputError`, which fails the task
   without retries - retrying cannot fix a bad input);
 * result shaping: a small JSON-serialisable dict for XCom (ids, counts, key fields), never a
-  whole location.
+  whole location;
+* what it shares with the sensors (:class:`GHLTaskMixin`): errors no retry can cure fail the task
+  at once (:mod:`.failures`: not found, missing scope, other location, validation, configuration),
+  transient ones stay retryable; credentials inside URLs are masked in logs and rendered fields
+  (:mod:`.redaction`).
 
 A concrete operator declares ``operation_id``, its templated parameters, and implements
 :meth:`GHLBaseOperator.call` (the one hook call) and, if needed, :meth:`GHLBaseOperator.shape`.
@@ -20,6 +24,8 @@ A concrete operator declares ``operation_id``, its templated parameters, and imp
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
@@ -30,7 +36,9 @@ from pydantic import BaseModel
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.errors import GHLNotFoundError, GHLValidationError
+from airflow_provider_contacts.errors import GHLValidationError
+from airflow_provider_contacts.operators.failures import fail_fast, is_not_found
+from airflow_provider_contacts.operators.redaction import mask_url_credentials
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -199,7 +207,11 @@ def clean_location_id(location_id: Any) -> str | None:
 
 
 def make_hook(ghl_conn_id: str, location_id: str | None) -> ContactsHook:
-    """A :class:`ContactsHook` for a (rendered) connection id and optional location override."""
+    """A :class:`ContactsHook` for a (rendered) connection id and optional location override.
+
+    (Credentials written into the connection's host are the hook's business: its settings drop
+    them from the base URL and register them with Airflow's secrets masker.)
+    """
     from airflow_provider_contacts.hooks.contacts import ContactsHook
 
     return ContactsHook(ghl_conn_id=ghl_conn_id, location_id=clean_location_id(location_id))
@@ -210,7 +222,59 @@ def pick(record: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
     return {f: record[f] for f in fields if record.get(f) is not None}
 
 
-class GHLBaseOperator(BaseOperator):
+#: Entry points of a task that :class:`GHLTaskMixin` guards with :func:`~.failures.fail_fast`.
+GUARDED_METHODS: tuple[str, ...] = ("execute", "execute_complete", "poke")
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` raising :func:`~.failures.fail_fast`'s error (chained) for permanent errors."""
+
+    @functools.wraps(method)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            replacement = fail_fast(exc, self)
+            if replacement is None:
+                raise
+            raise replacement from exc
+
+    guarded.__ghl_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
+
+
+class GHLTaskMixin:
+    """What every HighLevel operator *and* sensor shares (the one place for both):
+
+    * **fail fast**: ``execute``, ``execute_complete`` and ``poke`` - of this class and of every
+      subclass that defines them - run under :func:`~airflow_provider_contacts.operators.failures.fail_fast`:
+      an error that no retry can cure (record not found, missing scope, another location's data,
+      a request HighLevel rejects as invalid, bad configuration, a bad mapping) is re-raised as an
+      ``AirflowFailException`` that is still the original error's class, with the fix in its
+      message and the original chained (``__cause__``: its traceId, status, operation). Server,
+      network, rate-limit and daily-limit errors stay retryable. In poke and reschedule mode a
+      sensor's ``soft_fail`` / ``never_fail`` apply to them as to any ``AirflowFailException``.
+    * **URL credentials** in rendered template fields (e.g. ``output_path="https://user:token@..."``)
+      are registered with Airflow's secrets masker, so the UI's rendered fields and the logs show
+      ``***`` (those of the connection's host are handled by the hook's settings).
+
+    List it first among the bases (``class X(GHLTaskMixin, BaseOperator)``).
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in GUARDED_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__ghl_guarded__", False):
+                setattr(cls, name, _guarded(method))
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        for field in getattr(self, "template_fields", ()):
+            mask_url_credentials(getattr(self, field, None))
+
+
+class GHLBaseOperator(GHLTaskMixin, BaseOperator):
     """Base of every HighLevel Contacts operator: one operation, one hook call, a small result.
 
     :param ghl_conn_id: Airflow connection of type ``ghl`` (default ``ghl_default``). Templated.
@@ -307,11 +371,23 @@ class GHLBaseOperator(BaseOperator):
             return pick(data, self.result_fields)
         return data
 
+    def perform(self) -> Any:
+        """Run :meth:`call` with the hook (delete-like operators catch a missing record here)."""
+        return self.call(self.hook)
+
+    def result_extras(self) -> dict[str, Any]:
+        """Keys added to a dict XCom value after :meth:`shape` (delete-like: ``missing``)."""
+        return {}
+
     def execute(self, context: Context) -> Any:
-        """Validate inputs, call the hook once, and return the shaped result (pushed to XCom)."""
+        """Validate inputs, call the hook once, and return the shaped result (pushed to XCom).
+
+        Errors no retry can cure fail the task at once (:class:`GHLTaskMixin`).
+        """
         self.validate()
-        result = self.call(self.hook)
-        shaped = self.shape(result)
+        shaped = self.shape(self.perform())
+        if isinstance(shaped, dict):
+            shaped = {**shaped, **self.result_extras()}
         self.log.info("%s (%s) done: %s", self.operation_id, type(self).__name__, _summary(shaped))
         return shaped
 
@@ -342,25 +418,44 @@ class GHLBodyMixin(GHLBaseOperator):
 
 
 class GHLDeleteMixin(GHLBaseOperator):
-    """Adds ``missing_ok`` to a delete operator (list it before the operator's other base class).
+    """Adds ``missing_ok`` to a delete-like operator (delete a contact, task or note; remove a
+    contact from a campaign or workflow, remove tags or followers). List it before the operator's
+    other base class.
 
-    :param missing_ok: treat an already deleted (404) object as success (default True), which
-        makes the delete idempotent; with False a re-run fails on the missing object.
+    :param missing_ok: treat a record that does not exist as done (default True), which makes the
+        operator idempotent: a retry or re-run after a success does not fail. "Does not exist" is a
+        404, or - what the live API answers for an unknown or deleted contact, task or note - a 400
+        whose message says ``... not found`` (ghl-live-notes.md). With False the task fails at once
+        on a missing record (no retries: it cannot appear by itself).
+
+    XCom: the operator's own value plus ``"missing": bool`` (True: it was already gone).
     """
+
+    #: What :meth:`call` is taken to have returned when the record was missing (``False``: not deleted).
+    missing_result: ClassVar[Any] = False
 
     def __init__(self, *, missing_ok: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.missing_ok = missing_ok
+        self._missing = False
 
-    def _delete(self, request: Callable[[], Any]) -> bool:
-        """Run the delete ``request``; ``False`` when the object was already gone and ``missing_ok``."""
+    def perform(self) -> Any:
+        """The delete; :attr:`missing_result` when the record was already gone and ``missing_ok``."""
+        self._missing = False
         try:
-            return bool(request())
-        except GHLNotFoundError:
-            if not self.missing_ok:
+            return super().perform()
+        except Exception as exc:
+            if not (self.missing_ok and is_not_found(exc)):
                 raise
-            self.log.info("already deleted (404); missing_ok=True, so this counts as done")
-            return False
+            self._missing = True
+            self.log.info(
+                "%s: %s (HTTP %s) - already gone; missing_ok=True, so this counts as done",
+                self.operation_id, getattr(exc, "message", exc), getattr(exc, "status", None),
+            )
+            return copy.deepcopy(self.missing_result)
+
+    def result_extras(self) -> dict[str, Any]:
+        return {**super().result_extras(), "missing": self._missing}
 
 
 def _summary(value: Any) -> str:
@@ -382,11 +477,13 @@ def _summary(value: Any) -> str:
 
 
 __all__ = [
+    "GUARDED_METHODS",
     "GHLBaseOperator",
     "GHLBodyMixin",
     "GHLContactOperator",
     "GHLDeleteMixin",
     "GHLInputError",
+    "GHLTaskMixin",
     "check_id",
     "check_id_list",
     "clean_location_id",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_contacts.operators.base import GHLContactOperator, succeeded
+from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin, succeeded
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
@@ -48,12 +48,14 @@ class GHLAddContactToCampaignOperator(_OneCampaign):
         return hook.add_contact_to_campaign(self._id("contact_id"), self._id("campaign_id"))
 
 
-class GHLRemoveContactFromCampaignOperator(_OneCampaign):
+class GHLRemoveContactFromCampaignOperator(GHLDeleteMixin, _OneCampaign):
     """Remove a contact from a campaign (``DELETE /contacts/{contactId}/campaigns/{campaignId}``).
 
     :param campaign_id: the campaign. Templated.
+    :param missing_ok: a contact (or campaign) that does not exist - 404, or the live API's 400
+        ``... not found`` - counts as removed (default True); with False the task fails at once.
 
-    Idempotent.
+    XCom: ``{"contact_id", "campaign_id", "succeeded": bool, "missing": bool}``. Idempotent.
     """
 
     operation_id = "remove-contact-from-campaign"
@@ -63,10 +65,13 @@ class GHLRemoveContactFromCampaignOperator(_OneCampaign):
         return hook.remove_contact_from_campaign(self._id("contact_id"), self._id("campaign_id"))
 
 
-class GHLRemoveContactFromAllCampaignsOperator(_CampaignOperator):
+class GHLRemoveContactFromAllCampaignsOperator(GHLDeleteMixin, _CampaignOperator):
     """Remove a contact from every campaign (``DELETE /contacts/{contactId}/campaigns/removeAll``).
 
-    Idempotent.
+    :param missing_ok: a contact that does not exist (404, or the live API's 400 ``Contact not
+        found``) counts as removed (default True); with False the task fails at once.
+
+    XCom: ``{"contact_id", "succeeded": bool, "missing": bool}``. Idempotent.
     """
 
     operation_id = "remove-contact-from-every-campaign"

@@ -208,17 +208,19 @@ class GHLUpsertContactOperator(GHLBodyMixin, GHLBaseOperator):
 class GHLDeleteContactOperator(GHLDeleteMixin, GHLContactOperator):
     """Delete a contact (``DELETE /contacts/{contactId}``).
 
-    :param missing_ok: treat an already deleted (404) contact as success (default True), which
-        makes the operator idempotent; with False a re-run fails on the missing contact.
+    :param missing_ok: treat a contact that does not exist - 404, or the live API's 400 ``Contact
+        not found`` - as deleted (default True), which makes the operator idempotent; with False the
+        task fails at once on a missing contact (no retries).
 
-    XCom: ``{"contact_id": ..., "deleted": bool}`` (``False``: it was already gone).
+    XCom: ``{"contact_id": ..., "deleted": bool, "missing": bool}`` (``deleted`` False and
+    ``missing`` True: it was already gone). Idempotent with ``missing_ok=True``.
     """
 
     operation_id = "delete-contact"
     hook_method = "delete_contact"
 
     def call(self, hook: ContactsHook) -> bool:
-        return self._delete(lambda: hook.delete_contact(self._id("contact_id")))
+        return hook.delete_contact(self._id("contact_id"))
 
     def shape(self, result: Any) -> dict[str, Any]:
         return {"contact_id": self._id("contact_id"), "deleted": bool(result)}

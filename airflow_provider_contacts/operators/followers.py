@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_contacts.models import FollowersBody
-from airflow_provider_contacts.operators.base import GHLContactOperator, to_jsonable
+from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin, to_jsonable
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
@@ -54,17 +54,20 @@ class GHLAddFollowersOperator(_ContactFollowers):
     changed_field = "followersAdded"
 
 
-class GHLRemoveFollowersOperator(_ContactFollowers):
+class GHLRemoveFollowersOperator(GHLDeleteMixin, _ContactFollowers):
     """Remove followers from a contact (``DELETE /contacts/{contactId}/followers``).
 
     :param followers: user ids. Templated.
+    :param missing_ok: a contact that does not exist (404, or the live API's 400 ``Contact not
+        found``) counts as done (default True); with False the task fails at once.
 
-    XCom: ``{"contact_id", "followers", "followersRemoved"}``. Idempotent.
+    XCom: ``{"contact_id", "followers", "followersRemoved", "missing": bool}``. Idempotent.
     """
 
     operation_id = "remove-followers-contact"
     hook_method = "remove_followers"
     changed_field = "followersRemoved"
+    missing_result: ClassVar[Any] = {}
 
 
 __all__ = ["GHLAddFollowersOperator", "GHLRemoveFollowersOperator"]

@@ -103,16 +103,18 @@ class GHLDeleteNoteOperator(GHLDeleteMixin, _OneNote):
     """Delete a note (``DELETE /contacts/{contactId}/notes/{id}``).
 
     :param note_id: the note id. Templated.
-    :param missing_ok: treat an already deleted (404) note as success (default True: idempotent).
+    :param missing_ok: treat a note (or contact) that does not exist - 404, or the live API's 400
+        ``... not found`` - as deleted (default True: idempotent); with False the task fails at once.
 
-    XCom: ``{"contact_id", "note_id", "deleted": bool}`` (``False``: it was already gone).
+    XCom: ``{"contact_id", "note_id", "deleted": bool, "missing": bool}`` (``missing``: it was
+    already gone).
     """
 
     operation_id = "delete-note"
     hook_method = "delete_note"
 
     def call(self, hook: ContactsHook) -> bool:
-        return self._delete(lambda: hook.delete_note(self._id("contact_id"), self._id("note_id")))
+        return hook.delete_note(self._id("contact_id"), self._id("note_id"))
 
     def shape(self, result: Any) -> dict[str, Any]:
         return {"contact_id": self._id("contact_id"), "note_id": self._id("note_id"), "deleted": bool(result)}

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from airflow_provider_contacts.hooks.pagination import batched
 from airflow_provider_contacts.operators.base import GHLBaseOperator, GHLContactOperator, input_error, to_jsonable
+from airflow_provider_contacts.operators.redaction import mask_url_credentials, redact_url_credentials
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -175,6 +176,7 @@ class JsonLinesWriter:
     def __init__(self, path: str, conn_id: str | None = None) -> None:
         from airflow.sdk import ObjectStoragePath
 
+        mask_url_credentials(path)
         self.path = ObjectStoragePath(path, conn_id=conn_id) if conn_id else ObjectStoragePath(path)
         parent = self.path.parent
         if not parent.exists():
@@ -189,7 +191,8 @@ class JsonLinesWriter:
         self._file.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"output_path": str(self.path)}
+        """``{"output_path": <URL>}`` with any credentials in the URL replaced by ``***``."""
+        return {"output_path": redact_url_credentials(str(self.path))}
 
 
 def deliver_records(

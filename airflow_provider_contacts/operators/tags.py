@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow_provider_contacts.errors import GHLAPIError
 from airflow_provider_contacts.models import BulkTagsBody, TagsBody
 from airflow_provider_contacts.operators.base import (
     GHLBaseOperator,
     GHLContactOperator,
+    GHLDeleteMixin,
     coerce_list,
     input_error,
     to_jsonable,
@@ -52,16 +53,20 @@ class GHLAddTagsOperator(_ContactTags):
     hook_method = "add_tags"
 
 
-class GHLRemoveTagsOperator(_ContactTags):
+class GHLRemoveTagsOperator(GHLDeleteMixin, _ContactTags):
     """Remove tags from a contact (``DELETE /contacts/{contactId}/tags``).
 
     :param tags: tags to remove. Templated.
+    :param missing_ok: a contact that does not exist (404, or the live API's 400 ``Contact not
+        found``) counts as done (default True; ``tags`` is then ``[]``); with False the task fails
+        at once.
 
-    XCom: ``{"contact_id", "tags": <the contact's tags after the call>}``. Idempotent.
+    XCom: ``{"contact_id", "tags": <the contact's tags after the call>, "missing": bool}``. Idempotent.
     """
 
     operation_id = "remove-tags"
     hook_method = "remove_tags"
+    missing_result: ClassVar[Any] = []
 
 
 class GHLBulkUpdateTagsOperator(GHLBaseOperator):

@@ -132,16 +132,18 @@ class GHLDeleteTaskOperator(GHLDeleteMixin, _OneTask):
     """Delete a task (``DELETE /contacts/{contactId}/tasks/{taskId}``).
 
     :param ghl_task_id: the HighLevel task id. Templated.
-    :param missing_ok: treat an already deleted (404) task as success (default True: idempotent).
+    :param missing_ok: treat a task (or contact) that does not exist - 404, or the live API's 400
+        ``... not found`` - as deleted (default True: idempotent); with False the task fails at once.
 
-    XCom: ``{"contact_id", "task_id", "deleted": bool}`` (``False``: it was already gone).
+    XCom: ``{"contact_id", "task_id", "deleted": bool, "missing": bool}`` (``missing``: it was
+    already gone).
     """
 
     operation_id = "delete-task"
     hook_method = "delete_task"
 
     def call(self, hook: ContactsHook) -> bool:
-        return self._delete(lambda: hook.delete_task(self._id("contact_id"), self._id("ghl_task_id")))
+        return hook.delete_task(self._id("contact_id"), self._id("ghl_task_id"))
 
     def shape(self, result: Any) -> dict[str, Any]:
         return {"contact_id": self._id("contact_id"), "task_id": self._id("ghl_task_id"), "deleted": bool(result)}

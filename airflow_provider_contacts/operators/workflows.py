@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_contacts.models import WorkflowBody
-from airflow_provider_contacts.operators.base import GHLContactOperator, succeeded
+from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin, succeeded
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
@@ -56,10 +56,13 @@ class GHLAddContactToWorkflowOperator(_WorkflowOperator):
         )
 
 
-class GHLRemoveContactFromWorkflowOperator(_WorkflowOperator):
+class GHLRemoveContactFromWorkflowOperator(GHLDeleteMixin, _WorkflowOperator):
     """Remove a contact from a workflow (``DELETE /contacts/{contactId}/workflow/{workflowId}``).
 
-    Idempotent.
+    :param missing_ok: a contact (or workflow) that does not exist - 404, or the live API's 400
+        ``... not found`` - counts as removed (default True); with False the task fails at once.
+
+    XCom: ``{"contact_id", "workflow_id", "succeeded": bool, "missing": bool}``. Idempotent.
     """
 
     operation_id = "delete-contact-from-workflow"

@@ -6,7 +6,15 @@ overall timeout passes, or something fails. It always ends with exactly one even
 
 * ``{"status": "success", "result": {...}}`` - the condition's JSON result;
 * ``{"status": "timeout", "message": ...}`` - ``timeout`` seconds passed without a match;
-* ``{"status": "error", "message": ..., "error_type": ...}`` - any exception (no secrets in it).
+* ``{"status": "error", "message": ..., "error_type": ..., "retryable": bool, "api": {...}}`` - any
+  exception (:func:`~airflow_provider_contacts.operators.failures.error_event`: no tokens, URL
+  credentials redacted; ``api`` carries HighLevel's message, HTTP status, traceId, operation and
+  scope of an API error, so the sensor rebuilds the same error and fails exactly as in poke mode:
+  at once for a missing record, scope, location or invalid request, retryably for the rest).
+
+The condition carries its baseline (the tasks or notes seen at the sensor's first check, taken in
+the worker before deferring), so a triggerer restart - which re-runs the trigger from its
+serialised kwargs - neither moves nor loses it.
 """
 
 from __future__ import annotations
@@ -19,12 +27,16 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_contacts import DEFAULT_CONN_ID
+from airflow_provider_contacts.operators.failures import error_event, is_retryable
+from airflow_provider_contacts.operators.redaction import redact_url_credentials
 from airflow_provider_contacts.triggers.conditions import Condition
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:
-    """A JSON error event payload: the error's class and message (errors never carry tokens)."""
-    return {"status": "error", "error_type": type(exc).__name__, "message": str(exc) or repr(exc)}
+    """A JSON error event payload (:func:`~airflow_provider_contacts.operators.failures.error_event`):
+    the error's class, its message (errors never carry tokens; URL credentials redacted), whether a
+    retry may help, and HighLevel's details of an API error."""
+    return error_event(exc)
 
 
 def positive_seconds(value: Any, param: str, owner: str) -> float:
@@ -58,6 +70,9 @@ class GHLChangeTrigger(BaseTrigger):
     :param poll_interval: seconds between two checks (> 0).
     :param timeout: seconds after which a ``timeout`` event ends the wait (``None``: no own
         timeout; the task's deferral timeout still applies).
+    :param silent_fail: the sensor's ``silent_fail``: a check that fails with an error a retry may
+        cure (server, network, rate limit) is logged and the next check follows, as poke mode
+        does; other errors still end the wait with an error event.
     """
 
     def __init__(
@@ -67,6 +82,7 @@ class GHLChangeTrigger(BaseTrigger):
         location_id: str | None = None,
         poll_interval: float = 60.0,
         timeout: float | None = None,
+        silent_fail: bool = False,
     ) -> None:
         super().__init__()
         self.condition = dict(condition)
@@ -74,6 +90,7 @@ class GHLChangeTrigger(BaseTrigger):
         self.location_id = location_id
         self.poll_interval = positive_seconds(poll_interval, "poll_interval", type(self).__name__)
         self.timeout = float(timeout) if timeout is not None else None
+        self.silent_fail = bool(silent_fail)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs."""
@@ -85,6 +102,7 @@ class GHLChangeTrigger(BaseTrigger):
                 "location_id": self.location_id,
                 "poll_interval": self.poll_interval,
                 "timeout": self.timeout,
+                "silent_fail": self.silent_fail,
             },
         )
 
@@ -101,7 +119,13 @@ class GHLChangeTrigger(BaseTrigger):
             async with AsyncContactsClient(self.ghl_conn_id, self.location_id) as client:
                 while True:
                     checks += 1
-                    result = await condition.acheck(client)
+                    try:
+                        result = await condition.acheck(client)
+                    except Exception as exc:
+                        if not (self.silent_fail and is_retryable(exc)):
+                            raise
+                        self.log.error("check %d failed (silent_fail): %s", checks, redact_url_credentials(str(exc)))
+                        result = None
                     if result is not None:
                         self.log.info("%s holds after %d check(s)", condition.kind, checks)
                         yield TriggerEvent({"status": "success", "result": result, "checks": checks})
@@ -122,7 +146,7 @@ class GHLChangeTrigger(BaseTrigger):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error event, never a hang
-            self.log.warning("GHLChangeTrigger failed: %s", exc)
+            self.log.warning("GHLChangeTrigger failed: %s", redact_url_credentials(str(exc) or repr(exc)))
             yield TriggerEvent({**error_payload(exc), "checks": checks})
 
 

@@ -12,8 +12,14 @@ which must not run in the triggerer's event loop) and validated by the hook's
 :class:`~airflow_provider_contacts.hooks.settings.ConnectionSettings`.
 
 Methods mirror :class:`~airflow_provider_contacts.triggers.conditions.ConditionSource` and return
-API-shaped JSON dicts. The contact search pages with the hook's own async paginator
-(:func:`~airflow_provider_contacts.hooks.async_search.aiter_search_contacts`).
+API-shaped JSON dicts, parsed with the hook's models (``Task``, ``Note``, ``Contact``) and dumped as
+the sync source (:class:`~airflow_provider_contacts.sensors.base.HookSource`) dumps them, so a
+condition sees the same values in the triggerer as in a worker (dates in one form, defaults filled
+in). The contact search pages with the hook's own async paginator
+(:func:`~airflow_provider_contacts.hooks.async_search.aiter_search_contacts`); location-wide tasks
+come from the hook's async twin of ``iter_location_tasks``
+(:func:`~airflow_provider_contacts.hooks.async_search.aiter_location_tasks`: the task search, and
+per-contact reads when the token lacks ``locations/tasks.readonly``), as in a worker.
 """
 
 from __future__ import annotations
@@ -23,11 +29,12 @@ from typing import Any
 
 from airflow_provider_contacts import DEFAULT_CONN_ID
 from airflow_provider_contacts.errors import GHLConfigError
-from airflow_provider_contacts.hooks.async_search import aiter_search_contacts
+from airflow_provider_contacts.hooks.async_search import aiter_location_tasks, aiter_search_contacts, alist_tasks
 from airflow_provider_contacts.hooks.contacts import ContactsHook
-from airflow_provider_contacts.hooks.operations import flatten, segment
-from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT, SkipPaging
+from airflow_provider_contacts.hooks.operations import api_path
+from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT
 from airflow_provider_contacts.hooks.transport import AsyncTransport
+from airflow_provider_contacts.models import Note, Task
 from airflow_provider_contacts.operators.base import to_jsonable
 
 #: ``limit`` of one location task search page (``POST /locations/{id}/tasks/search``).
@@ -119,35 +126,44 @@ class AsyncContactsClient:
         return out
 
     async def list_tasks(self, contact_id: str) -> list[dict[str, Any]]:
-        """``GET /contacts/{contactId}/tasks`` (each task gets ``contactId``)."""
-        data = await self.request("GET", f"/contacts/{segment(contact_id, 'contact_id')}/tasks", operation="get-all-tasks")
-        return [{"contactId": contact_id, **t} for t in data.get("tasks") or []]
+        """``GET /contacts/{contactId}/tasks`` (each task with ``contactId``): the hook's async twin
+        of ``list_tasks`` (:func:`~airflow_provider_contacts.hooks.async_search.alist_tasks`)."""
+        return [to_jsonable(task) for task in await alist_tasks(self.api, contact_id)]
 
     async def get_task(self, contact_id: str, task_id: str) -> list[dict[str, Any]]:
         """``GET /contacts/{contactId}/tasks/{taskId}`` as a one-item list."""
-        path = f"/contacts/{segment(contact_id, 'contact_id')}/tasks/{segment(task_id, 'task_id')}"
+        path = api_path("/contacts/{contact_id}/tasks/{task_id}", "get-task", contact_id=contact_id, task_id=task_id)
         data = await self.request("GET", path, operation="get-task")
-        return [{"contactId": contact_id, **(data.get("task") or {})}]
+        task = data.get("task") or {}
+        return [_dump(Task, {**task, "contactId": task.get("contactId") or contact_id})]
 
     async def list_notes(self, contact_id: str) -> list[dict[str, Any]]:
-        """``GET /contacts/{contactId}/notes`` (each note gets ``contactId``)."""
-        data = await self.request("GET", f"/contacts/{segment(contact_id, 'contact_id')}/notes", operation="get-all-notes")
-        return [{"contactId": contact_id, **n} for n in data.get("notes") or []]
+        """``GET /contacts/{contactId}/notes`` (each note with ``contactId``), as the hook's ``Note``."""
+        path = api_path("/contacts/{contact_id}/notes", "get-all-notes", contact_id=contact_id)
+        data = await self.request("GET", path, operation="get-all-notes")
+        return [_dump(Note, {**n, "contactId": n.get("contactId") or contact_id}) for n in data.get("notes") or []]
+
+    async def tasks(self, contact_id: str | None, completed: bool | None = None) -> list[dict[str, Any]]:
+        """Tasks of a contact, or with ``None`` of the whole location (``POST
+        /locations/{id}/tasks/search``, paged), optionally only ``completed`` or open ones."""
+        if contact_id:
+            return [
+                t for t in await self.list_tasks(contact_id) if completed is None or bool(t.get("completed")) == completed
+            ]
+        # The hook's async twin of iter_location_tasks: the task search, and per-contact reads when
+        # the token may not use it (sharing the hook's memory of that).
+        found = aiter_location_tasks(self.api, self.location_id, completed=completed, page_limit=TASK_SEARCH_PAGE_LIMIT)
+        async with contextlib.aclosing(found):
+            return [to_jsonable(task) async for task in found]
 
     async def open_tasks(self, contact_id: str | None) -> list[dict[str, Any]]:
-        """Open tasks of a contact, or of the whole location (``POST /locations/{id}/tasks/search``)."""
-        if contact_id:
-            return [t for t in await self.list_tasks(contact_id) if not t.get("completed")]
-        path = f"/locations/{segment(self.location_id, 'location_id')}/tasks/search"
-        out: list[dict[str, Any]] = []
-        paging = SkipPaging(TASK_SEARCH_PAGE_LIMIT, "task-search")  # the hook's stop rules
-        while True:
-            body = {"completed": False, "limit": TASK_SEARCH_PAGE_LIMIT, "skip": paging.skip}
-            data = await self.request("POST", path, operation="task-search", json_body=body, scope="locations/tasks.readonly")
-            tasks = list(flatten(data.get("tasks")))
-            out.extend(t for t in tasks if not t.get("completed"))
-            if not paging.advance(tasks, data.get("total") if isinstance(data.get("total"), int) else None):
-                return out
+        """Open (not completed) tasks of a contact, or of the whole location."""
+        return await self.tasks(contact_id, completed=False)
+
+
+def _dump(model: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` parsed with the hook's model and dumped as the sync source dumps it."""
+    return to_jsonable(model.model_validate(data))
 
 
 __all__ = ["AsyncContactsClient"]

@@ -11,15 +11,31 @@ A :class:`Condition` names one read (``fetch`` + ``fetch_args``) and decides on 
 So one condition gives the same answer in all three sensor modes. Conditions serialise to JSON
 (:meth:`Condition.to_kwargs`) so a trigger can carry them; every date is an ISO 8601 UTC string.
 
-Source methods (all answers are API-shaped JSON dicts):
+Source methods (all answers are API-shaped JSON dicts, dumped from the hook's models by both
+sources so that every field has the same form in every mode):
 
 * ``search_contacts(filters, sort, limit) -> list[dict]`` (every page, at most ``limit``)
 * ``list_tasks(contact_id)``, ``get_task(contact_id, task_id)`` (a one-item list),
-  ``list_notes(contact_id)``, ``open_tasks(contact_id | None)`` (location-wide when ``None``)
+  ``list_notes(contact_id)``;
+* ``tasks(contact_id | None, completed=None)``: a contact's tasks, or with ``None`` every task of
+  the location (the location task search, locations.json ``task-search``; per-contact reads when
+  the token lacks ``locations/tasks.readonly``); ``open_tasks(contact_id | None)`` = the open ones.
+
+Notes have no location-wide endpoint (and a new or edited note leaves the contact's
+``dateUpdated`` alone: ghl-live-notes.md), so note conditions watch one contact.
+
+**Baselines.** HighLevel's tasks carry no creation or update time, so "a new task" and "a changed
+task or note" are decided against a *baseline*: the state seen at the first check (the ids, or a
+fingerprint of the compared fields of each record). The baseline is a dataclass field listed in
+``baseline_fields`` and serialised with the rest, so it survives every hand-over: into the
+trigger's kwargs (deferrable mode) and into the task's state store between two pokes (reschedule
+mode; see :class:`airflow_provider_contacts.sensors.base.GHLBaseSensor`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -44,6 +60,8 @@ class ConditionSource(Protocol):
     def list_notes(self, contact_id: str) -> list[dict[str, Any]]: ...
 
     def open_tasks(self, contact_id: str | None) -> list[dict[str, Any]]: ...
+
+    def tasks(self, contact_id: str | None, completed: bool | None = None) -> list[dict[str, Any]]: ...
 
 
 def to_utc(value: Any, name: str = "since") -> datetime:
@@ -105,14 +123,26 @@ class Condition:
         """The JSON-able result when the condition holds, else ``None``."""
         raise NotImplementedError
 
-    # -- baselines (only TaskCreated needs one) --------------------------------------------
+    # -- baselines (TaskCreated, TasksChanged, NotesChanged) --------------------------------
+    #: Dataclass fields that hold the baseline (state seen at the first check), not parameters.
+    baseline_fields: ClassVar[tuple[str, ...]] = ()
+
     @property
     def needs_baseline(self) -> bool:
         """True when :meth:`set_baseline` must see the current state before the first check."""
         return False
 
     def set_baseline(self, records: list[dict[str, Any]]) -> None:
-        """Remember the current state (what counts as 'not new')."""
+        """Remember the current state (what counts as 'not new' / 'not changed')."""
+
+    def stateless_ok(self, records: list[dict[str, Any]]) -> bool:
+        """True when a baseline taken anew at every check still gives the right answer (so a
+        reschedule-mode sensor without a state store may go on)."""
+        return not self.baseline_fields
+
+    def parameters(self) -> dict[str, Any]:
+        """:meth:`to_kwargs` without the baseline: what the sensor's parameters decide."""
+        return {k: v for k, v in self.to_kwargs().items() if k not in self.baseline_fields}
 
     # -- running ---------------------------------------------------------------------------
     def read(self, source: ConditionSource) -> list[dict[str, Any]]:
@@ -240,24 +270,27 @@ class ContactsChanged(Condition):
 
 @dataclass
 class TaskCreated(Condition):
-    """A task created for a contact after the baseline.
+    """A task created for a contact (or anywhere in the location) after the baseline.
 
     HighLevel's task answers may carry no ``dateAdded``; "new" therefore means "not among
     ``known_ids``". Without ``known_ids`` the first check takes them: every task that exists then,
     except those whose ``dateAdded`` (when present) is after ``since``.
 
-    :param contact_id: the contact.
+    :param contact_id: the contact; ``None``: every task of the location (location task search).
     :param since: ISO 8601 UTC; tasks whose ``dateAdded`` is after it are new even at the first check.
-    :param known_ids: ids of tasks that are not new (``None``: taken at the first check).
+    :param known_ids: ids of tasks that are not new (``None``: taken at the first check; the
+        baseline, about 23 bytes per task).
     :param title: only tasks whose title contains this text (case-insensitive).
 
-    Result: ``{"contact_id", "task_ids": [...], "tasks": [<key fields>], "count": n}``.
+    Result: ``{"contact_id", "task_ids": [...], "tasks": [<key fields>], "count": n}``
+    (``contact_id`` is ``None`` location-wide).
     """
 
     kind: ClassVar[str] = "task_created"
-    fetch: ClassVar[str] = "list_tasks"
+    fetch: ClassVar[str] = "tasks"
+    baseline_fields: ClassVar[tuple[str, ...]] = ("known_ids",)
 
-    contact_id: str
+    contact_id: str | None = None
     since: str | None = None
     known_ids: list[str] | None = None
     title: str | None = None
@@ -265,10 +298,16 @@ class TaskCreated(Condition):
     def __post_init__(self) -> None:
         if self.since is not None:
             self.since = iso(self.since)
+        if self.known_ids is not None:
+            self.known_ids = [str(i) for i in self.known_ids]
 
     @property
     def needs_baseline(self) -> bool:
         return self.known_ids is None
+
+    def stateless_ok(self, records: list[dict[str, Any]]) -> bool:
+        """With ``since`` and dated tasks, the dates alone tell new tasks from old ones."""
+        return self.since is not None and not self.undated(records)
 
     def set_baseline(self, records: list[dict[str, Any]]) -> None:
         since = to_utc(self.since) if self.since else None
@@ -403,19 +442,195 @@ class NoteAdded(Condition):
         }
 
 
+#: Fields of a task compared by :class:`TasksChanged` (tasks have no update time: ghl-live-notes.md).
+TASK_COMPARE_FIELDS: tuple[str, ...] = ("title", "body", "dueDate", "completed", "assignedTo")
+#: Fields of a note compared by :class:`NotesChanged`.
+NOTE_COMPARE_FIELDS: tuple[str, ...] = ("body", "title", "color", "pinned", "userId")
+#: Kinds of change :class:`TasksChanged` / :class:`NotesChanged` report, in result order.
+CHANGE_KINDS: tuple[str, ...] = ("created", "updated", "deleted")
+_DATE_FIELDS = frozenset({"dueDate", "dateAdded", "dateUpdated"})
+#: Hex characters of one field's hash in a fingerprint (32 bits: a change goes unnoticed with
+#: probability 2**-32).
+_HASH_CHARS = 8
+
+
+def _canonical(field_name: str, value: Any) -> str:
+    """One field's value as canonical JSON (dates as HighLevel's ISO 8601 UTC form)."""
+    if field_name in _DATE_FIELDS and value not in (None, ""):
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, datetime):
+            value = format_datetime(parsed)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def fingerprint(record: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """``_HASH_CHARS`` hex characters of SHA-1 per compared field, concatenated in ``fields`` order:
+    equal fingerprints mean equal content; the differing slices name the fields that changed."""
+    return "".join(
+        hashlib.sha1(_canonical(f, record.get(f)).encode("utf-8"), usedforsecurity=False).hexdigest()[:_HASH_CHARS]
+        for f in fields
+    )
+
+
+@dataclass
+class _RecordsChanged(Condition):
+    """Base of :class:`TasksChanged` and :class:`NotesChanged`: records created, updated (a
+    compared field differs) or deleted since the baseline, by content (no update times needed).
+
+    :param contact_id: the contact (``None``: the whole location, where the source can read it).
+    :param compare: the fields whose change counts (default: the class's ``default_fields``).
+    :param changes: which kinds of change count: any of ``created``, ``updated``, ``deleted``.
+    :param max_items: at most this many changes in the result (``count`` is the total).
+    :param baseline: ``{record id: fingerprint}`` taken at the first check (``None``: not yet);
+        about 30 bytes per record plus 8 per compared field.
+
+    Result: ``{"contact_id", "changes": [{"id", "change", "fields"}], "<noun>_ids": [...],
+    "<noun>s": [<key fields of the created/updated ones>], "count": n, "truncated": bool}``;
+    ``fields`` lists the compared fields that differ (updates only); changes are ordered created,
+    updated, deleted, then by id.
+    """
+
+    allowed_fields: ClassVar[tuple[str, ...]] = ()
+    default_fields: ClassVar[tuple[str, ...]] = ()
+    key_fields: ClassVar[tuple[str, ...]] = ()
+    noun: ClassVar[str] = "record"
+    baseline_fields: ClassVar[tuple[str, ...]] = ("baseline",)
+
+    contact_id: str | None = None
+    compare: list[str] | None = None
+    changes: list[str] = field(default_factory=lambda: list(CHANGE_KINDS))
+    max_items: int = 100
+    baseline: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        self.compare = list(self.compare) if self.compare else list(self.default_fields)
+        unknown = [f for f in self.compare if f not in self.allowed_fields]
+        if unknown:
+            raise ValueError(f"'compare': {unknown} cannot be compared; use some of {list(self.allowed_fields)}")
+        self.changes = [str(c) for c in self.changes]
+        if not self.changes or any(c not in CHANGE_KINDS for c in self.changes):
+            raise ValueError(f"'changes' must be a non-empty list of {list(CHANGE_KINDS)}, got {self.changes!r}")
+        self.changes = [c for c in CHANGE_KINDS if c in self.changes]
+        if not (isinstance(self.max_items, int) and self.max_items >= 1):
+            raise ValueError(f"'max_items' must be a positive integer, got {self.max_items!r}")
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.baseline is None
+
+    def set_baseline(self, records: list[dict[str, Any]]) -> None:
+        self.baseline = {str(r["id"]): fingerprint(r, self.compare or ()) for r in records if r.get("id")}
+
+    def _changed_fields(self, now: str, before: str) -> list[str]:
+        return [
+            f for i, f in enumerate(self.compare or ())
+            if now[i * _HASH_CHARS:(i + 1) * _HASH_CHARS] != before[i * _HASH_CHARS:(i + 1) * _HASH_CHARS]
+        ]
+
+    def evaluate(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+        base = self.baseline or {}
+        current = {str(r["id"]): r for r in records if r.get("id")}
+        found: list[tuple[str, str, list[str]]] = []
+        if "created" in self.changes:
+            found += [("created", rid, []) for rid in sorted(set(current) - set(base))]
+        if "updated" in self.changes:
+            for rid in sorted(set(current) & set(base)):
+                now = fingerprint(current[rid], self.compare or ())
+                if now != base[rid]:
+                    found.append(("updated", rid, self._changed_fields(now, base[rid])))
+        if "deleted" in self.changes:
+            found += [("deleted", rid, []) for rid in sorted(set(base) - set(current))]
+        if not found:
+            return None
+        shown = found[: self.max_items]
+        return {
+            "contact_id": self.contact_id,
+            "changes": [
+                {"id": rid, "change": kind, **({"fields": fields} if kind == "updated" else {})}
+                for kind, rid, fields in shown
+            ],
+            f"{self.noun}_ids": [rid for _, rid, _ in shown],
+            f"{self.noun}s": [_pick(current[rid], self.key_fields) for kind, rid, _ in shown if kind != "deleted"],
+            "count": len(found),
+            "truncated": len(found) > self.max_items,
+        }
+
+
+@dataclass
+class TasksChanged(_RecordsChanged):
+    """Tasks of a contact - or of the whole location (``contact_id=None``: the location task
+    search) - created, updated or deleted since the baseline. Tasks carry no update time
+    (ghl-live-notes.md), so "updated" means a compared field (default: title, body, dueDate,
+    completed, assignedTo) differs from the baseline's fingerprint; "completed" is one of them.
+
+    Result: see :class:`_RecordsChanged` (``task_ids``, ``tasks``).
+    """
+
+    kind: ClassVar[str] = "tasks_changed"
+    fetch: ClassVar[str] = "tasks"
+    allowed_fields: ClassVar[tuple[str, ...]] = TASK_COMPARE_FIELDS
+    default_fields: ClassVar[tuple[str, ...]] = TASK_COMPARE_FIELDS
+    key_fields: ClassVar[tuple[str, ...]] = _TASK_FIELDS
+    noun: ClassVar[str] = "task"
+
+    def fetch_args(self) -> dict[str, Any]:
+        return {"contact_id": self.contact_id}
+
+
+@dataclass
+class NotesChanged(_RecordsChanged):
+    """Notes of one contact created, edited (a compared field - default body, title, color,
+    pinned, userId - differs from the baseline) or deleted since the baseline.
+
+    Per contact only: HighLevel has no location-wide note endpoint, and a new or edited note does
+    not touch the contact's ``dateUpdated`` (ghl-live-notes.md), so "recently updated contacts"
+    cannot find them; reading every contact's notes at each check would cost one request per contact.
+
+    Result: see :class:`_RecordsChanged` (``note_ids``, ``notes``).
+    """
+
+    kind: ClassVar[str] = "notes_changed"
+    fetch: ClassVar[str] = "list_notes"
+    allowed_fields: ClassVar[tuple[str, ...]] = NOTE_COMPARE_FIELDS
+    default_fields: ClassVar[tuple[str, ...]] = NOTE_COMPARE_FIELDS
+    key_fields: ClassVar[tuple[str, ...]] = _NOTE_FIELDS
+    noun: ClassVar[str] = "note"
+
+    def __post_init__(self) -> None:
+        if not self.contact_id:
+            raise ValueError(
+                "'contact_id' is required: notes can only be watched per contact (HighLevel has no "
+                "location-wide note endpoint)"
+            )
+        super().__post_init__()
+
+    def fetch_args(self) -> dict[str, Any]:
+        return {"contact_id": self.contact_id}
+
+
 CONDITIONS: dict[str, type[Condition]] = {
-    cls.kind: cls for cls in (ContactsChanged, TaskCreated, TaskCompleted, TaskDue, NoteAdded)
+    cls.kind: cls
+    for cls in (ContactsChanged, TaskCreated, TaskCompleted, TaskDue, NoteAdded, TasksChanged, NotesChanged)
 }
 
 __all__ = [
+    "CHANGE_KINDS",
     "CONDITIONS",
+    "NOTE_COMPARE_FIELDS",
+    "TASK_COMPARE_FIELDS",
     "Condition",
     "ConditionSource",
     "ContactsChanged",
     "NoteAdded",
+    "NotesChanged",
     "TaskCompleted",
     "TaskCreated",
     "TaskDue",
+    "TasksChanged",
+    "fingerprint",
     "iso",
     "to_utc",
 ]

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_contacts import DEFAULT_CONN_ID
+from airflow_provider_contacts.operators.redaction import redact_url_credentials
 from airflow_provider_contacts.triggers.changes import error_payload, positive_seconds
 from airflow_provider_contacts.triggers.conditions import ContactsChanged, iso
 
@@ -130,7 +131,9 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
                     watermark = iso(saved)
                     return watermark, _ids_at(await store.aget(WATERMARK_IDS_KEY), watermark)
             except Exception as exc:  # noqa: BLE001 - state store is an optimisation
-                self.log.warning("could not read the watermark from the asset state store: %s", exc)
+                self.log.warning(
+                    "could not read the watermark from the asset state store: %s", redact_url_credentials(str(exc))
+                )
         return self.since or iso(datetime.now(timezone.utc)), None
 
     async def _save_watermark(self, watermark: str, ids: list[str]) -> None:
@@ -141,7 +144,7 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
             await store.aset(WATERMARK_IDS_KEY, {"watermark": watermark, "ids": ids})
             await store.aset(WATERMARK_KEY, watermark)
         except Exception as exc:  # noqa: BLE001
-            self.log.warning("could not save the watermark to the asset state store: %s", exc)
+            self.log.warning("could not save the watermark to the asset state store: %s", redact_url_credentials(str(exc)))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield one event per batch of changed contacts."""
@@ -170,7 +173,9 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
                     raise
                 except Exception as exc:  # noqa: BLE001 - keep watching; report persistent failures
                     errors += 1
-                    self.log.warning("polling contacts failed (%d in a row): %s", errors, exc)
+                    self.log.warning(
+                        "polling contacts failed (%d in a row): %s", errors, redact_url_credentials(str(exc) or repr(exc))
+                    )
                     if errors >= self.max_consecutive_errors:
                         errors = 0
                         yield TriggerEvent({**error_payload(exc), "location_id": self.location_id})
