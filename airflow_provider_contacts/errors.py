@@ -9,7 +9,10 @@ of the API are :class:`GHLAPIError` and carry:
 * ``trace_id`` - HighLevel's ``traceId`` when the answer carried one (quote it to HighLevel support);
 * ``operation`` - the operation that failed (contacts.json ``operationId`` or the hook method name).
 
-Messages never contain access tokens, refresh tokens or client secrets.
+Messages never contain access tokens, refresh tokens or client secrets, nor the password of a URL:
+every message of every error here goes through
+:func:`~airflow_provider_contacts.hooks.urls.redact_url_secrets` (``http://user:pass@host`` ->
+``http://user:***@host``).
 
 Hierarchy::
 
@@ -33,9 +36,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from airflow_provider_contacts.hooks.urls import redact_url_secrets
+
 
 class GHLError(Exception):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider.
+
+    Its text never shows a URL's password (arguments pass through ``redact_url_secrets``).
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(redact_url_secrets(arg) for arg in args))
 
 
 class GHLConfigError(GHLError):
@@ -67,7 +78,7 @@ class GHLAPIError(GHLError):
         trace_id: str | None = None,
         operation: str | None = None,
     ) -> None:
-        self.message = message
+        self.message = redact_url_secrets(message)
         self.status = status
         self.trace_id = trace_id
         self.operation = operation

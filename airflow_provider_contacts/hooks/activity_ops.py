@@ -1,8 +1,9 @@
 """Task and note operations of ``ContactsHook``, the location task search (with its fallback to
 per-contact calls) and the concurrent task/note fan-out.
 
-Creates of tasks and notes are never repeated blindly: after an ambiguous failure the contact's
-tasks/notes are checked for one with the same content first.
+Creates of tasks and notes are sent exactly once: after an ambiguous failure the contact's
+tasks/notes are checked for one with the same content that the failed attempt made - never one
+that was there before, even an identical one (see :mod:`.creates`) - before the create is sent again.
 
 An unknown or deleted contact, task or note raises
 :class:`~airflow_provider_contacts.errors.GHLNotFoundError` whether HighLevel answers 404 or - as
@@ -15,20 +16,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timezone
 from typing import Any, Literal
 
 from airflow_provider_contacts.errors import GHLAuthError, GHLNotFoundError
+from airflow_provider_contacts.hooks.creates import DATED, CreateWindow
 from airflow_provider_contacts.hooks.fanout import fetch_activity
 from airflow_provider_contacts.hooks.operations import (
-    CREATE_MATCH_SKEW,
     READ,
     TASKS_READ,
     WRITE,
     OperationsBase,
+    api_path,
     flatten,
     operation,
-    segment,
 )
 from airflow_provider_contacts.hooks.pagination import MAX_TASK_SEARCH_LIMIT, batched, pages_by_skip
 from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
@@ -43,11 +43,18 @@ from airflow_provider_contacts.models import (
     TaskSearchPage,
     UpdateNote,
     UpdateTask,
-    added_since,
     validate_body,
 )
 
 log = logging.getLogger("airflow_provider_contacts.hooks.contacts")
+
+#: Request paths of contacts.json's task and note operations (placeholders: the hook's parameters).
+TASKS_PATH = "/contacts/{contact_id}/tasks"
+TASK_PATH = "/contacts/{contact_id}/tasks/{task_id}"
+TASK_COMPLETED_PATH = "/contacts/{contact_id}/tasks/{task_id}/completed"
+NOTES_PATH = "/contacts/{contact_id}/notes"
+NOTE_PATH = "/contacts/{contact_id}/notes/{note_id}"
+LOCATION_TASK_SEARCH_PATH = "/locations/{location_id}/tasks/search"
 
 
 class ActivityOperations(OperationsBase):
@@ -69,42 +76,45 @@ class ActivityOperations(OperationsBase):
     def _create_activity(
         self, contact_id: str, kind: Literal["task", "note"], payload: dict[str, Any], same: Callable[[Any], bool]
     ) -> Any:
-        """``POST`` a task or note once (see :meth:`OperationsBase._create_once`).
+        """``POST`` a task or note exactly once (see :meth:`OperationsBase._create_once`).
 
         After an ambiguous failure, the contact's tasks/notes are looked through for one that is
-        ``same`` as the one sent and was added since the first attempt (minus the clock skew).
+        ``same`` as the one sent and that the failed attempt made: added since it was sent (on the
+        server's clock), not claimed by another create of this process, and - for records without
+        ``dateAdded`` (tasks, per contacts.json, until the API shows otherwise) - not in a listing
+        taken just before the create (one extra ``GET`` per create of such records).
         """
         model, listing, path = (
-            (Task, self.list_tasks, self._tasks_path(contact_id))
+            (Task, self.list_tasks, api_path(TASKS_PATH, contact_id=contact_id))
             if kind == "task"
-            else (Note, self.list_notes, self._notes_path(contact_id))
+            else (Note, self.list_notes, api_path(NOTES_PATH, contact_id=contact_id))
         )
-        since = datetime.now(timezone.utc) - CREATE_MATCH_SKEW
 
-        def lookup() -> Any:
-            return next(
-                (item for item in listing(contact_id) if same(item) and added_since(item, since)),
-                None,
-            )
+        def snapshot() -> list[str]:
+            try:
+                return [item.id for item in listing(contact_id)]
+            except GHLNotFoundError:
+                return []  # the create will say so, under its own operation
+
+        def lookup(window: CreateWindow) -> Any:
+            return window.adopt([item for item in listing(contact_id) if same(item)])
 
         return self._create_once(
             lambda: self._call("POST", path, json_body=payload, scope=WRITE, replay_safe=False),
             parse=lambda data: self._with_contact([data[kind]], contact_id, model)[0],
             lookup=lookup,
+            key=self._claim_key(kind, contact_id),
+            snapshot=None if DATED.dated(self.base_url, kind) else snapshot,
         )
 
     # ------------------------------------------------------------------------------------------
     # Tasks
     # ------------------------------------------------------------------------------------------
 
-    def _tasks_path(self, contact_id: str, task_id: str | None = None) -> str:
-        path = f"/contacts/{segment(contact_id, 'contact_id')}/tasks"
-        return f"{path}/{segment(task_id, 'task_id')}" if task_id is not None else path
-
     @operation("get-all-tasks", READ)
     def list_tasks(self, contact_id: str) -> list[Task]:
         """All tasks of a contact (each carries ``contactId``)."""
-        data = self._call("GET", self._tasks_path(contact_id))
+        data = self._call("GET", api_path(TASKS_PATH, contact_id=contact_id))
         return self._with_contact(data.get("tasks") or [], contact_id, Task)
 
     @operation("get-task", READ)
@@ -114,7 +124,7 @@ class ActivityOperations(OperationsBase):
         :raises GHLNotFoundError: the contact or task does not exist (404, or the live API's 400
             ``... not found``).
         """
-        data = self._call("GET", self._tasks_path(contact_id, task_id))
+        data = self._call("GET", api_path(TASK_PATH, contact_id=contact_id, task_id=task_id))
         return self._with_contact([data["task"]], contact_id, Task)[0]
 
     @operation("create-task", WRITE)
@@ -138,14 +148,16 @@ class ActivityOperations(OperationsBase):
         :raises GHLNotFoundError: the contact or task does not exist (404 or 400 ``... not found``).
         """
         payload = validate_body(UpdateTask, body, "update-task").payload()
-        data = self._call("PUT", self._tasks_path(contact_id, task_id), json_body=payload, scope=WRITE)
+        path = api_path(TASK_PATH, contact_id=contact_id, task_id=task_id)
+        data = self._call("PUT", path, json_body=payload, scope=WRITE)
         return self._with_contact([data["task"]], contact_id, Task)[0]
 
     @operation("update-task-completed", WRITE)
     def complete_task(self, contact_id: str, task_id: str, completed: bool = True) -> Task:
         """``PUT /contacts/{contactId}/tasks/{taskId}/completed``."""
         payload = validate_body(TaskCompleted, {"completed": completed}, "update-task-completed").payload()
-        data = self._call("PUT", self._tasks_path(contact_id, task_id) + "/completed", json_body=payload, scope=WRITE)
+        path = api_path(TASK_COMPLETED_PATH, contact_id=contact_id, task_id=task_id)
+        data = self._call("PUT", path, json_body=payload, scope=WRITE)
         return self._with_contact([data["task"]], contact_id, Task)[0]
 
     @operation("delete-task", WRITE)
@@ -156,20 +168,16 @@ class ActivityOperations(OperationsBase):
             ``Task not found`` - returns ``False`` instead of raising (an idempotent delete).
         :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
         """
-        return self._delete(self._tasks_path(contact_id, task_id), missing_ok)
+        return self._delete(api_path(TASK_PATH, contact_id=contact_id, task_id=task_id), missing_ok)
 
     # ------------------------------------------------------------------------------------------
     # Notes
     # ------------------------------------------------------------------------------------------
 
-    def _notes_path(self, contact_id: str, note_id: str | None = None) -> str:
-        path = f"/contacts/{segment(contact_id, 'contact_id')}/notes"
-        return f"{path}/{segment(note_id, 'note_id')}" if note_id is not None else path
-
     @operation("get-all-notes", READ)
     def list_notes(self, contact_id: str) -> list[Note]:
         """All notes of a contact (each carries ``contactId``)."""
-        data = self._call("GET", self._notes_path(contact_id))
+        data = self._call("GET", api_path(NOTES_PATH, contact_id=contact_id))
         return self._with_contact(data.get("notes") or [], contact_id, Note)
 
     @operation("get-note", READ)
@@ -178,7 +186,7 @@ class ActivityOperations(OperationsBase):
 
         :raises GHLNotFoundError: the contact or note does not exist (404 or 400 ``... not found``).
         """
-        data = self._call("GET", self._notes_path(contact_id, note_id))
+        data = self._call("GET", api_path(NOTE_PATH, contact_id=contact_id, note_id=note_id))
         return self._with_contact([data["note"]], contact_id, Note)[0]
 
     @operation("create-note", WRITE)
@@ -200,7 +208,8 @@ class ActivityOperations(OperationsBase):
         :raises GHLNotFoundError: the contact or note does not exist (404 or 400 ``... not found``).
         """
         payload = validate_body(UpdateNote, body, "update-note").payload()
-        data = self._call("PUT", self._notes_path(contact_id, note_id), json_body=payload, scope=WRITE)
+        path = api_path(NOTE_PATH, contact_id=contact_id, note_id=note_id)
+        data = self._call("PUT", path, json_body=payload, scope=WRITE)
         return self._with_contact([data["note"]], contact_id, Note)[0]
 
     @operation("delete-note", WRITE)
@@ -211,7 +220,7 @@ class ActivityOperations(OperationsBase):
             ``Note not found`` - returns ``False`` instead of raising (an idempotent delete).
         :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
         """
-        return self._delete(self._notes_path(contact_id, note_id), missing_ok)
+        return self._delete(api_path(NOTE_PATH, contact_id=contact_id, note_id=note_id), missing_ok)
 
     # ------------------------------------------------------------------------------------------
     # Location: task search, custom fields
@@ -246,7 +255,7 @@ class ActivityOperations(OperationsBase):
             if value is not None:
                 body[key] = value
         payload = validate_body(TaskSearchBody, body, "task-search").payload()
-        path = f"/locations/{segment(self.require_location_id(), 'location_id')}/tasks/search"
+        path = api_path(LOCATION_TASK_SEARCH_PATH, location_id=self.require_location_id())
         data = self._call("POST", path, json_body=payload, scope=TASKS_READ)
         return TaskSearchPage.model_validate({**data, "tasks": list(flatten(data.get("tasks")))})
 

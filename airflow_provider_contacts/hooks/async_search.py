@@ -14,7 +14,10 @@ same things.
 
 The pure steps (:func:`~airflow_provider_contacts.hooks.pagination.search_body`,
 :func:`~airflow_provider_contacts.hooks.pagination.next_search_cursor`) live in ``pagination`` and
-are shared with the sync paginator.
+are shared with the sync paginator. Paths with ids are built by the hook's one path builder,
+:func:`~airflow_provider_contacts.hooks.operations.api_path`: a location or contact id that is not
+a HighLevel id raises :class:`~airflow_provider_contacts.errors.GHLValidationError` naming it
+before any request, as in the sync operations.
 
 :func:`aiter_location_tasks` is the async twin of ``ActivityOperations.iter_location_tasks``: the
 location task search (locations.json ``task-search``) paged by ``skip`` with the same stop rules
@@ -31,7 +34,7 @@ from itertools import chain
 from typing import Any
 
 from airflow_provider_contacts.errors import GHLAuthError, GHLNotFoundError
-from airflow_provider_contacts.hooks.operations import READ, TASKS_READ, flatten, segment
+from airflow_provider_contacts.hooks.operations import READ, TASKS_READ, api_path, flatten
 from airflow_provider_contacts.hooks.pagination import (
     MAX_SEARCH_PAGE_LIMIT,
     MAX_TASK_SEARCH_LIMIT,
@@ -97,7 +100,7 @@ async def _search_task_pages(
     api: AsyncTransport, location_id: str, contact_ids: list[str] | None, completed: bool | None, page_size: int
 ) -> AsyncIterator[Task]:
     """Every task of one location task search, page by page (the sync paginator's stop rules)."""
-    path = f"/locations/{segment(location_id, 'location_id')}/tasks/search"
+    path = api_path("/locations/{location_id}/tasks/search", operation="task-search", location_id=location_id)
     paging = SkipPaging(page_size, "task-search")
     while True:
         body: dict[str, Any] = {"limit": page_size, "skip": paging.skip}
@@ -122,7 +125,7 @@ async def alist_tasks(api: AsyncTransport, contact_id: str, *, missing_ok: bool 
     :param missing_ok: a contact that does not exist (404, or the live API's 400 ``Contact not
         found``) has no tasks (``[]``) instead of raising :class:`GHLNotFoundError`.
     """
-    path = f"/contacts/{segment(contact_id, 'contact_id')}/tasks"
+    path = api_path("/contacts/{contact_id}/tasks", operation="get-all-tasks", contact_id=contact_id)
     try:
         data = await api.request("GET", path, operation="get-all-tasks", scope=READ)
     except GHLNotFoundError:

@@ -1,25 +1,25 @@
 """Contact operations of ``ContactsHook``: search and pagination, single records, bulk updates,
 and the location's custom field definitions.
 
-Creates are never repeated blindly (see :meth:`ContactOperations.create_contact`).
+Creates are sent exactly once (see :meth:`ContactOperations.create_contact` and :mod:`.creates`).
+Every id placed in a request path goes through :func:`~.operations.api_path`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
 from typing import Any, Literal
 
 from airflow_provider_contacts.errors import GHLNotFoundError, GHLValidationError
+from airflow_provider_contacts.hooks.creates import CreateWindow
 from airflow_provider_contacts.hooks.operations import (
-    CREATE_MATCH_SKEW,
     FIELDS_READ,
     READ,
     WRITE,
     OperationsBase,
+    api_path,
     id_list,
     operation,
-    segment,
 )
 from airflow_provider_contacts.hooks.pagination import (
     MAX_BUSINESS_LIMIT,
@@ -46,9 +46,12 @@ from airflow_provider_contacts.models import (
     UpdateContact,
     UpsertContact,
     UpsertResult,
-    added_since,
     validate_body,
 )
+
+
+#: ``get-contact`` / ``update-contact`` / ``delete-contact`` (placeholder: the hook's parameter).
+CONTACT_PATH = "/contacts/{contact_id}"
 
 
 class ContactOperations(OperationsBase):
@@ -179,7 +182,7 @@ class ContactOperations(OperationsBase):
                 operation="get-contacts-by-businessId",
             )
         params = {"locationId": self.require_location_id(), "limit": str(limit), "skip": str(skip), "query": query}
-        path = f"/contacts/business/{segment(business_id, 'business_id')}"
+        path = api_path("/contacts/business/{business_id}", business_id=business_id)
         return ContactsPage.model_validate(self._call("GET", path, params=params))
 
     def iter_contacts_by_business(
@@ -214,51 +217,59 @@ class ContactOperations(OperationsBase):
         :raises GHLNotFoundError: the contact does not exist or was deleted: a 404, or the live
             API's 400 ``Contact not found`` (ghl-live-notes.md); ``status`` keeps which.
         """
-        data = self._call("GET", f"/contacts/{segment(contact_id, 'contact_id')}")
+        data = self._call("GET", api_path(CONTACT_PATH, contact_id=contact_id))
         return Contact.model_validate(data.get("contact", data))
 
     @operation("create-contact", WRITE)
     def create_contact(self, body: CreateContact | dict[str, Any]) -> Contact:
         """``POST /contacts/``; ``locationId`` defaults to the hook's.
 
-        Not repeated blindly: after a timeout, 5xx or the 422-after-create quirk, the hook looks the
-        contact up (duplicate lookup by email/phone, else a search on name and ``dateAdded``) and
-        returns it if the failed attempt created it; otherwise it retries (bounded).
+        Sent exactly once: after a dropped connection, timeout, 5xx or the 422-after-create quirk,
+        the hook looks for the contact the failed attempt made (:meth:`_find_created_contact`) and
+        returns it; otherwise it sends the create again (bounded by the retry policy). A contact
+        this process's creates already returned is never returned again, so two deliberate
+        identical creates (where the location allows duplicates) give two contacts.
         """
         model = validate_body(CreateContact, body, "create-contact")
         payload = model.payload()
         payload["locationId"] = model.locationId or self.require_location_id()
-        started = datetime.now(timezone.utc)
         return self._create_once(
             lambda: self._call("POST", "/contacts/", json_body=payload, scope=WRITE, replay_safe=False),
             parse=lambda data: Contact.model_validate(data["contact"]),
-            lookup=lambda: self._find_created_contact(payload, started),
+            lookup=lambda window: self._find_created_contact(payload, window),
+            key=self._claim_key("contact", payload["locationId"]),
             check_422=True,
         )
 
-    def _find_created_contact(self, payload: dict[str, Any], started: datetime) -> Contact | None:
-        """The contact a failed create made, if any: added since ``started`` and matching ``payload``.
+    def _find_created_contact(self, payload: dict[str, Any], window: CreateWindow) -> Contact | None:
+        """The contact a failed create made, if any: matching ``payload`` and new in ``window``
+        (added since the attempt was sent, on the server's clock; not claimed by another create).
 
-        The duplicate lookup (consistent, by email/phone) comes first; it returns the *oldest*
-        match, so when duplicates are allowed the search (by ``dateAdded`` since the first attempt
-        and the email or the names) settles it.
+        The duplicate lookup by email/phone (consistent, and idempotent by nature) comes first; it
+        returns the *oldest* match, so when duplicates are allowed the search settles it: newest
+        first by ``dateAdded`` (from the send time when the server's clock is known), the email or
+        else the names compared. A contact with neither email nor phone is found by the search
+        only, which lags behind writes (ghl-live-notes.md): one it does not show yet is created again.
         """
-        since = started - CREATE_MATCH_SKEW
         email, phone = payload.get("email"), payload.get("phone")
         if email or phone:
             found = self.get_duplicate_contact(email=email or None, number=phone or None)
-            if found is not None and added_since(found, since):
-                return found
-        filters = [SearchFilter(field="dateAdded", operator="range", value={"gte": since})]
+            adopted = window.adopt([found]) if found is not None else None
+            if adopted is not None:
+                return adopted
+        filters = []
+        if window.clock.offset_s is not None:  # else the answer teaches the clock; compared below
+            filters.append(SearchFilter(field="dateAdded", operator="range", value={"gte": window.since()}))
         if email:
             filters.append(SearchFilter(field="email", operator="eq", value=email))
         page = self.search_contacts(filters=filters, sort=[SearchSort(field="dateAdded", direction="desc")], page_limit=100)
         keys = ("email", "firstName", "lastName", "name", "companyName")
+        matches = []
         for contact in page.contacts:
             values = contact.model_dump()
             if all(str(values.get(k) or "").lower() == str(payload[k]).lower() for k in keys if payload.get(k)):
-                return contact
-        return None
+                matches.append(contact)
+        return window.adopt(matches)
 
     @operation("update-contact", WRITE)
     def update_contact(self, contact_id: str, body: UpdateContact | dict[str, Any]) -> Contact:
@@ -273,7 +284,7 @@ class ContactOperations(OperationsBase):
         :raises GHLNotFoundError: the contact does not exist (404 or 400 ``Contact not found``).
         """
         payload = validate_body(UpdateContact, body, "update-contact").payload()
-        data = self._call("PUT", f"/contacts/{segment(contact_id, 'contact_id')}", json_body=payload, scope=WRITE)
+        data = self._call("PUT", api_path(CONTACT_PATH, contact_id=contact_id), json_body=payload, scope=WRITE)
         return Contact.model_validate(data["contact"])
 
     @operation("upsert-contact", WRITE)
@@ -281,7 +292,7 @@ class ContactOperations(OperationsBase):
         """``POST /contacts/upsert``: create or update by the location's duplicate rules.
 
         A plain upsert is safe to resend. With ``createNewIfDuplicateAllowed`` (a create without a
-        duplicate check, where the location allows duplicates) it is treated like
+        duplicate check, where the location allows duplicates) it is sent exactly once like
         :meth:`create_contact`: after an ambiguous failure the contact is looked up before any retry.
         """
         model = validate_body(UpsertContact, body, "upsert-contact")
@@ -289,16 +300,17 @@ class ContactOperations(OperationsBase):
         payload["locationId"] = model.locationId or self.require_location_id()
         if not payload.get("createNewIfDuplicateAllowed"):
             return UpsertResult.model_validate(self._call("POST", "/contacts/upsert", json_body=payload, scope=WRITE))
-        started = datetime.now(timezone.utc)
 
-        def lookup() -> UpsertResult | None:
-            found = self._find_created_contact(payload, started)
+        def lookup(window: CreateWindow) -> UpsertResult | None:
+            found = self._find_created_contact(payload, window)
             return None if found is None else UpsertResult(contact=found, new=True)
 
         return self._create_once(
             lambda: self._call("POST", "/contacts/upsert", json_body=payload, scope=WRITE, replay_safe=False),
             parse=UpsertResult.model_validate,
             lookup=lookup,
+            key=self._claim_key("contact", payload["locationId"]),
+            record_id=lambda result: result.contact.id,
         )
 
     @operation("delete-contact", WRITE)
@@ -309,7 +321,7 @@ class ContactOperations(OperationsBase):
             400 ``Contact not found`` - returns ``False`` instead of raising (an idempotent delete).
         :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
         """
-        return self._delete(f"/contacts/{segment(contact_id, 'contact_id')}", missing_ok)
+        return self._delete(api_path(CONTACT_PATH, contact_id=contact_id), missing_ok)
 
     def contact_exists(self, contact_id: str) -> bool:
         """Whether the contact exists: :meth:`get_contact` without :class:`GHLNotFoundError`
@@ -349,12 +361,12 @@ class ContactOperations(OperationsBase):
             body["removeAllTags"] = True
         payload = validate_body(BulkTagsBody, body, "create-association").payload()
         return BulkTagsResult.model_validate(
-            self._call("POST", f"/contacts/bulk/tags/update/{type}", json_body=payload, scope=WRITE)
+            self._call("POST", api_path("/contacts/bulk/tags/update/{type}", type=type), json_body=payload, scope=WRITE)
         )
 
     @operation("get-custom-fields", FIELDS_READ)
     def get_custom_fields(self, model: Literal["contact", "opportunity", "all"] | None = None) -> list[CustomField]:
         """Custom field definitions of the location (``GET /locations/{locationId}/customFields``)."""
-        path = f"/locations/{segment(self.require_location_id(), 'location_id')}/customFields"
+        path = api_path("/locations/{location_id}/customFields", location_id=self.require_location_id())
         data = self._call("GET", path, params={"model": model}, scope=FIELDS_READ)
         return [CustomField.model_validate(f) for f in data.get("customFields") or []]

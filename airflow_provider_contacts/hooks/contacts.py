@@ -25,8 +25,16 @@ Behaviour shared by every call (see :mod:`.transport`, :mod:`.pacing`, :mod:`.re
 shared per (base URL, location); bounded retries; a plain 401 retried once after a token refresh
 (never a 401 that says the token lacks a scope or is of the wrong class: :class:`GHLScopeError`);
 a 400 ``... not found`` raised as :class:`GHLNotFoundError` like a 404 (ghl-live-notes.md).
-Creates (contact, task, note) are never repeated blindly: after an ambiguous failure the hook looks
-for the record the first attempt may have created.
+Creates (contact, task, note) are sent exactly once: after an ambiguous failure the hook looks
+for the record the failed attempt made - never one that was there before or that another create
+returned (:mod:`.creates`) - before it sends the create again.
+
+Every id the hook puts into a URL path is checked by one path builder
+(:func:`~.operations.api_path`, sync and async): letters, digits, ``_`` and ``-`` only, else
+:class:`GHLValidationError` naming the parameter before any request (issue #14: a ``note_id`` of
+``..`` used to delete the contact). The base URL never carries credentials (they are dropped with a
+warning: HighLevel takes a Bearer token only), and URLs in logs and errors show no password
+(:func:`~.urls.redact_url_secrets`).
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from airflow_provider_contacts.errors import (
 )
 from airflow_provider_contacts.hooks.activity_ops import ActivityOperations
 from airflow_provider_contacts.hooks.contact_ops import ContactOperations
+from airflow_provider_contacts.hooks.creates import CLAIMS, DATED
 from airflow_provider_contacts.hooks.membership_ops import MembershipOperations
 from airflow_provider_contacts.hooks.operations import READ, operation
 from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, get_limiter, reset_limiters
@@ -67,6 +76,7 @@ from airflow_provider_contacts.hooks.retry import RetryPolicy
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
 from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
 from airflow_provider_contacts.hooks.transport import AsyncTransport, HookStats, Transport
+from airflow_provider_contacts.hooks.urls import redact_url_secrets
 
 
 class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, BaseHook):
@@ -275,7 +285,14 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
                 self._session = None
 
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap call (a one-contact search) explaining what is wrong, if anything."""
+        """One cheap call (a one-contact search) explaining what is wrong, if anything.
+
+        :returns: ``(ok, message)``; the message never shows a URL's password.
+        """
+        ok, message = self._test_connection()
+        return ok, redact_url_secrets(message)
+
+    def _test_connection(self) -> tuple[bool, str]:
         try:
             location = self.require_location_id()
             self.search_contacts(page_limit=1)  # errors then name the operation
@@ -309,12 +326,15 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
 
 
 def forget_process_state() -> None:
-    """Forget this process's limiters and cached OAuth tokens.
+    """Forget this process's limiters, cached OAuth tokens, claimed create ids and what was learnt
+    about ``dateAdded`` (:mod:`.creates`).
 
     For tests that start servers on reused ports or simulate separate workers; never needed in DAGs.
     """
     reset_limiters()
     forget_process_tokens()
+    CLAIMS.clear()
+    DATED.clear()
 
 
 __all__ = ["ContactsHook", "forget_process_state", "operation"]

@@ -15,7 +15,9 @@ A record counts as made by the attempt (:meth:`CreateWindow.is_new`) only if
 2. its id is not **claimed**: every id a create of this process returned (or adopted after a
    look-up) is claimed in :data:`CLAIMS`, per (base URL, kind, contact or location), and a look-up
    claims the record it adopts atomically, so two creates - sequential or on two threads - never
-   return the same id;
+   return the same id. Creates under the same key run one at a time in a process
+   (:meth:`ClaimRegistry.serialised`), so a record another thread's create just made is claimed
+   before this create is sent;
 3. its id is not in the **pre-send snapshot**, when one was taken. A snapshot (one listing of the
    contact's tasks or notes before the create) is taken only for records that carry no usable
    ``dateAdded``: tasks, per contacts.json's ``TaskSchema``, until the API has been seen sending
@@ -107,10 +109,15 @@ class ClaimRegistry:
     after :data:`CLAIM_RETENTION_S`. Thread-safe; one process-wide instance, :data:`CLAIMS`.
     """
 
-    def __init__(self, retention_s: float = CLAIM_RETENTION_S) -> None:
+    def __init__(self, retention_s: float = CLAIM_RETENTION_S, stripes: int = 256) -> None:
         self.retention_s = retention_s
         self._ids: dict[Hashable, dict[str, float]] = {}
         self._lock = threading.Lock()
+        self._stripes = [threading.RLock() for _ in range(stripes)]
+
+    def serialised(self, key: Hashable) -> threading.RLock:
+        """A lock for the creates under ``key`` (striped: creates under other keys rarely wait)."""
+        return self._stripes[hash(key) % len(self._stripes)]
 
     def _prune(self, now: float) -> None:
         for key in [k for k, ids in self._ids.items() if all(now - t > self.retention_s for t in ids.values())]:
@@ -233,7 +240,9 @@ class CreateWindow:
         added = getattr(record, "dateAdded", None)
         return not isinstance(added, datetime) or added >= self.since()
 
-    def adopt(self, candidates: Iterable[T], record_id: Callable[[T], str] = lambda r: r.id) -> T | None:  # type: ignore[attr-defined]
+    def adopt(
+        self, candidates: Iterable[T], record_id: Callable[[T], str] = lambda r: r.id  # type: ignore[attr-defined]
+    ) -> T | None:
         """Claim and return the newest candidate that :meth:`is_new` (``None`` if there is none).
 
         Newest first: records someone else made before our send are older than ours.

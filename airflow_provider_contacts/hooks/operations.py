@@ -3,10 +3,15 @@
 * :func:`operation` marks a method with the contacts.json ``operationId`` it wraps and the OAuth
   scope it needs, and makes that id the operation name of every request it sends (errors and logs
   name it);
-* :func:`segment` / :func:`id_list` check ids before any request;
+* :func:`api_path` builds every request path that holds an id - the one place where ids enter
+  URLs, for the sync operations and the async ones (:mod:`.async_search`) alike: each id is checked
+  (:func:`~airflow_provider_contacts.hooks.urls.check_id`: letters, digits, ``_``, ``-``, 1..64
+  characters) and percent-encoded, and a bad one fails before any request with
+  :class:`GHLValidationError` naming the parameter; :func:`segment` is the same check for one
+  segment, :func:`id_list` checks lists of ids sent in bodies;
 * :class:`OperationsBase` is the base of the operation mixins (:mod:`.contact_ops`,
   :mod:`.activity_ops`, :mod:`.membership_ops`): one request helper and the rule for creates that
-  must not be sent twice.
+  must not be sent twice (:meth:`OperationsBase._create_once`, see :mod:`.creates`).
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import string
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
 from airflow_provider_contacts.errors import GHLConfigError, GHLNotFoundError, GHLValidationError
+from airflow_provider_contacts.hooks.creates import CLAIMS, DATED, CreateWindow
 from airflow_provider_contacts.hooks.transport import AmbiguousWrite
+from airflow_provider_contacts.hooks.urls import check_id
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.retry import RetryPolicy
@@ -36,8 +44,13 @@ T = TypeVar("T")
 current_operation: contextvars.ContextVar[str] = contextvars.ContextVar("ghl_operation", default="request")
 
 #: How far before the first attempt a record's ``dateAdded`` may lie and still count as created by
-#: that attempt (clock skew between this machine and HighLevel).
+#: that attempt, when the API sent no ``Date`` header to learn its clock from (then this machine's
+#: clock is used, and may be off HighLevel's).
 CREATE_MATCH_SKEW = timedelta(minutes=2)
+
+#: The same allowance when the server's clock is known from its ``Date`` headers: their one-second
+#: resolution is already accounted for; this covers clocks of different HighLevel hosts.
+CLOCK_ALLOWANCE = timedelta(seconds=2)
 
 #: Longest wait after a timed-out create before looking for the record it may have made.
 MAX_SETTLE_S = 10.0
@@ -65,14 +78,42 @@ def operation(operation_id: str, scope: str) -> Callable[[F], F]:
     return decorate
 
 
+_FORMATTER = string.Formatter()
+
+
+def api_path(template: str, /, operation: str | None = None, **ids: Any) -> str:
+    """The request path of ``template`` with each ``{name}`` replaced by the checked id ``ids[name]``.
+
+    ``api_path("/contacts/{contact_id}/notes/{note_id}", contact_id=c, note_id=n)``. The
+    placeholders are the hook's parameter names, so an error names the parameter the caller passed.
+    Every id must be a HighLevel id (:func:`~airflow_provider_contacts.hooks.urls.check_id`:
+    ``A-Z a-z 0-9 _ -``, 1..64 characters); it is percent-encoded all the same. Ids are checked in
+    the order of the template, so the first bad one is named.
+
+    :param operation: the operationId the error carries; default: the running hook operation
+        (:data:`current_operation`). Async code, which runs outside the hook's methods, passes it.
+
+    :raises GHLValidationError: an id that is empty, a dot segment, or holds ``/ ? # %``,
+        whitespace, control or other characters - before any request, with the running operation
+        (``status`` None), e.g. ``parameter 'note_id': '..' is not a HighLevel id (letters, digits,
+        _ and -, 1 to 64 characters); pass the note's id``.
+    :raises ValueError: a placeholder without a value, or a value without a placeholder (a bug).
+    """
+    names = [field for _, field, _, _ in _FORMATTER.parse(template) if field is not None]
+    if sorted(names) != sorted(ids):
+        raise ValueError(f"api_path({template!r}): ids {sorted(ids)} do not match the placeholders {names}")
+    operation = operation or current_operation.get()
+    encoded = {name: quote(check_id(ids[name], name, operation), safe="") for name in names}
+    return template.format(**encoded)
+
+
 def segment(value: str, name: str) -> str:
-    """A URL path segment from an id; empty ids fail before any request, naming the parameter."""
-    if not isinstance(value, str) or not value.strip():
-        raise GHLValidationError(
-            f"parameter '{name}' must be a non-empty id string, got {value!r}",
-            operation=current_operation.get(),
-        )
-    return quote(value.strip(), safe="")
+    """One checked, percent-encoded path segment from the id ``value`` (parameter ``name``): the
+    check of :func:`api_path`, for code that still joins segments itself.
+
+    :raises GHLValidationError: ``value`` is not a HighLevel id (see :func:`api_path`).
+    """
+    return quote(check_id(value, name, current_operation.get()), safe="")
 
 
 def id_list(values: Sequence[str] | None, name: str) -> list[str]:
@@ -109,6 +150,10 @@ class OperationsBase:
     ghl_conn_id: str
     retry: RetryPolicy
     stats: HookStats
+
+    @property
+    def base_url(self) -> str:  # pragma: no cover - provided by ContactsHook
+        raise NotImplementedError
 
     @property
     def location_id(self) -> str | None:  # pragma: no cover - provided by ContactsHook
@@ -168,30 +213,82 @@ class OperationsBase:
             return False
         return confirmed(data)
 
-    @staticmethod
-    def _with_contact(items: list[dict[str, Any]], contact_id: str, model: type[T]) -> list[T]:
-        """Parse tasks/notes of one contact; each carries ``contactId`` (the API's, else ours)."""
-        return [
+    def _with_contact(self, items: list[dict[str, Any]], contact_id: str, model: type[T]) -> list[T]:
+        """Parse tasks/notes of one contact; each carries ``contactId`` (the API's, else ours).
+
+        Also tells :data:`~airflow_provider_contacts.hooks.creates.DATED` whether the API's records
+        of this kind carry ``dateAdded`` (creates of an undated kind take a pre-send snapshot).
+        """
+        records = [
             model.model_validate({**item, "contactId": item.get("contactId") or contact_id})  # type: ignore[attr-defined]
             for item in items
         ]
+        DATED.observe(self.base_url, model.__name__.lower(), records)
+        return records
+
+    def _claim_key(self, kind: str, parent: str) -> Hashable:
+        """The key of this hook's creates of ``kind`` under ``parent`` (contact id, or location id
+        for contacts) in :data:`~airflow_provider_contacts.hooks.creates.CLAIMS`."""
+        return (self.base_url, kind, parent)
 
     def _create_once(
         self,
         send: Callable[[], Any],
         *,
         parse: Callable[[Any], T],
-        lookup: Callable[[], T | None],
+        lookup: Callable[[CreateWindow], T | None],
+        key: Hashable,
+        record_id: Callable[[T], str] = lambda record: record.id,  # type: ignore[attr-defined]
+        snapshot: Callable[[], Iterable[str]] | None = None,
         check_422: bool = False,
     ) -> T:
-        """Send a create; after an ambiguous failure return what ``lookup`` finds, else retry."""
+        """Send a create exactly once; after an ambiguous failure return what ``lookup`` adopts,
+        else send it again (bounded by the retry policy).
+
+        :param send: sends the create with ``replay_safe=False`` (raises ``AmbiguousWrite``).
+        :param parse: the answer of a successful send -> the record.
+        :param lookup: given the :class:`~airflow_provider_contacts.hooks.creates.CreateWindow` of
+            this create, finds matching records and returns ``window.adopt(matches)``: the newest
+            one made since the first attempt was sent (server clock), not in the snapshot, not
+            claimed by another create - or ``None``.
+        :param key: the claim key (:meth:`_claim_key`); the returned record's id is claimed under
+            it, so no other create of this process returns it.
+        :param record_id: the id of a record ``parse``/``lookup`` returns.
+        :param snapshot: returns the ids of the records there before the send; called once,
+            before the first attempt, for records that cannot be told apart by ``dateAdded``.
+        :param check_422: a 422 answer may come after the record was created (a HighLevel quirk):
+            look it up before raising.
+        :raises GHLAPIError: the last error when the record is not there after the retries ("the
+            record was not created"); a 4xx other than that 422 at once.
+        """
+        with CLAIMS.serialised(key):  # creates under one key, one at a time in this process
+            known = frozenset(snapshot()) if snapshot is not None else frozenset()
+            window = CreateWindow(
+                key=key, sent_at=time.time(), clock=self.transport.clock, known=known,
+                allowance=CLOCK_ALLOWANCE, fallback=CREATE_MATCH_SKEW,
+            )
+            return self._send_once(send, parse, lookup, window, record_id, check_422)
+
+    def _send_once(
+        self,
+        send: Callable[[], Any],
+        parse: Callable[[Any], T],
+        lookup: Callable[[CreateWindow], T | None],
+        window: CreateWindow,
+        record_id: Callable[[T], str],
+        check_422: bool,
+    ) -> T:
+        """The attempts of :meth:`_create_once` (under its lock)."""
+        key = window.key
         attempts = 0
         started = time.monotonic()
         while True:
             try:
-                return parse(send())
+                record = parse(send())
             except AmbiguousWrite as ambiguous:
                 error = ambiguous.error
+                if attempts == 0 and ambiguous.sent_at is not None:
+                    window.sent_at = ambiguous.sent_at  # when the first attempt really went out
                 if ambiguous.timed_out:
                     # The server may still be processing the request: give it as long again
                     # before looking for its result.
@@ -199,12 +296,20 @@ class OperationsBase:
             except GHLValidationError as exc:
                 if not (check_422 and exc.status == 422):
                     raise
-                found = lookup()
+                found = lookup(window)
                 if found is not None:
                     log.warning("%s: HTTP 422 although the record was created; using it", exc.operation)
                     return found
                 raise
-            found = lookup()
+            else:
+                if not CLAIMS.claim(key, record_id(record)):
+                    log.warning(
+                        "%s: HighLevel returned %s, which another create of this process had already "
+                        "adopted after a failure; that create returned a record it did not make",
+                        current_operation.get(), record_id(record),
+                    )
+                return record
+            found = lookup(window)
             if found is not None:
                 log.warning("%s: %s, but the record was created; not sending it again", error.operation, error.message)
                 return found

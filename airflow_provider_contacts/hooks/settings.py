@@ -4,10 +4,21 @@ Extras are read under their short name (``location_id``) and under the prefixed 
 connection form writes (``extra__ghl__location_id``); the short name wins when both are set.
 Every problem raises :class:`~airflow_provider_contacts.errors.GHLConfigError` naming the field
 and the fix.
+
+Credentials in the host (``http://user:pass@proxy.example.com``) are not used: HighLevel
+authenticates with a Bearer token only (the connection's password, or OAuth), and ``requests``
+would turn URL credentials into an ``Authorization: Basic`` header replacing the Bearer one. So
+:attr:`ConnectionSettings.base_url` is the host without them, the password (or a lone user, which
+may be a token) is registered with Airflow's secrets masker, and one warning per connection and
+process says they are ignored (the URL shown as ``http://user:***@host``, by
+:func:`~airflow_provider_contacts.hooks.urls.redact_url_secrets`, which also masks every error
+message quoting the host).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -15,6 +26,13 @@ from urllib.parse import urlsplit
 from airflow_provider_contacts import CONN_TYPE, DEFAULT_API_VERSION, DEFAULT_BASE_URL
 from airflow_provider_contacts.auth import mask_secret
 from airflow_provider_contacts.errors import GHLConfigError
+from airflow_provider_contacts.hooks.urls import redact_url_secrets, split_url_credentials
+
+log = logging.getLogger(__name__)
+
+#: (connection id, redacted host) pairs already warned about in this process.
+_WARNED_CREDENTIALS: set[tuple[str, str]] = set()
+_WARNED_LOCK = threading.Lock()
 
 #: Seconds to wait for a TCP connection / for the answer, unless the connection says otherwise.
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
@@ -28,18 +46,35 @@ def _extra(extras: dict[str, Any], name: str) -> Any:
     return None if value == "" else value
 
 
-def normalise_base_url(host: str | None, port: int | None = None, schema: str | None = None) -> str:
-    """Base URL from the connection's host: default HighLevel host, ``https://`` if scheme-less."""
+def _with_scheme(host: str | None, schema: str | None) -> str:
+    """The connection's host, stripped, with ``https://`` (or the connection's http(s) schema) in
+    front when it has no scheme; ``""`` when empty."""
     host = (host or "").strip()
-    if not host:
-        return DEFAULT_BASE_URL
-    if "://" not in host:
+    if host and "://" not in host:
         scheme = schema if schema in ("http", "https") else "https"
         host = f"{scheme}://{host}"
-    parts = urlsplit(host)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    return host
+
+
+def normalise_base_url(host: str | None, port: int | None = None, schema: str | None = None) -> str:
+    """Base URL from the connection's host: default HighLevel host, ``https://`` if scheme-less,
+    without credentials (``user:pass@`` is dropped: see the module docstring) or trailing ``/``.
+
+    :raises GHLConfigError: not an http(s) URL (the message shows it with its password masked).
+    """
+    host = _with_scheme(host, schema)
+    if not host:
+        return DEFAULT_BASE_URL
+    host, _secrets = split_url_credentials(host)
+    try:
+        parts = urlsplit(host)
+        hostname = parts.hostname
+    except ValueError:  # e.g. an invalid IPv6 literal or port
+        parts, hostname = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not hostname:
         raise GHLConfigError(
-            f"connection 'host': {host!r} is not a URL; use e.g. {DEFAULT_BASE_URL!r} or 'http://127.0.0.1:8765'"
+            f"connection 'host': {redact_url_secrets(host)!r} is not a URL; use e.g. {DEFAULT_BASE_URL!r} "
+            "or 'http://127.0.0.1:8765'"
         )
     if port and parts.port is None:
         host = f"{parts.scheme}://{parts.netloc}:{port}{parts.path}"
@@ -61,7 +96,11 @@ def _timeout(extras: dict[str, Any], name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """Everything the hook takes from a ``ghl`` connection (secrets hidden from the repr)."""
+    """Everything the hook takes from a ``ghl`` connection (secrets hidden from the repr).
+
+    ``base_url`` never holds credentials; ``url_credentials_ignored`` is true when the connection's
+    host had some (they were dropped, see the module docstring).
+    """
 
     conn_id: str
     base_url: str
@@ -77,6 +116,7 @@ class ConnectionSettings:
     api_version: str
     connect_timeout_s: float
     read_timeout_s: float
+    url_credentials_ignored: bool = False
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -100,6 +140,10 @@ class ConnectionSettings:
             raise GHLConfigError(
                 f"connection {conn_id!r}: extra 'user_type' is {user_type!r}; use 'Location' or 'Company'"
             )
+        raw_host = _with_scheme(conn.host, getattr(conn, "schema", None))
+        _, url_secrets = split_url_credentials(raw_host)
+        for secret in url_secrets:
+            mask_secret(secret)
         settings = cls(
             conn_id=conn_id,
             base_url=normalise_base_url(conn.host, getattr(conn, "port", None), getattr(conn, "schema", None)),
@@ -115,10 +159,29 @@ class ConnectionSettings:
             api_version=str(_extra(extras, "api_version") or DEFAULT_API_VERSION),
             connect_timeout_s=_timeout(extras, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_S),
             read_timeout_s=_timeout(extras, "read_timeout", DEFAULT_READ_TIMEOUT_S),
+            url_credentials_ignored=bool(url_secrets),
         )
+        if url_secrets:
+            _warn_url_credentials(conn_id, raw_host)
         for secret in (settings.access_token, settings.client_secret, settings.refresh_token):
             mask_secret(secret)
         return settings
+
+
+def _warn_url_credentials(conn_id: str, host: str) -> None:
+    """Warn once per connection and process that the host's credentials are not used."""
+    shown = redact_url_secrets(host.strip())
+    with _WARNED_LOCK:
+        if (conn_id, shown) in _WARNED_CREDENTIALS:
+            return
+        _WARNED_CREDENTIALS.add((conn_id, shown))
+    log.warning(
+        "connection %r: the host %s carries credentials; they are ignored and never sent - HighLevel "
+        "authenticates with the Bearer token (the connection's password, or OAuth). Remove them from "
+        "the host.",
+        conn_id,
+        shown,
+    )
 
 
 __all__ = ["ConnectionSettings", "normalise_base_url"]
