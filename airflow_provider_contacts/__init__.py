@@ -73,7 +73,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "token_store": {
         "label": "Token store",
         "description": "Where rotated OAuth tokens are kept: 'variable' (default, one Airflow Variable "
-        "per connection), 'variable:<key>', 'file:<path>', or a dotted path to a TokenStore class.",
+        "per connection), 'variable:<key>', 'file:<path>', 'sql:<conn_id>', 'redis:<conn_id>', or a dotted "
+        "path to a TokenStore class.",
         "schema": {"type": ["string", "null"], "default": "variable"},
     },
     "api_version": {

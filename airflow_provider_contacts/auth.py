@@ -4,26 +4,49 @@
 
 * :class:`PrivateTokenSource` - a Private Integration token, used as is.
 * :class:`OAuthTokenSource` - OAuth 2.0 access tokens, refreshed proactively before they expire and
-  once after a 401. HighLevel refresh tokens are **single-use**: the new refresh token is saved to
-  the token store *before* the new access token is used, and refreshes are race-safe:
+  once after a 401. HighLevel refresh tokens are **single-use** (every refresh returns a new refresh
+  token and kills the old one; HighLevel counts every reuse). So a refresh is a critical section:
 
   - within one process, refreshes of one connection are serialised by a lock;
-  - across processes/workers, the store is re-read right before refreshing, and tokens another
-    worker already rotated are adopted instead of spending an already-used refresh token;
-  - an ``invalid_grant`` answer re-reads the store once more (another worker may have rotated a
-    moment ago) and otherwise fails with :class:`GHLAuthError` saying what to re-authorise.
+  - across processes **and machines**, the refresh runs under the token store's ``lock()``, which
+    each shipped store builds from what its own backend offers (see below). Under the lock the store
+    is re-read: tokens another worker already rotated are adopted instead of spending an
+    already-used refresh token. Exactly one refresh happens per expiry, however many workers find
+    the token expired;
+  - taking the lock also proves the store can be written: a store that cannot be written fails with
+    :class:`TokenStoreError` **before** the refresh token is spent (a rotated token that cannot be
+    stored would be lost, and the app would have to be re-authorised);
+  - the new refresh token is saved before the new access token is used;
+  - an ``invalid_grant`` answer re-reads the store once more (a custom store without a lock may race)
+    and otherwise fails with :class:`GHLAuthError` saying what to re-authorise.
 
   Agency (``user_type="Company"``) tokens are exchanged for a location token through
   ``POST /oauth/locationToken``.
 
-**Token stores** (:class:`TokenStore`) persist the rotating tokens: :class:`VariableTokenStore`
-(default, one Airflow Variable per connection, JSON), :class:`FileTokenStore` (local file, atomic
-writes, ``fcntl`` lock across processes), or any class named by dotted path (e.g. one writing to a
-secrets backend).
+**Token stores** (:class:`TokenStore`) persist the rotating tokens; the connection's ``token_store``
+extra picks one (:func:`build_token_store`):
 
-A custom store is any class taking ``conn_id`` with ``load()``/``save()`` (and optionally a
-``lock()`` context manager), named in the connection's ``token_store`` extra by dotted path, e.g.
-one keeping the tokens in a secrets manager::
+=====================  ===================================  =====================================
+``token_store``        store                                exclusion across processes/machines
+=====================  ===================================  =====================================
+``variable`` (default) :class:`VariableTokenStore`,         Lamport's fast mutual exclusion over
+``variable:<key>``     one Airflow Variable (metadata DB)   Variables (plain reads/writes, no CAS
+                                                            needed) with a lease (default 180 s)
+``file:<path>``        :class:`FileTokenStore`, a JSON      POSIX ``lockf`` on ``<path>.lock``:
+                       file (0600, atomic replace)          one host, or a shared filesystem with
+                                                            working POSIX locks (NFSv4)
+``sql:<conn_id>``      ``token_stores.SqlTokenStore``,      ``SELECT ... FOR UPDATE`` row lock of
+                       a table in a PostgreSQL/MySQL DB     an open transaction
+``redis:<conn_id>``    ``token_stores.RedisTokenStore``,    ``SET NX PX`` lease + Lua
+                       a Redis key                          compare-and-delete release
+dotted path            your class (``conn_id=...``)         whatever its ``lock()`` provides
+=====================  ===================================  =====================================
+
+Each store's class docstring states its guarantee and its limits. A custom store is any class taking
+``conn_id`` with ``load()``/``save()`` and a ``lock()`` context manager that excludes other
+processes on every machine and raises :class:`TokenStoreError` when the store cannot be written,
+named in the ``token_store`` extra by dotted path, e.g. one keeping the tokens in a secrets manager
+(without a ``lock()`` the source warns: concurrent workers can then spend one refresh token twice)::
 
     class SecretsManagerTokenStore:
         def __init__(self, conn_id: str) -> None:
@@ -39,12 +62,16 @@ one keeping the tokens in a secrets manager::
         def save(self, tokens: TokenSet) -> None:
             self.client.put_secret_value(SecretId=self.name, SecretString=tokens.to_json())
 
+        def lock(self):
+            return my_distributed_lock(self.name)  # e.g. a DynamoDB conditional-write lease
+
 Tokens and secrets are registered with Airflow's secrets masker and never put in log lines,
 exception messages or reprs.
 
-Variable stores and caching: with Airflow's secrets cache on (``[secrets] use_cache``), a re-read
-inside a task may return a cached value for up to the cache TTL; the ``invalid_grant`` re-read
-still recovers, but leave the cache off for token Variables if workers refresh often.
+Variable stores and caching: the Variable store drops its keys from Airflow's secrets cache
+(``[secrets] use_cache``) before each read, so re-reads see other workers' writes; a token Variable
+that a secrets backend (e.g. an ``AIRFLOW_VAR_...`` environment variable) also defines shadows the
+metadata DB and is refused with :class:`TokenStoreError`.
 """
 
 from __future__ import annotations
@@ -56,9 +83,12 @@ import hashlib
 import json
 import logging
 import os
+import random
+import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -73,6 +103,20 @@ log = logging.getLogger(__name__)
 
 #: Refresh an OAuth access token this long before it expires (capped at a fifth of its lifetime).
 DEFAULT_REFRESH_MARGIN_S = 300.0
+
+#: How long a refresh lease of the Variable and Redis stores lasts, seconds. The token source stops
+#: retrying the token endpoint before its lease ends, so no refresh request is in flight after it; a
+#: crashed holder blocks other workers' refreshes for at most this long.
+DEFAULT_LEASE_S = 180.0
+
+
+class TokenStoreError(GHLConfigError):
+    """The token store cannot be used for a refresh: it cannot be written, its lock cannot be taken,
+    or it is configured so that written tokens would not be read back.
+
+    Raised *before* the single-use refresh token is spent wherever that can be known in advance; the
+    message names the store and the fix, never a token.
+    """
 
 
 def mask_secret(value: str | None) -> None:
@@ -193,8 +237,16 @@ class TokenSet:
 class TokenStore(Protocol):
     """Where rotating OAuth tokens live between task runs.
 
-    ``load`` returns the stored :class:`TokenSet` or ``None``; ``save`` replaces it. A store may also
-    offer ``lock()`` (a context manager) to exclude other processes during a refresh.
+    ``load()`` returns the stored :class:`TokenSet` (``None`` when empty) and must read the backend,
+    not a cache; ``save()`` replaces it durably. A store shared by several workers also offers
+    ``lock()``, a context manager that
+
+    * excludes every other holder of the same store, in any process on any machine, while the
+      :class:`OAuthTokenSource` re-reads, refreshes and saves (``load``/``save`` are called inside);
+    * raises :class:`TokenStoreError` on entry when the store cannot be written (so the refresh
+      token is not spent);
+    * may expose ``lease_s`` (float seconds or ``None``): how long the exclusion is guaranteed after
+      entry. The source gives up on the token endpoint before that time is over.
     """
 
     def load(self) -> TokenSet | None: ...
@@ -210,32 +262,234 @@ def _in_task_process() -> bool:
     return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
+def _short_error(exc: BaseException) -> str:
+    """``Type: message`` of an error from a store backend, trimmed (never called with token values)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _poll_sleep(deadline: float) -> None:
+    time.sleep(max(0.0, min(random.uniform(0.02, 0.06), deadline - time.monotonic())))
+
+
+def _owner_id() -> str:
+    """A unique id for one lock attempt: ``<host>:<pid>:<random hex>`` (shown in lock diagnostics)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+
+
+class _VariableReadError(Exception):
+    """A Variable could not be read (as opposed to: it does not exist)."""
+
+
+class _Variables:
+    """Plain Airflow Variable reads and writes, uncached and strict, in and outside task processes.
+
+    In a task (and the triggerer) this is the Task SDK's channel to the API server's execution API;
+    elsewhere (scripts, tests, the scheduler's helpers) the metadata database. Both end in the same
+    ``variable`` table, where a committed write is seen by every later read, which is all the lock
+    below relies on.
+
+    Reads are strict: Airflow's own ``Variable.get`` answers "not found" (``None``) when the API
+    server or the database fails, or when a value cannot be decrypted; for a token store that would
+    mean "empty", and re-seeding it would overwrite the live refresh token with a spent one. So
+    :meth:`get` reads the metadata DB / execution API directly and raises on anything but a value
+    or "no such Variable".
+    """
+
+    DESCRIPTION = "HighLevel OAuth tokens (rotated by airflow-provider-contacts; keep secret)"
+
+    @staticmethod
+    def _uncache(key: str) -> None:
+        with contextlib.suppress(Exception):
+            from airflow.sdk.execution_time.cache import SecretCache
+
+            SecretCache.invalidate_variable(key)
+
+    @classmethod
+    def get(cls, key: str) -> str | None:
+        """The Variable's value, ``None`` if it does not exist.
+
+        :raises _VariableReadError: the API server or database failed, or the value cannot be decrypted.
+        """
+        cls._uncache(key)
+        if _in_task_process():
+            return cls._get_in_task(key)
+        from sqlalchemy import select
+
+        from airflow.models import Variable as DBVariable
+        from airflow.utils.session import create_session
+
+        try:
+            with create_session() as session:
+                var = session.scalars(select(DBVariable).where(DBVariable.key == key).limit(1)).first()
+                if var is None:
+                    return None
+                value = var.val
+                if value is None and var._val is not None:  # noqa: SLF001 - decryption failed
+                    raise _VariableReadError("the value cannot be decrypted (check [core] fernet_key)")
+                return value
+        except _VariableReadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - database errors
+            raise _VariableReadError(_short_error(exc)) from None
+
+    @staticmethod
+    def _get_in_task(key: str) -> str | None:
+        try:
+            from airflow.sdk.exceptions import ErrorType
+            from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
+            from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+        except ImportError:  # pragma: no cover - a Task SDK without these names: the public API
+            from airflow.sdk import Variable
+
+            return Variable.get(key, default=None)
+        try:
+            msg = SUPERVISOR_COMMS.send(GetVariable(key=key))
+        except Exception as exc:  # noqa: BLE001 - AirflowRuntimeError (API server error), IPC errors
+            raise _VariableReadError(_short_error(exc)) from None
+        if isinstance(msg, VariableResult):
+            return msg.value
+        if isinstance(msg, ErrorResponse) and msg.error == ErrorType.VARIABLE_NOT_FOUND:
+            return None
+        detail = getattr(msg, "error", None) or type(msg).__name__
+        raise _VariableReadError(f"the API server answered {detail}")
+
+    @classmethod
+    def set(cls, key: str, value: str, description: str = DESCRIPTION) -> None:
+        if _in_task_process():
+            from airflow.sdk import Variable
+
+            Variable.set(key, value, description=description)
+        else:
+            from airflow.models import Variable as DBVariable
+
+            DBVariable.set(key, value, description=description)
+        cls._uncache(key)
+
+    @classmethod
+    def delete(cls, key: str) -> None:
+        if _in_task_process():
+            from airflow.sdk import Variable
+
+            Variable.delete(key)
+        else:
+            from airflow.models import Variable as DBVariable
+
+            DBVariable.delete(key)
+        cls._uncache(key)
+
+    @staticmethod
+    def keys(prefix: str) -> list[str] | None:
+        """Keys in the metadata DB starting with ``prefix``; ``None`` if this Airflow cannot list."""
+        if _in_task_process():
+            from airflow.sdk import Variable
+
+            if not hasattr(Variable, "keys"):  # Task SDK before Variable.keys()
+                return None
+            return list(Variable.keys(prefix=prefix))
+        from sqlalchemy import select
+
+        from airflow.models import Variable as DBVariable
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return list(session.scalars(select(DBVariable.key).where(DBVariable.key.startswith(prefix, autoescape=True))))
+
+    @staticmethod
+    def shadowing_backend(key: str) -> str | None:
+        """Name of a secrets backend read *before* the metadata DB that defines ``key``, if any."""
+        try:
+            if _in_task_process():
+                from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+
+                backends = list(ensure_secrets_backend_loaded())
+            else:
+                from airflow.configuration import ensure_secrets_loaded
+
+                backends = list(ensure_secrets_loaded())
+        except Exception:  # noqa: BLE001 - fall back to the environment, the usual culprit
+            env = f"AIRFLOW_VAR_{key.upper()}"
+            return "EnvironmentVariablesBackend" if os.environ.get(env) else None
+        for backend in backends:
+            name = type(backend).__name__
+            if name in ("MetastoreBackend", "ExecutionAPISecretsBackend"):
+                break  # the metadata DB itself: later backends are read after it
+            try:
+                if backend.get_variable(key=key) is not None:
+                    return name
+            except Exception:  # noqa: BLE001 - an unreachable backend does not shadow anything
+                continue
+        return None
+
+
 class VariableTokenStore:
     """One Airflow Variable (JSON) per connection; default key ``ghl_oauth_tokens__<conn_id>``.
 
-    Inside a task it uses the Task SDK (``airflow.sdk.Variable``, written through the API server);
-    outside a task (scripts, tests, the triggerer's helpers) it uses the metadata database directly.
-    Variables offer no cross-process lock: the OAuth source re-reads before refreshing instead.
+    **Shape**: the Variable holds ``TokenSet.to_json()`` (access/refresh token, ``expires_at`` ISO
+    8601 UTC, ``lifetime_s`` seconds, scope, user type, ids, seed fingerprint), Fernet-encrypted in
+    the metadata DB when ``[core] fernet_key`` is set. Inside a task (and the triggerer) it is read
+    and written through the Task SDK (the API server's execution API); elsewhere through the
+    metadata DB (``airflow.models.Variable``). Reads are strict: a failed read (API server or
+    database error, a value the Fernet key cannot decrypt) raises :class:`TokenStoreError` and is
+    never taken as "no tokens yet" (Airflow's ``Variable.get`` would answer ``None``, and re-seeding
+    would overwrite the live refresh token with a spent one).
+
+    **Refresh lock** (:meth:`lock`): Variables offer reads, writes (upserts), deletes and key
+    listing, but no compare-and-swap. The lock is Lamport's *fast mutual exclusion* algorithm
+    (ACM TOCS 5(1), 1987), which needs only atomic reads and writes, built from Variables next to
+    the token Variable: ``<key>__lock_x`` (last contender), ``<key>__lock_y`` (holder + lease end)
+    and one ``<key>__lock_b__<id>`` per contender ("I am trying"). Uncontended it costs five Variable
+    calls to enter and three to leave. It holds across processes and machines with no timing
+    assumption, as long as
+
+    * every read sees the latest committed write: true for the metadata DB and the execution API;
+      the store drops its keys from Airflow's secrets cache before each read;
+    * no holder stalls longer than ``lease_s`` (default :data:`DEFAULT_LEASE_S`, seconds): a lease
+      that ended (a crashed worker) is treated as free, so a holder frozen past it could overlap
+      with the next one. The token source stops retrying the token endpoint before the lease ends.
+      Lease ends are wall-clock times: keep the workers' clocks in sync (NTP);
+    * (a Task SDK without ``Variable.keys()``) the contended path cannot list the contenders and
+      waits ``unlisted_wait_s`` (2 s) instead, which assumes no lock write takes longer than that.
+
+    Waiters give up with :class:`TokenStoreError` after ``wait_s`` seconds (``lease_s`` + 30). The
+    lock Variables hold no secret; ``__lock_x`` stays, the others are deleted on release (expired
+    contender flags when a contended acquisition finds them).
+
+    **Writes**: the lock's first write is a Variable write, so a store that cannot be written (API
+    server or database refusing writes) fails with :class:`TokenStoreError` before any refresh. A
+    token Variable that a secrets backend read before the metadata DB also defines (e.g. an
+    ``AIRFLOW_VAR_...`` environment variable) is refused too: written tokens would never be read back.
     """
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         if not key:
             raise GHLConfigError("token_store: the Variable key is empty; use 'variable:<key>'")
         self.key = key
+        self.lease_s = float(lease_s)
+        #: Seconds a worker waits for the lock before giving up (a crashed holder's lease ends first).
+        self.wait_s = self.lease_s + 30
+        #: Seconds to wait in the contended path when contenders cannot be listed (old Task SDK).
+        self.unlisted_wait_s = 2.0
+        self._x = f"{key}__lock_x"
+        self._y = f"{key}__lock_y"
+        self._b_prefix = f"{key}__lock_b__"
 
     def __repr__(self) -> str:
         return f"VariableTokenStore(key={self.key!r})"
 
     def load(self) -> TokenSet | None:
-        """The stored tokens, or ``None`` if the Variable does not exist or is empty."""
-        if _in_task_process():
-            from airflow.sdk import Variable
+        """The stored tokens (read uncached), or ``None`` if the Variable does not exist or is empty.
 
-            raw = Variable.get(self.key, default=None)
-        else:
-            from airflow.models import Variable as DBVariable
-
-            raw = DBVariable.get(self.key, default_var=None)
+        :raises TokenStoreError: the Variable cannot be read (never taken as "empty").
+        """
+        try:
+            raw = _Variables.get(self.key)
+        except _VariableReadError as exc:
+            raise TokenStoreError(
+                f"token store {self!r}: cannot read the Variable ({exc}). Fix: check that this worker "
+                "reaches the API server / metadata database and that [core] fernet_key is the one the "
+                "Variable was written with"
+            ) from None
         if not raw:
             return None
         try:
@@ -248,28 +502,171 @@ class VariableTokenStore:
 
     def save(self, tokens: TokenSet) -> None:
         """Replace the Variable's value with ``tokens``."""
-        value = tokens.to_json()
-        description = "HighLevel OAuth tokens (rotated by airflow-provider-contacts; keep secret)"
-        if _in_task_process():
-            from airflow.sdk import Variable
+        _Variables.set(self.key, tokens.to_json())
 
-            Variable.set(self.key, value, description=description)
-        else:
-            from airflow.models import Variable as DBVariable
+    # -- the refresh lock --------------------------------------------------------------------
 
-            DBVariable.set(self.key, value, description=description)
+    def _fail(self, what: str, exc: BaseException | None = None) -> TokenStoreError:
+        cause = f" ({_short_error(exc)})" if exc is not None else ""
+        return TokenStoreError(
+            f"token store {self!r}: {what}{cause}. No refresh was attempted, so the stored refresh "
+            "token is still valid. Fix: let this worker write Airflow Variables (the API server / "
+            "metadata database must accept writes), or set the connection's 'token_store' extra to "
+            "another store ('file:<path>', 'sql:<conn_id>', 'redis:<conn_id>')"
+        )
 
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        """No cross-process lock for Variables (the re-read protocol covers races)."""
-        return contextlib.nullcontext()
+    def _lease(self, raw: str | None) -> tuple[str | None, float]:
+        """``(owner, lease end in epoch seconds)`` of a ``__lock_y``/``__lock_b`` value."""
+        if not raw:
+            return None, 0.0
+        try:
+            data = json.loads(raw)
+            return str(data["owner"]), float(data["until"])
+        except (ValueError, TypeError, KeyError):
+            return None, 0.0
+
+    def _live_holder(self) -> str | None:
+        owner, until = self._lease(_Variables.get(self._y))
+        return owner if owner and until > time.time() else None
+
+    def _stamp(self, owner: str) -> str:
+        return json.dumps({"owner": owner, "until": time.time() + self.lease_s})
+
+    def _await_free(self, deadline: float) -> None:
+        """Wait until ``__lock_y`` is empty or its lease is over."""
+        while self._live_holder() is not None:
+            if time.monotonic() > deadline:
+                raise self._timeout()
+            _poll_sleep(deadline)
+
+    def _await_no_contender(self, me: str, deadline: float) -> None:
+        """Wait until no other live ``__lock_b__`` flag exists (expired ones are removed)."""
+        while True:
+            keys = _Variables.keys(self._b_prefix)
+            if keys is None:  # cannot list contenders: wait out any write in flight instead
+                time.sleep(self.unlisted_wait_s)
+                return
+            live = False
+            for key in keys:
+                if key == self._b_prefix + me.rsplit(":", 1)[-1]:
+                    continue
+                owner, until = self._lease(_Variables.get(key))
+                if owner is None:
+                    continue
+                if until <= time.time():
+                    with contextlib.suppress(Exception):
+                        _Variables.delete(key)  # a crashed contender's flag
+                    continue
+                live = True
+                break
+            if not live:
+                return
+            if time.monotonic() > deadline:
+                raise self._timeout()
+            _poll_sleep(deadline)
+
+    def _timeout(self) -> TokenStoreError:
+        holder = self._live_holder()
+        return TokenStoreError(
+            f"token store {self!r}: timed out after {self.wait_s:.0f} s waiting for the refresh "
+            f"lock (held by {holder or 'another worker'}). No refresh was attempted. If no worker is "
+            f"refreshing, delete the Variables {self._y!r} and '{self._b_prefix}*'"
+        )
+
+    def _acquire(self, me: str, deadline: float) -> None:
+        """Lamport's fast mutual exclusion (Algorithm 2), lock registers as Variables."""
+        mine = self._b_prefix + me.rsplit(":", 1)[-1]
+        first = True
+        while True:
+            try:
+                _Variables.set(mine, self._stamp(me), "refresh lock flag (airflow-provider-contacts)")  # b[i] := true
+            except Exception as exc:  # noqa: BLE001 - any failure to write means: do not refresh
+                if first:
+                    raise self._fail("cannot write Airflow Variables", exc) from None
+                raise
+            first = False
+            _Variables.set(self._x, me, "refresh lock (airflow-provider-contacts)")  # x := i
+            if self._live_holder() is not None:  # y != 0
+                _Variables.delete(mine)  # b[i] := false
+                self._await_free(deadline)
+                continue
+            _Variables.set(self._y, self._stamp(me), "refresh lock holder (airflow-provider-contacts)")  # y := i
+            if _Variables.get(self._x) != me:  # contention: someone wrote x after us
+                _Variables.delete(mine)
+                self._await_no_contender(me, deadline)
+                if self._lease(_Variables.get(self._y))[0] != me:
+                    self._await_free(deadline)
+                    continue
+            return
+
+    def _release(self, me: str) -> None:
+        mine = self._b_prefix + me.rsplit(":", 1)[-1]
+        try:
+            if self._lease(_Variables.get(self._y))[0] == me:
+                _Variables.delete(self._y)  # y := 0 (only our own: a lease taken over is not ours)
+            _Variables.delete(mine)  # b[i] := false
+        except Exception as exc:  # noqa: BLE001 - the lease ends by itself
+            log.warning("Could not release the refresh lock of %r (%s); it frees itself after %.0f s",
+                        self, _short_error(exc), self.lease_s)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive refresh lock across processes and machines (see the class docstring).
+
+        :raises TokenStoreError: the Variables cannot be written, the token Variable is shadowed by
+            a secrets backend, or the lock was not free within ``wait_s`` seconds.
+        """
+        shadow = _Variables.shadowing_backend(self.key)
+        if shadow:
+            raise TokenStoreError(
+                f"token store {self!r}: the Variable is also defined in the {shadow} secrets backend, "
+                "which Airflow reads before the metadata database, so rotated tokens written there "
+                "would never be read back and the connection would be lost. No refresh was attempted. "
+                f"Fix: remove {self.key!r} from {shadow} (e.g. unset AIRFLOW_VAR_{self.key.upper()}), "
+                "or set the connection's 'token_store' extra to 'variable:<another key>'"
+            )
+        me = _owner_id()
+        deadline = time.monotonic() + self.wait_s
+        try:
+            self._acquire(me, deadline)
+        except TokenStoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a lock Variable read/write failed: do not refresh
+            self._release(me)
+            raise self._fail("cannot read or write its lock Variables", exc) from None
+        try:
+            yield
+        finally:
+            self._release(me)
+
+
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_thread_lock(path: Path) -> threading.Lock:
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(str(path), threading.Lock())
 
 
 class FileTokenStore:
-    """A JSON file (mode 0600) with atomic replacement and an ``fcntl`` lock file next to it.
+    """A JSON file (mode 0600, ``TokenSet.to_json()``) with atomic replacement, locked with ``lockf``.
 
-    ``lock()`` takes an exclusive lock on ``<path>.lock``, so refreshes by several processes on one
-    machine are fully serialised. For local use and single-host deployments.
+    **Refresh lock** (:meth:`lock`): an exclusive POSIX record lock (``fcntl.lockf``) on
+    ``<path>.lock``, plus a per-process thread lock (POSIX locks belong to the process). The kernel
+    drops the lock when its holder exits, so a crashed worker never blocks the others, and there is
+    no lease: exclusion holds for as long as the refresh takes. Across machines it holds only on a
+    shared filesystem whose POSIX locks work between hosts (NFSv4, NFSv3 with lockd); filesystems
+    that do not propagate locks (some FUSE, SMB or object-store mounts) give no exclusion between
+    hosts: use the Variable, SQL or Redis store there.
+
+    **Writes**: on entry the lock writes and fsyncs a probe file of the token file's size next to it
+    (then removes it), so a directory that is not writable, or a full disk, fails with
+    :class:`TokenStoreError` before any refresh. Saves go to a temporary file, fsync, ``rename``,
+    then fsync of the directory.
     """
+
+    lease_s: float | None = None
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
@@ -279,11 +676,20 @@ class FileTokenStore:
         return f"FileTokenStore(path={str(self.path)!r})"
 
     def load(self) -> TokenSet | None:
-        """The stored tokens, or ``None`` if the file does not exist or is empty."""
+        """The stored tokens, or ``None`` if the file does not exist or is empty.
+
+        :raises TokenStoreError: the file exists (or its directory is not a directory) but cannot be read.
+        """
         try:
             text = self.path.read_text()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise TokenStoreError(
+                f"token store {self!r}: cannot read the token file ({_short_error(exc)}). Fix: let the "
+                "user running Airflow's workers read and write it, or set the connection's 'token_store' "
+                "extra to another path or store"
+            ) from None
         if not text.strip():
             return None
         try:
@@ -294,32 +700,84 @@ class FileTokenStore:
                 "from the connection's 'refresh_token' extra"
             ) from None
 
-    def save(self, tokens: TokenSet) -> None:
-        """Write ``tokens`` atomically (temp file + fsync + rename)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _write_temp(self, text: str) -> str:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
             with os.fdopen(fd, "w") as handle:
                 os.fchmod(handle.fileno(), 0o600)
-                handle.write(tokens.to_json())
+                handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return tmp
+
+    def save(self, tokens: TokenSet) -> None:
+        """Write ``tokens`` atomically (temp file + fsync + rename + directory fsync)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._write_temp(tokens.to_json())
+        try:
             os.replace(tmp, self.path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def _fail(self, what: str, exc: BaseException) -> TokenStoreError:
+        return TokenStoreError(
+            f"token store {self!r}: {what} ({_short_error(exc)}). No refresh was attempted, so the "
+            f"stored refresh token is still valid. Fix: make {str(self.path.parent)!r} writable (and "
+            "not full) for the user running Airflow's workers, or set the connection's 'token_store' "
+            "extra to another path or store"
+        )
+
+    def probe_writable(self) -> None:
+        """Write, fsync and remove a file as large as the token file next to it.
+
+        :raises TokenStoreError: the directory cannot take the token file.
+        """
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.unlink(self._write_temp(" " * max(size, 2048)))
+        except OSError as exc:
+            raise self._fail("cannot write the token file's directory", exc) from None
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive cross-process lock for the duration of a refresh."""
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        """Exclusive refresh lock across processes (and hosts sharing the filesystem).
+
+        :raises TokenStoreError: the lock file cannot be opened or the directory is not writable.
+        """
+        with _file_thread_lock(self._lock_path):
             try:
-                yield
+                self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+                handle = open(self._lock_path, "a")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                raise self._fail("cannot open the lock file", exc) from None
+            try:
+                try:
+                    fcntl.lockf(handle.fileno(), fcntl.LOCK_EX)
+                except OSError as exc:
+                    raise self._fail("cannot lock the lock file (does this filesystem support POSIX locks?)", exc) from None
+                try:
+                    self.probe_writable()
+                    yield
+                finally:
+                    fcntl.lockf(handle.fileno(), fcntl.LOCK_UN)
             finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                handle.close()
 
 
 def default_variable_key(conn_id: str) -> str:
@@ -328,11 +786,19 @@ def default_variable_key(conn_id: str) -> str:
 
 
 def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
-    """Build the store named by the ``token_store`` extra.
+    """Build the store named by the ``token_store`` extra of connection ``conn_id``.
 
-    ``None``/``"variable"`` -> :class:`VariableTokenStore` with the default key; ``"variable:<key>"``;
-    ``"file:<path>"`` -> :class:`FileTokenStore`; anything else is a dotted path to a class that is
-    called with ``conn_id=...`` and must offer ``load()`` and ``save()``.
+    * ``None``/``"variable"`` -> :class:`VariableTokenStore` with key :func:`default_variable_key`;
+      ``"variable:<key>"`` -> the same with that key;
+    * ``"file:<path>"`` -> :class:`FileTokenStore`;
+    * ``"sql:<sql_conn_id>"`` -> :class:`~airflow_provider_contacts.token_stores.SqlTokenStore`
+      (row ``conn_id`` of table ``ghl_oauth_tokens`` in that database);
+    * ``"redis:<redis_conn_id>"`` -> :class:`~airflow_provider_contacts.token_stores.RedisTokenStore`
+      (key ``ghl_oauth_tokens:{conn_id}``);
+    * anything else is a dotted path to a class called with ``conn_id=...`` that must offer
+      ``load()`` and ``save()`` (and should offer ``lock()``, see :class:`TokenStore`).
+
+    :raises GHLConfigError: the spec is not understood or the class cannot be imported.
     """
     spec = (spec or "variable").strip()
     if spec == "variable":
@@ -344,10 +810,18 @@ def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
         if not path:
             raise GHLConfigError("token_store: 'file:' needs a path, e.g. 'file:/var/lib/airflow/ghl.json'")
         return FileTokenStore(path)
+    if spec.startswith("sql:"):
+        from airflow_provider_contacts.token_stores import SqlTokenStore
+
+        return SqlTokenStore(spec.removeprefix("sql:").strip(), key=conn_id)
+    if spec.startswith("redis:"):
+        from airflow_provider_contacts.token_stores import RedisTokenStore
+
+        return RedisTokenStore(spec.removeprefix("redis:").strip(), key=conn_id)
     if "." not in spec:
         raise GHLConfigError(
             f"token_store: {spec!r} is not understood; use 'variable', 'variable:<key>', "
-            "'file:<path>' or a dotted path to a TokenStore class"
+            "'file:<path>', 'sql:<conn_id>', 'redis:<conn_id>' or a dotted path to a TokenStore class"
         )
     from airflow.sdk.module_loading import import_string
 
@@ -426,6 +900,9 @@ def forget_process_tokens() -> None:
     with _PROCESS_LOCKS_GUARD:
         _LIVE_TOKENS.clear()
         _LOCATION_TOKENS.clear()
+
+
+_WARNED_NO_LOCK: set[type] = set()
 
 
 class _InvalidGrant(Exception):
@@ -573,17 +1050,20 @@ class OAuthTokenSource:
 
     # -- loading and seeding -----------------------------------------------------------------
 
-    def _load_or_seed(self) -> TokenSet:
-        stored = self.store.load()
+    def _reauthorised(self, stored: TokenSet | None) -> bool:
+        """True if the connection's ``refresh_token`` extra is newer than what the store descends from."""
         seed_fp = fingerprint(self.settings.seed_refresh_token)
-        reauthorised = (
+        return (
             stored is not None
             and seed_fp is not None
             and stored.seed is not None
             and stored.seed != seed_fp
             and stored.refresh_token != self.settings.seed_refresh_token
         )
-        if stored is not None and not reauthorised:
+
+    def _load_or_seed(self) -> TokenSet:
+        stored = self.store.load()
+        if stored is not None and not self._reauthorised(stored):
             self._current = stored
             return stored
         if not self.settings.seed_refresh_token and stored is None:
@@ -594,23 +1074,30 @@ class OAuthTokenSource:
                 "connection's 'refresh_token' extra",
                 operation="oauth",
             )
-        if stored is not None:
-            log.info(
-                "Connection %r carries a new 'refresh_token' extra (the app was re-authorised): "
-                "re-seeding the token store",
-                self.settings.conn_id,
+        # Seeding writes the store: under the lock, or a worker seeding late could overwrite tokens
+        # another worker has just rotated with the (then spent) seed.
+        with self._store_lock():
+            stored = self.store.load()
+            if stored is not None and not self._reauthorised(stored):
+                self._current = stored
+                return stored
+            if stored is not None:
+                log.info(
+                    "Connection %r carries a new 'refresh_token' extra (the app was re-authorised): "
+                    "re-seeding the token store",
+                    self.settings.conn_id,
+                )
+            seeded = TokenSet(
+                access_token=self.settings.seed_access_token or None,
+                refresh_token=self.settings.seed_refresh_token,
+                # The connection's access token's expiry is unknown: use it until a 401 says otherwise.
+                expires_at=None,
+                seed=fingerprint(self.settings.seed_refresh_token),
+                user_type=self.settings.user_type,
+                location_id=self.settings.location_id,
+                company_id=self.settings.company_id,
             )
-        seeded = TokenSet(
-            access_token=self.settings.seed_access_token or None,
-            refresh_token=self.settings.seed_refresh_token,
-            # The connection's access token's expiry is unknown: use it until a 401 says otherwise.
-            expires_at=None,
-            seed=seed_fp,
-            user_type=self.settings.user_type,
-            location_id=self.settings.location_id,
-            company_id=self.settings.company_id,
-        )
-        self.store.save(seeded)
+            self.store.save(seeded)
         self._current = seeded
         return seeded
 
@@ -618,11 +1105,24 @@ class OAuthTokenSource:
 
     def _store_lock(self) -> contextlib.AbstractContextManager[Any]:
         lock = getattr(self.store, "lock", None)
-        return lock() if callable(lock) else contextlib.nullcontext()
+        if callable(lock):
+            return lock()
+        if type(self.store) not in _WARNED_NO_LOCK:
+            _WARNED_NO_LOCK.add(type(self.store))
+            log.warning(
+                "Token store %s has no lock(): workers in several processes that refresh at the same "
+                "time can spend one single-use refresh token twice. Give it a lock() (see TokenStore)",
+                type(self.store).__name__,
+            )
+        return contextlib.nullcontext()
 
     def _refresh(self, stale: TokenSet, force: bool = False) -> TokenSet:
         """Rotate the tokens (caller holds the process lock). See the module docstring."""
         with self._store_lock():
+            lease_s = getattr(self.store, "lease_s", None)
+            # Stop retrying the token endpoint well before the store's lease ends, so no refresh is
+            # in flight once another worker may take the lock.
+            deadline = time.monotonic() + 0.8 * float(lease_s) if lease_s else None
             stored = self.store.load()
             if stored is not None and stored.refresh_token and stored.refresh_token != stale.refresh_token:
                 # Another worker rotated already: its refresh token is the live one.
@@ -634,7 +1134,7 @@ class OAuthTokenSource:
                     return stored
                 stale = stored
             try:
-                fresh = self._call_token_endpoint(stale)
+                fresh = self._call_token_endpoint(stale, deadline)
             except _InvalidGrant:
                 again = self.store.load()
                 if again is not None and again.refresh_token and again.refresh_token != stale.refresh_token:
@@ -643,13 +1143,13 @@ class OAuthTokenSource:
                         self._current = again
                         return again
                     try:
-                        fresh = self._call_token_endpoint(again)
+                        fresh = self._call_token_endpoint(again, deadline)
                     except _InvalidGrant:
                         raise self._reauthorise_error() from None
                 else:
                     raise self._reauthorise_error() from None
             # Single-use refresh tokens: persist the new one before anything uses the new access token.
-            self.store.save(fresh)
+            self._save_rotated(fresh)
             self._current = fresh
             self.refreshes += 1
             if self.on_refresh is not None:
@@ -660,6 +1160,25 @@ class OAuthTokenSource:
                 fresh.expires_at.isoformat() if fresh.expires_at else "unknown",
             )
             return fresh
+
+    def _save_rotated(self, fresh: TokenSet) -> None:
+        """Save just-rotated tokens, retrying a few times: the old refresh token is already spent."""
+        for attempt in range(4):
+            try:
+                self.store.save(fresh)
+                return
+            except Exception as exc:  # noqa: BLE001 - reported below without the value
+                error = _short_error(exc) if isinstance(exc, (OSError, GHLConfigError)) else type(exc).__name__
+                if attempt == 3:
+                    raise TokenStoreError(
+                        f"the OAuth tokens of connection {self.settings.conn_id!r} were refreshed but "
+                        f"could not be written to the token store {self.store!r} ({error}); the previous "
+                        "refresh token is spent. Fix the store (it accepted the lock a moment ago), then "
+                        "re-authorise the app in HighLevel and put the new refresh token into the "
+                        "connection's 'refresh_token' extra"
+                    ) from None
+                log.warning("Saving rotated OAuth tokens of %r failed (%s); retrying", self.settings.conn_id, error)
+                time.sleep(0.5 * 2**attempt)
 
     def _reauthorise_error(self) -> GHLAuthError:
         return GHLAuthError(
@@ -678,18 +1197,33 @@ class OAuthTokenSource:
             self._session = self._http()
         return self._session
 
-    def _post_form(self, path: str, data: dict[str, str], operation: str, bearer: str | None = None) -> dict[str, Any]:
-        """POST a form to the OAuth API with a few retries on network errors and 5xx."""
+    def _post_form(
+        self, path: str, data: dict[str, str], operation: str, bearer: str | None = None,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        """POST a form to the OAuth API with a few retries on network errors and 5xx.
+
+        ``deadline`` (``time.monotonic()`` value): no attempt is started, and no attempt's timeout
+        reaches, past it (the store's refresh lease).
+        """
         url = f"{self.settings.base_url}{path}"
         headers = {"Accept": "application/json", "Version": self.settings.api_version}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
         last_error: str = ""
+        connect_s, read_s = self.settings.timeout
         for attempt in range(4):
             if attempt:
                 time.sleep(min(4.0, 0.25 * 2**attempt))
+            timeout: tuple[float, float] = (connect_s, read_s)
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left < 1.0:
+                    last_error = last_error or "no time left"
+                    break
+                timeout = (min(connect_s, left), min(read_s, left))
             try:
-                resp = self._session_().post(url, data=data, headers=headers, timeout=self.settings.timeout)
+                resp = self._session_().post(url, data=data, headers=headers, timeout=timeout)
             except requests.RequestException as exc:
                 last_error = type(exc).__name__
                 continue
@@ -714,11 +1248,12 @@ class OAuthTokenSource:
                 operation=operation,
             )
         raise GHLTransportError(
-            f"the OAuth endpoint {path} did not answer usefully after 4 attempts ({last_error})",
+            f"the OAuth endpoint {path} did not answer usefully ({last_error}), within the attempts and "
+            "the token store's refresh lease",
             operation=operation,
         )
 
-    def _call_token_endpoint(self, tokens: TokenSet) -> TokenSet:
+    def _call_token_endpoint(self, tokens: TokenSet, deadline: float | None = None) -> TokenSet:
         if not tokens.refresh_token:
             raise self._reauthorise_error()
         data = {
@@ -728,7 +1263,7 @@ class OAuthTokenSource:
             "refresh_token": tokens.refresh_token,
             "user_type": self.settings.user_type,
         }
-        body = self._post_form("/oauth/token", data, "get-access-token")
+        body = self._post_form("/oauth/token", data, "get-access-token", deadline=deadline)
         fresh = TokenSet.from_token_response(body, seed=tokens.seed)
         if not fresh.access_token or not fresh.refresh_token:
             raise GHLAuthError(
@@ -773,6 +1308,7 @@ class OAuthTokenSource:
 
 
 __all__ = [
+    "DEFAULT_LEASE_S",
     "FileTokenStore",
     "OAuthSettings",
     "OAuthTokenSource",
@@ -780,6 +1316,7 @@ __all__ = [
     "TokenSet",
     "TokenSource",
     "TokenStore",
+    "TokenStoreError",
     "VariableTokenStore",
     "build_token_store",
     "default_variable_key",

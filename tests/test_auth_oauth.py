@@ -306,7 +306,10 @@ def test_two_worker_processes_with_a_file_store_both_end_with_the_live_token(san
     app = install_app(sandbox)
     oauth_conn(sandbox, app, monkeypatch, conn_id="ghl_procs", token_store=f"file:{tmp_path}/procs.json")
     sandbox.admin.configure(access_token_lifetime_s=30)
-    env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+    # Bytecode in a temporary directory: with PYTHONDONTWRITEBYTECODE each worker recompiles Airflow.
+    pycache = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ghl-test-pycache-{os.getuid()}")
+    env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "PYTHONDONTWRITEBYTECODE": "",
+           "PYTHONPYCACHEPREFIX": pycache}
     procs = [
         subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)

@@ -91,7 +91,8 @@ def test_test_connection_names_the_missing_scope(sandbox, monkeypatch) -> None:
     conn["password"] = sandbox.admin.issue_token(scopes=["locations/customFields.readonly"])
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
     ok, message = ContactsHook().test_connection()
-    assert not ok and "403" in message and "'contacts.readonly'" in message
+    # HighLevel answers a missing scope with 401 "not authorized for this scope" (older: 403).
+    assert not ok and ("401" in message or "403" in message) and "'contacts.readonly'" in message
 
 
 def test_test_connection_explains_a_network_error(monkeypatch) -> None:
