@@ -17,9 +17,11 @@ Params (all optional):
 - ``overlap_minutes`` (10), ``batch_size`` (200), ``hard_delete`` (false),
   ``max_delete_fraction`` (0.5).
 
-Field mapping: ``ghl_contacts_mapping.yaml`` next to this file; by default every contact custom
-field of a location becomes a ``cf_...`` column, values that do not convert are stored as NULL
-and counted per column in the report (never a dropped record). Failure alerts:
+Field mapping: ``ghl_contacts_mapping.yaml`` next to this file, validated when each task loads it
+(a misspelt key or API field, or ``required: "false"``, fails the task at once with the fix); by
+default every contact custom field of a location becomes a ``cf_...`` column, values that do not
+convert are stored as NULL and counted per column in the report (never a dropped record), and a
+mapped column NULL for every record of a run is a warning. Failure alerts:
 ``on_failure_callback`` posts to ``$GHL_RECONCILE_ALERT_WEBHOOK`` when set. See docs/reconcile.md.
 """
 

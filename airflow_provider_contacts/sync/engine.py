@@ -12,7 +12,8 @@ The run, in order (each numbered step commits on its own; see docs/reconcile.md)
    notes that disappeared, and the new watermark commit in one transaction.
 2. **Deleted contacts**: the contact id scan (500 ids per request; a full run reuses its own read)
    is compared with the target; missing contacts (confirmed with ``GET /contacts/{id}`` when few)
-   and their tasks and notes are marked deleted.
+   and their tasks and notes are marked deleted. Children follow their contact whatever state its
+   row is in (live, quarantined without a row, already marked deleted).
 3. **Sweep**: tasks and notes carry no update time and do not touch the contact, so a rolling
    sweep re-reads them for the next slice of contacts (by id, wrapping around) sized to cover the
    location once per ``sweep_period`` and capped by ``max_requests_per_run``. The cursor commits
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_contacts.dates import parse_datetime
 from airflow_provider_contacts.errors import GHLAuthError
 from airflow_provider_contacts.hooks.pagination import batched
+from airflow_provider_contacts.hooks.task_access import TASK_SEARCH_SCOPE
 from airflow_provider_contacts.sync.custom_fields import STATE_NAME as CUSTOM_FIELDS_STATE
 from airflow_provider_contacts.sync.custom_fields import plan_custom_columns
 from airflow_provider_contacts.sync.extract import Children, Extractor, iso_utc, parse_updated
@@ -164,6 +166,8 @@ class ReconcileEngine:
         self._request_base = base["requests"]
         self._unseen: set[str] = set()
         self._reread: set[str] = set()  # contacts whose tasks and notes this run already read
+        self._read = dict.fromkeys(TABLES, 0)  # records mapped this run, per entity
+        self._filled: dict[str, set[str]] = {entity: set() for entity in TABLES}  # columns with a value
         self._bind_custom_fields(report)
 
         seen_ids = self._load_contacts(state, report, full)
@@ -171,6 +175,8 @@ class ReconcileEngine:
             self._delete_missing_contacts(report, seen_ids)
         if not full:
             self._sweep(state, report)
+        self._warn_task_search_fallback(report)
+        self._warn_null_columns(report)
         now = self.clock()
         report.requests = _stat(self.hook, "requests") - base["requests"]
         report.throttled = _stat(self.hook, "throttled") - base["throttled"]
@@ -275,30 +281,52 @@ class ReconcileEngine:
 
     # -- 2. deletions ----------------------------------------------------------------------
     def _delete_missing_contacts(self, report: RunReport, seen: set[str] | None) -> None:
-        """Mark contacts that HighLevel no longer has (and their tasks and notes) deleted."""
+        """Mark contacts that HighLevel no longer has deleted, and their tasks and notes with them.
+
+        Children follow their contact whatever state the contact's own row is in: a live row
+        (tombstoned with its children), no row at all because the contact was quarantined, or a
+        row already marked deleted while tasks or notes of it are still live. Every contact id that
+        live tasks or notes point at is therefore compared with the id scan too.
+        """
         if seen is None:
             seen = set(self.extract.contact_ids())
         report.contacts_scanned = len(seen)
         with self.sink.transaction() as tx:
             live = list(tx.live_ids("contacts", self.location_id))
             stale_quarantine = [q for q in tx.quarantined_ids("contacts", self.location_id) if q not in seen]
+            parents = tx.child_parent_ids(self.location_id)
+        live_set = set(live)
         missing = [cid for cid in live if cid not in seen]
+        # Contacts without a live row (quarantined, or already marked deleted) whose tasks or
+        # notes are still live: gone from HighLevel too, their children must follow.
+        orphaned = sorted(cid for cid in parents if cid not in seen and cid not in live_set)
         self._unseen = set(missing)
-        if missing and len(missing) > self.config.max_delete_fraction * len(live) and len(live) >= 10:
+        candidates = missing + orphaned
+        known = len(live_set | parents)  # contacts with a live row or live tasks/notes
+        if candidates and len(candidates) > self.config.max_delete_fraction * known and known >= 10:
             report.warnings.append(
-                f"{len(missing)} of {len(live)} contacts are missing from the id scan, more than "
+                f"{len(candidates)} of {known} contacts are missing from the id scan, more than "
                 f"max_delete_fraction={self.config.max_delete_fraction}; nothing deleted. If this is "
                 "real, run again with a higher max_delete_fraction."
             )
             return
-        if 0 < len(missing) <= self.config.verify_deletes:
-            missing = [cid for cid in missing if not self.extract.contact_exists(cid)]
+        if 0 < len(candidates) <= self.config.verify_deletes:
+            gone = {cid for cid in candidates if not self.extract.contact_exists(cid)}
+        else:
+            gone = set(candidates)
+        missing = [cid for cid in missing if cid in gone]
+        orphaned = [cid for cid in orphaned if cid in gone]
+        if orphaned:
+            log.info("tasks and notes of %d contact(s) without a live row follow their deleted contact", len(orphaned))
+        # Quarantine entries of contacts the scan no longer finds go (those with live children only
+        # once the contact is confirmed gone).
+        stale = [cid for cid in stale_quarantine if cid in gone or cid not in parents]
         now = self.clock()
         with self.sink.transaction() as tx:
             report.counts("contacts").add(deleted=tx.mark_deleted("contacts", missing, now))
-            for entity, count in tx.delete_children_of(missing, now).items():
+            for entity, count in tx.delete_children_of(missing + orphaned, now).items():
                 report.counts(entity).add(deleted=count)
-            tx.clear_quarantine("contacts", stale_quarantine + missing)
+            tx.clear_quarantine("contacts", sorted(set(stale) | set(missing)))
 
     # -- 3. sweep --------------------------------------------------------------------------
     def _sweep(self, state: SyncState, report: RunReport) -> None:
@@ -348,6 +376,46 @@ class ReconcileEngine:
         # and contacts whose tasks and notes were already re-read this run because they changed.
         return [cid for cid in ids if cid not in self._unseen and cid not in self._reread], wrapped, ids
 
+    # -- run report warnings -----------------------------------------------------------------
+    def _warn_task_search_fallback(self, report: RunReport) -> None:
+        """One warning when the hook read tasks per contact because the token may not use the
+        location task search (it lacks ``locations/tasks.readonly``; the hook logs it once too)."""
+        access = getattr(self.hook, "task_search_access", None)
+        if access is not None and getattr(access, "allowed", True) is False:
+            report.warnings.append(
+                f"the token lacks the '{TASK_SEARCH_SCOPE}' scope, so the location task search was refused: "
+                "tasks were read with one GET /contacts/{id}/tasks per contact (same result, more requests). "
+                f"Add '{TASK_SEARCH_SCOPE}' to the app / Private Integration and re-authorise to use the search"
+            )
+
+    def _warn_null_columns(self, report: RunReport) -> None:
+        """One warning per table naming the mapped columns that stayed NULL (or empty) for every
+        record this run read, with the count of records (``report.null_columns`` per column): a
+        misspelt source (``unchecked``, a dotted path's tail, ``extra_fields``) shows here, as
+        does a field the location leaves empty. Automatic ``cf_`` columns are left out (sparse by
+        nature), and so are custom fields the location lacks (warned about already)."""
+        missing = set(self.mapping.custom_field_names) - set(self.mapping.custom_field_ids)
+        for entity, table in TABLES.items():
+            count = self._read[entity]
+            if not count:
+                continue
+            empty: list[str] = []
+            for column in self.mapping.tables[entity]:
+                if column.name in self._filled[entity] or column.custom_field in missing:
+                    continue
+                report.null_columns.setdefault(table, {})[column.name] = count
+                errors = report.column_errors.get(table, {}).get(column.name, 0)
+                empty.append(
+                    f"{column.name} ({column.label}"
+                    + (f"; {errors} value(s) did not convert, see column_errors" if errors else "")
+                    + ")"
+                )
+            if empty:
+                report.warnings.append(
+                    f"{table}: {len(empty)} mapped column(s) stayed NULL for all {count} record(s) read this run: "
+                    f"{', '.join(empty)}. A misspelt source, or a field this location leaves empty"
+                )
+
     # -- writing ---------------------------------------------------------------------------
     def _map(self, entity: str, records: Sequence[Mapping[str, Any]]) -> tuple[list[MappedRecord], list[Quarantined]]:
         mapped: list[MappedRecord] = []
@@ -375,7 +443,10 @@ class ReconcileEngine:
             quarantined=len(bad),
             rejected=len(counts.rejected),
         )
+        self._read[entity] += len(mapped)
+        filled = self._filled[entity]
         for record in mapped:
+            filled.update(c for c, v in record.columns.items() if v is not None and v != [])
             for column, why in record.column_errors.items():
                 report.column_error(entity, column, f"{record.id}: {why}")
             for column in record.cleaned:

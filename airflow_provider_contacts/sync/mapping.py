@@ -35,10 +35,21 @@ Per column:
     NULL, keeps the value in ``raw_json`` and counts it per column in the run report;
     ``quarantine`` sets the whole record aside instead (opt-in, for columns that must never be
     silently NULL).
+``unchecked``
+    default false. Every ``source`` must name a field the API sends for the entity (the spec's
+    contact, task and note schemas plus the live search-only fields, :mod:`.known_fields`; a
+    dotted path checks its first segment), or loading fails with a did-you-mean. ``unchecked:
+    true`` accepts a field those lists do not name (so does ``options.extra_fields``).
+
+The file is validated as a whole when it is loaded (:mod:`.mapping_model`, a pydantic model):
+unknown keys, strings where booleans belong (``required: "false"``), unknown transforms and
+unknown source fields are errors (:class:`MappingError`) naming the key and the fix.
 
 ``options.custom_fields``: ``auto`` (default) gives every custom field of the location a column
 ``cf_<snake_case name>`` typed from its ``dataType`` (see :mod:`.custom_fields`); ``none`` gives
 none. The ``cf_`` prefix is reserved for those columns.
+``options.extra_fields``: ``{contacts: [fieldA], tasks: [...], notes: [...]}``, API fields the
+schemas do not list that ``source`` may name in that entity's columns.
 
 Every table also gets system columns that the mapping cannot redefine: ``id`` (key),
 ``location_id``, ``raw_json``, ``content_hash``, ``first_seen_at``, ``last_synced_at``,
@@ -62,15 +73,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from airflow_provider_contacts.sync.custom_fields import CUSTOM_COLUMN_PREFIX, CustomColumn, resolve_reference
-from airflow_provider_contacts.sync.schema import TABLES
-from airflow_provider_contacts.sync.transforms import (
-    TRANSFORM_TYPES,
-    TRANSFORMS,
-    TransformError,
-    clean_text,
-    is_known_country,
-)
+from airflow_provider_contacts.sync.custom_fields import CustomColumn, resolve_reference
+from airflow_provider_contacts.sync.mapping_model import MappingModel, validate_mapping
+from airflow_provider_contacts.sync.schema import CHILD_SYSTEM_COLUMNS, SYSTEM_COLUMNS, TABLES
+from airflow_provider_contacts.sync.transforms import TRANSFORM_TYPES, TRANSFORMS, TransformError, clean_text
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.sync.custom_fields import CustomFieldPlan
@@ -86,24 +92,6 @@ __all__ = [
     "canonical_json",
     "content_hash",
 ]
-
-
-#: Columns every table has, with their logical types; tasks and notes add ``contact_id``.
-SYSTEM_COLUMNS: dict[str, str] = {
-    "id": "key",
-    "location_id": "text",
-    "raw_json": "json",
-    "content_hash": "text",
-    "first_seen_at": "timestamp",
-    "last_synced_at": "timestamp",
-    "deleted_at": "timestamp",
-}
-CHILD_SYSTEM_COLUMNS: dict[str, str] = {"contact_id": "text"}
-_ON_ERROR = ("null", "quarantine")
-_CUSTOM_FIELDS_MODES = ("auto", "none")
-_COLUMN_KEYS = {"source", "custom_field", "transform", "required", "on_error", "type"}
-_OPTION_KEYS = {"default_country", "custom_fields"}
-_MAX_IDENTIFIER = 63  # PostgreSQL's limit
 
 
 class MappingError(ValueError):
@@ -134,6 +122,7 @@ class ColumnSpec:
     transform: str = "text"
     required: bool = False
     on_error: str = "null"
+    unchecked: bool = False
 
     @property
     def source(self) -> str | None:
@@ -215,6 +204,7 @@ class FieldMapping:
     tables: dict[str, list[ColumnSpec]]
     default_country: str = "US"
     custom_fields: str = "auto"
+    extra_fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     custom_field_ids: dict[str, str] = field(default_factory=dict)
     _fill: list[CustomColumn] = field(default_factory=list, repr=False)
     _auto_types: dict[str, str] = field(default_factory=dict, repr=False)
@@ -228,87 +218,40 @@ class FieldMapping:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise MappingError(f"mapping file {path} is not valid YAML: {exc}") from exc
-        return cls.from_dict(data or {}, origin=str(path))
+        return cls.from_dict(data, origin=str(path))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], origin: str = "mapping") -> FieldMapping:
-        """Validate ``data`` and build the mapping; raises :class:`MappingError` naming the bad key."""
-        if not isinstance(data, Mapping):
-            raise MappingError(f"{origin}: the mapping must be a dict with keys options/contacts/tasks/notes")
-        unknown = set(data) - {"options", *TABLES}
-        if unknown:
-            raise MappingError(f"{origin}: unknown top-level keys {sorted(unknown)}; allowed: options, {', '.join(TABLES)}")
-        options = data.get("options") or {}
-        if not isinstance(options, Mapping):
-            raise MappingError(f"{origin}: options must be a dict")
-        unknown = set(options) - _OPTION_KEYS
-        if unknown:
-            raise MappingError(f"{origin}: unknown options {sorted(unknown)}; allowed: {sorted(_OPTION_KEYS)}")
-        country = str(options.get("default_country", "US")).upper()
-        if not is_known_country(country):
-            raise MappingError(
-                f"{origin}: options.default_country {country!r} is not an ISO 3166 alpha-2 country code "
-                "known to the phone library (e.g. US, GB, DE)"
-            )
-        mode = str(options.get("custom_fields", "auto")).lower()
-        if mode not in _CUSTOM_FIELDS_MODES:
-            raise MappingError(f"{origin}: options.custom_fields must be one of {list(_CUSTOM_FIELDS_MODES)}, not {mode!r}")
-        tables: dict[str, list[ColumnSpec]] = {}
-        for entity in TABLES:
-            section = data.get(entity) or {}
-            columns = section.get("columns", {}) if isinstance(section, Mapping) else None
-            if not isinstance(columns, Mapping):
-                raise MappingError(f"{origin}: {entity}.columns must be a dict of column name -> spec")
-            tables[entity] = [cls._column(entity, name, spec, origin) for name, spec in columns.items()]
-        return cls(tables=tables, default_country=country, custom_fields=mode)
+    def from_dict(cls, data: Mapping[str, Any] | None, origin: str = "mapping") -> FieldMapping:
+        """Validate ``data`` through :class:`~.mapping_model.MappingModel` and build the mapping.
 
-    @staticmethod
-    def _column(entity: str, name: str, spec: Any, origin: str) -> ColumnSpec:
-        where = f"{origin}: {entity}.columns.{name}"
-        if not str(name).isidentifier() or name != name.lower() or not str(name).isascii():
-            raise MappingError(f"{where}: column names must be lower-case identifiers (letters, digits, _)")
-        if len(name) > _MAX_IDENTIFIER:
-            raise MappingError(f"{where}: column names are at most {_MAX_IDENTIFIER} characters")
-        if name in SYSTEM_COLUMNS or name in CHILD_SYSTEM_COLUMNS:
-            raise MappingError(f"{where}: {name!r} is a system column; choose another name")
-        if name.startswith(CUSTOM_COLUMN_PREFIX):
-            raise MappingError(
-                f"{where}: the prefix {CUSTOM_COLUMN_PREFIX!r} is reserved for the automatic custom field "
-                "columns; choose another name"
-            )
-        if isinstance(spec, str):
-            spec = {"source": spec}
-        if not isinstance(spec, Mapping):
-            raise MappingError(f"{where}: expected an API field name or a dict with 'source'")
-        unknown = set(spec) - _COLUMN_KEYS
-        if unknown:
-            raise MappingError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_COLUMN_KEYS)}")
-        source = spec.get("source")
-        if bool(source) == bool(spec.get("custom_field")):
-            raise MappingError(f"{where}: give exactly one of 'source' (API field or list of them) or 'custom_field' (name)")
-        sources: tuple[str, ...] = ()
-        if source:
-            items = source if isinstance(source, list) else [source]
-            if not all(isinstance(s, str) and s.strip() for s in items):
-                raise MappingError(f"{where}: 'source' must be an API field name or a list of them, got {source!r}")
-            sources = tuple(s.strip() for s in items)
-        if spec.get("custom_field") and entity != "contacts":
-            raise MappingError(f"{where}: custom fields exist on contacts only")
-        transform = spec.get("transform", "text")
-        if transform not in TRANSFORMS:
-            raise MappingError(f"{where}: unknown transform {transform!r}; choose one of {sorted(TRANSFORMS)}")
-        on_error = str(spec.get("on_error", "null")).lower()
-        if on_error == "none":  # YAML's unquoted null reads as None
-            on_error = "null"
-        if on_error not in _ON_ERROR:
-            raise MappingError(f"{where}: on_error must be one of {list(_ON_ERROR)}, not {spec.get('on_error')!r}")
-        return ColumnSpec(
-            name=name,
-            sources=sources,
-            custom_field=str(spec["custom_field"]) if spec.get("custom_field") else None,
-            transform=transform,
-            required=bool(spec.get("required", False)),
-            on_error=on_error,
+        :raises MappingError: naming every problem (key, what is wrong, the fix), e.g.
+            ``contacts.columns.email.source: unknown field 'emial' for contacts; did you mean 'email'?``
+        """
+        return cls.from_model(validate_mapping(data, origin))
+
+    @classmethod
+    def from_model(cls, model: MappingModel) -> FieldMapping:
+        """The mapping of a validated :class:`~.mapping_model.MappingModel`."""
+        tables = {
+            entity: [
+                ColumnSpec(
+                    name=name,
+                    sources=tuple(column.source or ()),
+                    custom_field=column.custom_field,
+                    transform=column.transform,
+                    required=column.required,
+                    on_error=column.on_error,
+                    unchecked=column.unchecked,
+                )
+                for name, column in model.table(entity).columns.items()
+            ]
+            for entity in TABLES
+        }
+        return cls(
+            tables=tables,
+            default_country=model.options.default_country,
+            custom_fields=model.options.custom_fields,
+            extra_fields={k: tuple(v) for k, v in model.options.extra_fields.items()},
         )
 
     # -- custom fields ---------------------------------------------------------------------

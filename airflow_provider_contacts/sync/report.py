@@ -95,7 +95,9 @@ class RunReport:
     as NULL (the value stays in ``raw_json``), with one example per column in
     ``column_error_examples`` (``"<record id>: <why>"``). ``cleaned``: table -> column (or
     ``raw_json``) -> how many values had characters no target can store removed (NUL) or
-    replaced (lone surrogates).
+    replaced (lone surrogates). ``null_columns``: table -> mapped column -> how many records
+    this run read while the column stayed NULL (or empty) for every one of them (each also a
+    warning: a misspelt source shows here).
     """
 
     location_id: str
@@ -114,6 +116,7 @@ class RunReport:
     column_error_examples: dict[str, dict[str, str]] = field(default_factory=dict)
     cleaned: dict[str, dict[str, int]] = field(default_factory=dict)
     custom_fields: CustomFieldsReport = field(default_factory=CustomFieldsReport)
+    null_columns: dict[str, dict[str, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def counts(self, entity: str) -> TableCounts:

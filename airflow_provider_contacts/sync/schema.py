@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-__all__ = ["COLUMN_TYPES", "QUARANTINE_COLUMNS", "QUARANTINE_TABLE", "STATE_COLUMNS", "STATE_TABLE", "TABLES"]
+__all__ = [
+    "CHILD_SYSTEM_COLUMNS",
+    "COLUMN_TYPES",
+    "QUARANTINE_COLUMNS",
+    "QUARANTINE_TABLE",
+    "STATE_COLUMNS",
+    "STATE_TABLE",
+    "SYSTEM_COLUMNS",
+    "TABLES",
+]
 
 #: Logical entity -> target table name.
 TABLES: dict[str, str] = {"contacts": "ghl_contacts", "tasks": "ghl_tasks", "notes": "ghl_notes"}
 QUARANTINE_TABLE = "ghl_quarantine"
 STATE_TABLE = "ghl_sync_state"
+
+#: Columns every data table has, with their logical types; tasks and notes add ``contact_id``.
+SYSTEM_COLUMNS: dict[str, str] = {
+    "id": "key",
+    "location_id": "text",
+    "raw_json": "json",
+    "content_hash": "text",
+    "first_seen_at": "timestamp",
+    "last_synced_at": "timestamp",
+    "deleted_at": "timestamp",
+}
+CHILD_SYSTEM_COLUMNS: dict[str, str] = {"contact_id": "text"}
 
 #: Logical column type -> SQL type, per SQLAlchemy dialect name ("default" for any other database).
 COLUMN_TYPES: dict[str, dict[str, str]] = {

@@ -267,10 +267,26 @@ class SinkTransaction:
         return total
 
     def delete_children_of(self, contact_ids: Sequence[str], now: datetime) -> dict[str, int]:
-        """Tombstone every live task and note of the given (deleted) contacts."""
+        """Tombstone (or, with ``hard_delete``, remove) every live task and note of the given
+        (deleted) contacts, whatever the state of the contacts' own rows; their quarantine
+        entries go too. Returns the count per entity."""
         out: dict[str, int] = {}
         for entity in ("tasks", "notes"):
             out[entity] = self.mark_deleted(entity, list(self.live_child_ids(entity, contact_ids)), now)
+            self.clear_quarantine_of_contacts(entity, contact_ids)
+        return out
+
+    def child_parent_ids(self, location_id: str) -> set[str]:
+        """Contact ids that live tasks or notes of the location belong to (the deletion scan
+        compares them with the contacts HighLevel still has: children follow their contact)."""
+        out: set[str] = set()
+        for entity in ("tasks", "notes"):
+            rows = self.query(
+                f"SELECT DISTINCT contact_id FROM {self.sink.table(TABLES[entity])} WHERE location_id = "
+                f"{self.sink.placeholder} AND deleted_at IS NULL AND contact_id IS NOT NULL",
+                (location_id,),
+            )
+            out.update(str(r[0]) for r in rows)
         return out
 
     # -- quarantine ------------------------------------------------------------------------
@@ -321,6 +337,15 @@ class SinkTransaction:
             self.cur.execute(
                 f"DELETE FROM {self.sink.table(QUARANTINE_TABLE)} WHERE id IN ({self._marks(len(chunk))})",
                 tuple(chunk),
+            )
+
+    def clear_quarantine_of_contacts(self, entity: str, contact_ids: Sequence[str]) -> None:
+        """Remove the quarantine entries of ``entity`` (tasks, notes) belonging to these contacts."""
+        for chunk in _chunks(list(contact_ids)):
+            self.cur.execute(
+                f"DELETE FROM {self.sink.table(QUARANTINE_TABLE)} WHERE source_table = {self.sink.placeholder} "
+                f"AND contact_id IN ({self._marks(len(chunk))})",
+                (TABLES[entity], *chunk),
             )
 
     def quarantined_ids(self, entity: str, location_id: str) -> list[str]:
