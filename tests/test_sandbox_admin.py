@@ -60,7 +60,11 @@ def test_counters_count_by_operation_and_reset(sandbox: SandboxServer) -> None:
         api.get(f"/locations/{sandbox.location_id}/customFields")
     counters = sandbox.admin.counters()
     assert counters == {"total": 4, "by_operation": {"search-contacts-advanced": 2, "get-custom-fields": 2},
-                        "status_429": 0, "status_401": 1, "faults": 0}
+                        "status_429": 0, "status_401": 1, "faults": 0, "faults_by_kind": {},
+                        "lost_answers_by_mode": {}, "applied_then_lost": 0, "applied_then_lost_by_operation": {},
+                        "oauth": {"access_tokens_issued": 0, "authorization_code_grants": 0, "refresh_grants": 0,
+                                  "refresh_token_reuses": 0, "unknown_refresh_tokens": 0,
+                                  "expired_access_token_calls": 0, "invalid_grants": 0}}
     sandbox.admin.reset_counters()
     assert sandbox.admin.counters()["total"] == 0
 

@@ -1,5 +1,7 @@
 """Injected faults (5xx, delays, dropped connections), latency and the 422-after-create quirk:
-what a resilient client must survive, and the guarantee that a faulted request was not applied."""
+what a resilient client must survive, and the guarantee that a faulted request was not applied.
+The tests of faults that apply the request and then lose its answer are in
+``test_sandbox_live_faults.py``."""
 
 from __future__ import annotations
 
@@ -85,4 +87,10 @@ def test_unknown_fault_kind_is_refused(sandbox: SandboxServer) -> None:
     from airflow_provider_contacts.sandbox.client import SandboxAdminError
 
     with pytest.raises(SandboxAdminError, match="fault_kinds"):
-        sandbox.admin.configure(fault_kinds=["504"])
+        sandbox.admin.configure(fault_kinds=["418"])
+    with pytest.raises(SandboxAdminError, match="lost_answer_modes"):
+        sandbox.admin.configure(lost_answer_modes=["vanish"])
+    with pytest.raises(SandboxAdminError, match="fault_operations.*create-kontakt"):
+        sandbox.admin.configure(fault_operations=["create-kontakt"])
+    with pytest.raises(SandboxAdminError, match="write_fault_rate"):
+        sandbox.admin.configure(write_fault_rate=1.5)

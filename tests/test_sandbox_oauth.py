@@ -3,6 +3,7 @@ for a location token, as on HighLevel."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -91,3 +92,66 @@ def test_location_token_route_refuses_location_tokens(sandbox: SandboxServer) ->
     with sandbox.client() as api:
         r = api.post("/oauth/locationToken", data={"companyId": sandbox.company_id, "locationId": sandbox.location_id})
     assert r.status_code == 401 and r.json()["message"].startswith("This authClass type is not allowed")
+
+
+def test_reused_and_unknown_refresh_tokens_are_counted(sandbox: SandboxServer) -> None:
+    app = sandbox.admin.install_oauth_app()
+    form = {"client_id": app["client_id"], "client_secret": app["client_secret"], "grant_type": "refresh_token"}
+    assert _token(sandbox, **form, refresh_token=app["refresh_token"]).status_code == 200
+    for _ in range(2):  # a spent refresh token, presented twice more
+        assert _token(sandbox, **form, refresh_token=app["refresh_token"]).json()["error"] == "invalid_grant"
+    assert _token(sandbox, **form, refresh_token="sbx-rt-never-issued-by-this-sandbox").status_code == 400
+    oauth = sandbox.admin.oauth_stats()
+    assert oauth == {"access_tokens_issued": 2, "authorization_code_grants": 1, "refresh_grants": 1,
+                     "refresh_token_reuses": 2, "unknown_refresh_tokens": 1, "expired_access_token_calls": 0,
+                     "invalid_grants": 3}
+    sandbox.admin.reset_counters()
+    assert sandbox.admin.oauth_stats()["refresh_token_reuses"] == 0
+    # Spent tokens stay spent (and known as such) after the counters are reset.
+    _token(sandbox, **form, refresh_token=app["refresh_token"])
+    assert sandbox.admin.oauth_stats()["refresh_token_reuses"] == 1
+
+
+def test_access_tokens_can_expire_every_few_seconds_and_late_calls_are_counted(sandbox: SandboxServer) -> None:
+    import time
+
+    sandbox.admin.configure(access_token_lifetime_s=2)
+    app = sandbox.admin.install_oauth_app()
+    assert app["expires_in"] == 2 and app["access_token"].startswith("sbx-at-")
+    refreshed = _token(sandbox, client_id=app["client_id"], client_secret=app["client_secret"],
+                       grant_type="refresh_token", refresh_token=app["refresh_token"]).json()
+    assert refreshed["expires_in"] == 2
+    sandbox.admin.configure(access_token_lifetime_s=0.4)  # below a second: expires_in still says 1
+    short = sandbox.admin.install_oauth_app()
+    assert short["expires_in"] == 1
+    time.sleep(0.5)
+    with sandbox.client(token=short["access_token"]) as api:
+        assert api.get(f"/contacts/?locationId={sandbox.location_id}").status_code == 401
+    assert sandbox.admin.oauth_stats()["expired_access_token_calls"] == 1
+    assert sandbox.admin.counters()["status_401"] == 1
+
+
+def test_an_install_in_one_step_is_never_faulted(sandbox: SandboxServer) -> None:
+    sandbox.admin.configure(fault_rate=1.0, fault_kinds=["503"])
+    app = sandbox.admin.install_oauth_app(scopes=["contacts.readonly"])
+    assert app["scope"] == "contacts.readonly" and app["locationId"] == sandbox.location_id
+    assert app["refresh_token"].startswith("sbx-rt-") and app["client_secret"]
+    agency = sandbox.admin.install_oauth_app(user_type="Company")
+    assert agency["userType"] == "Company" and "locationId" not in agency
+    assert sandbox.admin.counters()["total"] == 0
+    conn = json.loads(sandbox.oauth_conn_json(app, token_store="file:/tmp/x.json"))
+    assert conn["extra"]["auth_type"] == "oauth" and conn["extra"]["refresh_token"] == app["refresh_token"]
+    assert conn["extra"]["token_store"] == "file:/tmp/x.json" and conn["host"] == sandbox.base_url
+
+
+def test_token_leaks_finds_every_kind_of_sandbox_token_without_quoting_it(sandbox: SandboxServer) -> None:
+    from airflow_provider_contacts.sandbox.testing import token_leaks
+
+    app = sandbox.admin.install_oauth_app()
+    text = (f"Bearer {sandbox.token} then access={app['access_token']} refresh={app['refresh_token']} "
+            f"secret={app['client_secret']}")
+    found = token_leaks(text, secrets=[app["client_secret"]])
+    assert [f.split(" at ")[0] for f in found] == ["private integration token", "access token", "refresh token",
+                                                    "secret #0"]
+    assert not any(secret in " ".join(found) for secret in (sandbox.token, app["access_token"], app["refresh_token"]))
+    assert token_leaks("pit-*** sbx-at-*** Bearer *** nothing here") == []

@@ -16,6 +16,7 @@ No auth, no ``Version`` header, no rate limit, no faults, no latency, not counte
 ``POST /_sandbox/tokens``                             mint a token ``{scopes, missing_scopes, lifetime_s, location_id}``
 ``POST /_sandbox/oauth/clients``                      register an OAuth app ``{scopes}``
 ``POST /_sandbox/oauth/authorize``                    code for ``{client_id, location_id, user_type, company_id}``
+``POST /_sandbox/oauth/install``                      app + consent + code exchange in one (never faulted)
 ``POST /_sandbox/locations``                          add a location ``{contacts}``
 ``PUT  /_sandbox/locations/{id}/settings``            per-location ``{allow_duplicates}``
 ``POST /_sandbox/reset``                              fresh seeded state ``{seed, contacts}``
@@ -162,18 +163,24 @@ async def delete_note(request: Request, contact_id: str, note_id: str) -> JSONRe
     return answer({"succeded": True})
 
 
+def _counters(st: SandboxState) -> dict[str, Any]:
+    return {**st.counters.as_dict(), "oauth": st.tokens.stats_dict()}
+
+
 @router.get("/counters")
 async def counters(request: Request) -> JSONResponse:
-    """API request counters."""
-    return answer(_state(request).counters.as_dict())
+    """API request counters, faults by kind, answers lost after the request was applied, and the
+    OAuth accounting (``oauth``: tokens issued, grants, reused refresh tokens ...)."""
+    return answer(_counters(_state(request)))
 
 
 @router.post("/counters/reset")
 async def reset_counters(request: Request) -> JSONResponse:
-    """Zero the counters."""
+    """Zero the counters (the OAuth accounting too; spent refresh tokens stay known as spent)."""
     st = _state(request)
     st.counters = type(st.counters)()
-    return answer(st.counters.as_dict())
+    st.tokens.stats.clear()
+    return answer(_counters(st))
 
 
 @router.get("/config")
@@ -240,6 +247,30 @@ async def authorize(request: Request) -> JSONResponse:
     code = st.tokens.authorize(str(data.get("client_id") or ""), user_type=user_type, company_id=company_id,
                                location_id=location_id, approved_locations=list(st.store.locations))
     return answer({"code": code})
+
+
+@router.post("/oauth/install")
+async def install_oauth_app(request: Request) -> JSONResponse:
+    """A marketplace install in one step, never faulted or counted as an API request: an OAuth app
+    with ``scopes`` (minus ``missing_scopes``), its consent for ``location_id`` (``user_type``
+    ``Location``, default) or the agency (``Company``), and the code exchanged for tokens. Answers
+    the token endpoint's body plus ``client_id`` and ``client_secret``."""
+    st = _state(request)
+    data = await _object(request)
+    user_type = data.get("user_type") or "Location"
+    if user_type not in ("Location", "Company"):
+        raise APIError(422, ["user_type must be one of the following values: Location, Company"])
+    client = st.tokens.create_client(check_scopes(data.get("scopes"), st.config.default_scopes(),
+                                                  data.get("missing_scopes")))
+    location_id = None
+    if user_type == "Location":
+        location_id = data.get("location_id") or st.store.primary_location_id
+        st.store.location(location_id)
+    code = st.tokens.authorize(client.client_id, user_type=user_type, company_id=st.store.company_id,
+                               location_id=location_id, approved_locations=list(st.store.locations))
+    tokens = st.tokens.exchange({"client_id": client.client_id, "client_secret": client.client_secret,
+                                 "grant_type": "authorization_code", "code": code, "user_type": user_type})
+    return answer({"client_id": client.client_id, "client_secret": client.client_secret, **tokens})
 
 
 @router.post("/locations")

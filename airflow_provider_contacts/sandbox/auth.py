@@ -10,6 +10,12 @@
   live ``access_token_lifetime_s``; refresh tokens a year.
 - ``user_type=Company`` gives an agency token; ``POST /oauth/locationToken`` exchanges it (scope
   ``oauth.write``) for a location token of the same app.
+Accounting (``stats``, shown under ``oauth`` by ``GET /_sandbox/counters``): access tokens issued,
+authorization-code and refresh grants, **reused refresh tokens** (a refresh token presented again
+after it was spent: HighLevel counts every reuse; the spent ones are remembered by fingerprint),
+unknown refresh tokens, and calls made with an expired access token. Short lifetimes
+(``access_token_lifetime_s=2``) make tokens expire mid-run; ``expires_in`` is rounded down to whole
+seconds (at least 1 for a positive lifetime), as HighLevel sends an integer.
 Unknown or expired tokens answer 401 ``Invalid JWT``; a missing scope answers 401 "The token is not
 authorized for this scope." (403 naming the scope in strict spec mode). Tokens are never logged.
 """
@@ -17,7 +23,9 @@ authorized for this scope." (403 naming the scope in strict spec mode). Tokens a
 from __future__ import annotations
 
 import hashlib
+import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .config import ALL_SCOPES
@@ -67,6 +75,11 @@ class Grant:
     approved_locations: list[str] = field(default_factory=list)
 
 
+def _fingerprint(secret: str) -> str:
+    """What the registry remembers of a spent refresh token (never the token itself)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 def private_token_for(seed: int, location_id: str) -> str:
     """The deterministic private integration token of a seeded location."""
     digest = hashlib.sha256(f"ghl-sandbox:{seed}:{location_id}".encode()).hexdigest()
@@ -101,13 +114,29 @@ class TokenRegistry:
         self.clients: dict[str, OAuthClient] = {}
         self.codes: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, Grant] = {}
+        #: fingerprints of refresh tokens already spent -> when (epoch seconds)
+        self.spent_refresh_tokens: dict[str, float] = {}
+        self.stats: Counter[str] = Counter()
+
+    def stats_dict(self) -> dict[str, int]:
+        """OAuth accounting (see the module docstring); every key present, zero when nothing happened."""
+        keys = ("access_tokens_issued", "authorization_code_grants", "refresh_grants", "refresh_token_reuses",
+                "unknown_refresh_tokens", "expired_access_token_calls", "invalid_grants")
+        return {k: int(self.stats.get(k, 0)) for k in keys}
 
     def lookup(self, token: str | None) -> TokenInfo:
         """The token's grant, or 401 ``Invalid JWT`` when unknown or expired."""
         info = self.tokens.get(token or "")
         if info is None or info.expired():
+            if info is not None:
+                self.stats["expired_access_token_calls"] += 1
             raise APIError(401, "Invalid JWT")
         return info
+
+    def expires_in(self) -> int:
+        """``expires_in`` of a token answer: whole seconds, at least 1 for a positive lifetime."""
+        lifetime = self.access_token_lifetime_s
+        return max(1, math.floor(lifetime)) if lifetime > 0 else 0
 
     def add_private_token(self, token: str, company_id: str, location_id: str,
                           scopes: frozenset[str] | None = None) -> None:
@@ -126,6 +155,7 @@ class TokenRegistry:
         token = new_secret("sbx-at-")
         info = TokenInfo(integration_id, user_type, company_id, location_id, scopes, time.time() + lifetime, user_id)
         self.tokens[token] = info
+        self.stats["access_tokens_issued"] += 1
         return token, info
 
     def create_client(self, scopes: frozenset[str]) -> OAuthClient:
@@ -162,12 +192,21 @@ class TokenRegistry:
             code = form.get("code") or ""
             grant = self.codes.pop(code, None)
             if grant is None or grant.expires_at < time.time() or grant.client_id != client.client_id:
+                self.stats["invalid_grants"] += 1
                 raise APIError(400, "Invalid grant: authorization code is invalid", error="invalid_grant")
+            self.stats["authorization_code_grants"] += 1
         elif grant_type == "refresh_token":
             old = form.get("refresh_token") or ""
             grant = self.refresh_tokens.pop(old, None)  # single use: gone at once
             if grant is None or grant.expires_at < time.time() or grant.client_id != client.client_id:
+                self.stats["invalid_grants"] += 1
+                if _fingerprint(old) in self.spent_refresh_tokens:
+                    self.stats["refresh_token_reuses"] += 1
+                else:
+                    self.stats["unknown_refresh_tokens"] += 1
                 raise APIError(400, "Invalid grant: refresh token is invalid", error="invalid_grant")
+            self.spent_refresh_tokens[_fingerprint(old)] = time.time()
+            self.stats["refresh_grants"] += 1
         else:
             raise APIError(422, [f"grant_type must be one of the following values: authorization_code, refresh_token "
                                  f"(got {grant_type!r})"])
@@ -182,7 +221,7 @@ class TokenRegistry:
                                              grant.scopes, grant.user_id, time.time() + self.refresh_token_lifetime_s,
                                              grant.approved_locations)
         body: dict[str, object] = {
-            "access_token": access, "token_type": "Bearer", "expires_in": int(self.access_token_lifetime_s),
+            "access_token": access, "token_type": "Bearer", "expires_in": self.expires_in(),
             "refresh_token": refresh, "scope": " ".join(sorted(grant.scopes)), "userType": grant.user_type,
             "companyId": grant.company_id, "userId": grant.user_id, "isBulkInstallation": False,
         }
@@ -207,6 +246,6 @@ class TokenRegistry:
         scopes = frozenset(s for s in agency.scopes if not s.startswith("oauth."))
         token, _ = self.issue(company_id=company_id, location_id=location_id, scopes=scopes,
                               integration_id=agency.integration_id, user_type="Location", user_id=agency.user_id)
-        return {"access_token": token, "token_type": "Bearer", "expires_in": int(self.access_token_lifetime_s),
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in(),
                 "scope": " ".join(sorted(scopes)), "locationId": location_id, "userId": agency.user_id,
                 "planId": None, "appId": agency.integration_id.removeprefix("app:"), "versionId": None}

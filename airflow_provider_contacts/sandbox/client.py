@@ -99,8 +99,17 @@ class SandboxAdmin:
 
     # -- counters and config -------------------------------------------------------------------------
     def counters(self) -> dict[str, Any]:
-        """``{"total", "by_operation", "status_429", "status_401", "faults"}``."""
+        """``{"total", "by_operation", "status_429", "status_401", "faults", "faults_by_kind",
+        "lost_answers_by_mode", "applied_then_lost", "applied_then_lost_by_operation", "oauth"}``;
+        ``oauth``: ``{"access_tokens_issued", "authorization_code_grants", "refresh_grants",
+        "refresh_token_reuses", "unknown_refresh_tokens", "expired_access_token_calls",
+        "invalid_grants"}``."""
         return self._call("GET", "/counters")
+
+    def oauth_stats(self) -> dict[str, int]:
+        """The ``oauth`` part of :meth:`counters`: ``refresh_token_reuses`` counts refresh tokens
+        presented again after they were spent (HighLevel counts every reuse)."""
+        return self.counters()["oauth"]
 
     def reset_counters(self) -> None:
         """Zero the counters."""
@@ -139,6 +148,14 @@ class SandboxAdmin:
         """The marketplace consent step: an authorization code for ``POST /oauth/token``."""
         return self._call("POST", "/oauth/authorize", json={"client_id": client_id, "location_id": location_id,
                                                             "user_type": user_type, "company_id": company_id})["code"]
+
+    def install_oauth_app(self, scopes: list[str] | None = None, missing_scopes: list[str] | None = None,
+                          user_type: str = "Location", location_id: str | None = None) -> dict[str, Any]:
+        """A marketplace install in one step (app, consent, code exchange; never faulted): the token
+        answer (``access_token``, ``refresh_token``, ``expires_in`` ...) plus ``client_id`` and
+        ``client_secret``. Feed it to ``SandboxServer.oauth_conn_json()``."""
+        return self._call("POST", "/oauth/install", json={"scopes": scopes, "missing_scopes": missing_scopes,
+                                                          "user_type": user_type, "location_id": location_id})
 
     # -- locations and state -------------------------------------------------------------------------
     def add_location(self, contacts: int = 0) -> str:

@@ -11,8 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "delay", "drop")
-"""Every fault the sandbox can inject (see ``faults.py``)."""
+FAULT_KINDS: tuple[str, ...] = ("500", "502", "503", "504", "delay", "drop", "applied_lost")
+"""Every fault the sandbox can inject (see ``faults.py``). All but ``applied_lost`` leave the request
+unapplied (``delay`` serves it late); ``applied_lost`` applies it and then loses the answer."""
+
+LOST_ANSWER_MODES: tuple[str, ...] = ("close", "drop", "502", "504")
+"""How an ``applied_lost`` fault loses the answer of a request it applied: ``close`` (the connection
+is closed without any response), ``drop`` (headers and part of a body, then closed), ``502``/``504``
+(a gateway's error answer)."""
 
 ALL_SCOPES: tuple[str, ...] = (
     "contacts.readonly",
@@ -50,6 +56,20 @@ def parse_rate_limit(value: str | None) -> tuple[int, float] | None:
     return count, seconds
 
 
+def _names(value: Any) -> tuple[str, ...]:
+    """A tuple of names from a tuple/list or a comma-separated string."""
+    if isinstance(value, str):
+        return tuple(k.strip() for k in value.split(",") if k.strip())
+    return tuple(str(k) for k in value)
+
+
+def _operation_ids() -> tuple[str, ...]:
+    """Every API operationId the sandbox serves (imported late: the route modules import this one)."""
+    from .app import OPERATIONS
+
+    return tuple(OPERATIONS)
+
+
 @dataclass
 class SandboxConfig:
     """Everything that shapes a sandbox run. Units are in the field names (``_s``, ``_ms``).
@@ -65,7 +85,12 @@ class SandboxConfig:
     ``None`` for none; ``daily_limit`` requests per UTC day per (integration, location).
 
     Faults: ``fault_rate`` (0..1) of API requests get one of ``fault_kinds``; ``fault_delay_ms``
-    for the "delay" kind; ``latency_ms`` added to every API request.
+    for the "delay" kind; ``latency_ms`` added to every API request. Writes (operations that change
+    something: every POST/PUT/DELETE but the two searches; ``POST /oauth/token`` is one, as a refresh
+    spends the refresh token) not faulted by that draw get a second one: ``write_fault_rate`` of them
+    get one of ``write_fault_kinds`` (default ``applied_lost``: applied, then the answer is lost in
+    one of ``lost_answer_modes``). ``fault_operations`` limits both draws to those operationIds;
+    ``fault_exempt_operations`` are never faulted.
 
     Fidelity: ``strict_spec=False`` (the default) answers the way the LIVE API does
     (``ghl-live-notes.md``): 400 ``Contact not found`` instead of 404, 401 for a missing scope and
@@ -101,6 +126,11 @@ class SandboxConfig:
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = ("500", "502", "503")
     fault_delay_ms: float = 1500.0
+    write_fault_rate: float = 0.0
+    write_fault_kinds: tuple[str, ...] = ("applied_lost",)
+    lost_answer_modes: tuple[str, ...] = LOST_ANSWER_MODES
+    fault_operations: tuple[str, ...] = ()
+    fault_exempt_operations: tuple[str, ...] = ()
     tasks_without_updated_at: bool = True
     activity_touches_contact: bool = False
     create_422_after_create_rate: float = 0.0
@@ -125,18 +155,23 @@ class SandboxConfig:
         parse_rate_limit(self.rate_limit)
         if self.daily_limit is not None and self.daily_limit <= 0:
             raise ValueError("daily_limit: must be a positive number of requests per day, or None")
-        for name in ("fault_rate", "create_422_after_create_rate"):
+        for name in ("fault_rate", "write_fault_rate", "create_422_after_create_rate"):
             value = getattr(self, name)
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name}: {value!r} is a fraction and must be between 0.0 and 1.0")
-        if isinstance(self.fault_kinds, str):
-            self.fault_kinds = tuple(k.strip() for k in self.fault_kinds.split(",") if k.strip())
-        self.fault_kinds = tuple(str(k) for k in self.fault_kinds)
-        unknown = [k for k in self.fault_kinds if k not in FAULT_KINDS]
-        if unknown or not self.fault_kinds:
-            raise ValueError(
-                f"fault_kinds: {unknown or 'empty'} not allowed; use a non-empty subset of {list(FAULT_KINDS)}"
-            )
+        for name, allowed in (("fault_kinds", FAULT_KINDS), ("write_fault_kinds", FAULT_KINDS),
+                              ("lost_answer_modes", LOST_ANSWER_MODES)):
+            value = _names(getattr(self, name))
+            setattr(self, name, value)
+            unknown = [k for k in value if k not in allowed]
+            if unknown or not value:
+                raise ValueError(f"{name}: {unknown or 'empty'} not allowed; use a non-empty subset of {list(allowed)}")
+        for name in ("fault_operations", "fault_exempt_operations"):
+            value = _names(getattr(self, name))
+            setattr(self, name, value)
+            unknown = sorted(set(value) - set(_operation_ids())) if value else []
+            if unknown:
+                raise ValueError(f"{name}: unknown operationId(s) {unknown}; known: {sorted(_operation_ids())}")
         self.duplicate_match_order = tuple(self.duplicate_match_order)
         if not set(self.duplicate_match_order) <= {"email", "phone"} or not self.duplicate_match_order:
             raise ValueError(

@@ -9,8 +9,14 @@ operationId, latency, Bearer token (401 ``Invalid JWT``), the rate limit of the 
 response carries the five ``X-RateLimit-*`` headers), ``Version`` header (400), the token's class
 (live mode: an agency token on a location endpoint is 401 "This authClass type is not allowed ..."),
 scopes (live mode: 401 "The token is not authorized for this scope."; strict spec mode: 403 naming the
-scope), and then the fault draw (5xx / delay / dropped connection). Only then does the route run.
-Requests without a (valid) token, such as ``POST /oauth/token``, carry no rate-limit headers.
+scope), and then the fault draws (5xx / delay / dropped connection / applied then lost: see
+``faults.py``). Only then does the route run. Requests without a (valid) token, such as
+``POST /oauth/token``, carry no rate-limit headers.
+
+An ``applied_lost`` fault runs the route with its answer held back, then loses it: a gateway 502/504,
+a partial body, or the connection closed without a response. Closing without a response needs the
+server's connection (``CONNECTION_SCOPE_KEY``, set by ``server.build_server``'s outermost wrapper);
+where it is missing (an app served some other way) the answer is dropped mid-body instead.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 from starlette.routing import Match, Route
 
 from .errors import APIError, auth_class_error, scope_error
-from .faults import FAULT_MESSAGES
+from .faults import FAULT_MESSAGES, FaultPlan, is_write
 from .state import SandboxState
 
 Scope = MutableMapping[str, Any]
@@ -37,6 +43,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ADMIN_PREFIX = "/_sandbox"
 TRACE_HEADER = "X-Trace-Id"
+#: Scope key under which ``server.build_server`` passes the server's per-request cycle (its
+#: ``transport`` and ``disconnected`` flag), to close a connection without any response.
+CONNECTION_SCOPE_KEY = "ghl_sandbox.connection"
 
 
 @dataclass(frozen=True)
@@ -171,9 +180,13 @@ class ApiGate:
         except APIError as exc:
             await send_json(send, exc.status, exc.body(trace_id), extra)
             return
-        plan = st.faults.draw(cfg.fault_rate, cfg.fault_kinds)
+        plan = st.faults.plan(cfg, op.operation_id, is_write(scope.get("method", "GET"), op.operation_id))
         if plan.kind is not None:
             st.counters.faults += 1
+            st.counters.faults_by_kind[plan.kind] += 1
+            if plan.kind == "applied_lost":
+                await self._apply_then_lose(scope, receive, send, extra, plan, trace_id, op.operation_id)
+                return
             if plan.kind in FAULT_MESSAGES:
                 status = int(plan.kind)
                 await send_json(send, status, APIError(status, FAULT_MESSAGES[plan.kind]).body(trace_id), extra)
@@ -184,6 +197,41 @@ class ApiGate:
                 await self._drop(send, extra)
                 return
         await self.app(scope, receive, self._with_headers(send, extra))
+
+    async def _apply_then_lose(self, scope: Scope, receive: Receive, send: Send, extra: dict[str, str],
+                               plan: FaultPlan, trace_id: str, operation_id: str) -> None:
+        """Run the route to the end (the request is applied), then lose its answer (``plan.mode``)."""
+        status: list[int] = []
+
+        async def hold_back(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+
+        await self.app(scope, receive, hold_back)
+        counters = self.state.counters
+        counters.lost_answers_by_mode[plan.mode or "drop"] += 1
+        if status and 200 <= status[0] < 300:
+            counters.applied_then_lost += 1
+            counters.applied_then_lost_by_operation[operation_id] += 1
+        if plan.mode in FAULT_MESSAGES:
+            code = int(plan.mode)
+            await send_json(send, code, APIError(code, FAULT_MESSAGES[plan.mode]).body(trace_id), extra)
+        elif plan.mode == "close" and self._close_connection(scope):
+            return
+        else:
+            await self._drop(send, extra)
+
+    @staticmethod
+    def _close_connection(scope: Scope) -> bool:
+        """Close the client's connection without a response; False when the server's connection is
+        not reachable (then the caller drops the answer mid-body instead)."""
+        cycle = scope.get(CONNECTION_SCOPE_KEY)
+        transport = getattr(cycle, "transport", None)
+        if transport is None or not hasattr(cycle, "disconnected"):
+            return False
+        transport.close()
+        cycle.disconnected = True  # the server then sends nothing more on it, and logs nothing
+        return True
 
     @staticmethod
     async def _drop(send: Send, extra: dict[str, str]) -> None:

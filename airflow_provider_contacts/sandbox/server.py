@@ -14,6 +14,7 @@ import uvicorn
 
 from .app import create_app
 from .config import SandboxConfig
+from .gate import CONNECTION_SCOPE_KEY
 from .state import SandboxState
 
 
@@ -22,6 +23,20 @@ class _DropNoiseFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "without completing response" not in record.getMessage()
+
+
+class _WithConnection:
+    """Outermost ASGI wrapper: hands the gate the server's per-request cycle (``CONNECTION_SCOPE_KEY``)
+    so an ``applied_lost`` fault can close the connection without sending any response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        cycle = getattr(send, "__self__", None)  # uvicorn's RequestResponseCycle (transport, disconnected)
+        if scope.get("type") == "http" and cycle is not None:
+            scope[CONNECTION_SCOPE_KEY] = cycle
+        await self.app(scope, receive, send)
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -41,7 +56,7 @@ def build_server(config: SandboxConfig, log_level: str = "warning") -> tuple[uvi
     uv_logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, _DropNoiseFilter) for f in uv_logger.filters):
         uv_logger.addFilter(_DropNoiseFilter())
-    uv_config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off",
+    uv_config = uvicorn.Config(_WithConnection(app), log_level=log_level, access_log=False, lifespan="off",
                                timeout_graceful_shutdown=2, timeout_keep_alive=30)
     return uvicorn.Server(uv_config), state
 

@@ -21,15 +21,26 @@ class Counters:
     status_429: int = 0
     status_401: int = 0
     faults: int = 0
+    #: faults by kind (``"500"``, ..., ``"applied_lost"``)
+    faults_by_kind: Counter[str] = field(default_factory=Counter)
+    #: ``applied_lost`` faults by how the answer was lost (``close``, ``drop``, ``502``, ``504``)
+    lost_answers_by_mode: Counter[str] = field(default_factory=Counter)
+    #: requests that succeeded (2xx) and whose answer the client never got, total and by operation
+    applied_then_lost: int = 0
+    applied_then_lost_by_operation: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        """The shape ``SandboxAdmin.counters()`` returns."""
+        """The shape ``SandboxAdmin.counters()`` returns (without ``oauth``, added by the admin route)."""
         return {
             "total": sum(self.by_operation.values()),
             "by_operation": dict(self.by_operation),
             "status_429": self.status_429,
             "status_401": self.status_401,
             "faults": self.faults,
+            "faults_by_kind": dict(self.faults_by_kind),
+            "lost_answers_by_mode": dict(self.lost_answers_by_mode),
+            "applied_then_lost": self.applied_then_lost,
+            "applied_then_lost_by_operation": dict(self.applied_then_lost_by_operation),
         }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess as sp
 import sys
@@ -27,7 +28,27 @@ from .client import SandboxAdmin
 from .config import SandboxConfig
 from .server import base_url_of, bind_socket, build_server, conn_json_for
 
-__all__ = ["SandboxConfig", "SandboxServer", "SandboxStartError"]
+__all__ = ["SandboxConfig", "SandboxServer", "SandboxStartError", "TOKEN_PATTERN", "token_leaks"]
+
+#: What every token the sandbox issues looks like: private integration tokens (``pit-``), OAuth and
+#: admin-minted access tokens (``sbx-at-``) and refresh tokens (``sbx-rt-``).
+TOKEN_PATTERN = re.compile(
+    r"pit-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|sbx-(?:at|rt)-[A-Za-z0-9_-]{16,}"
+)
+
+
+def token_leaks(text: str, secrets: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """Where ``text`` (a log, captured output, an XCom value, a rendered field) holds a sandbox token
+    or one of ``secrets`` (e.g. an OAuth client secret): one description per find, such as
+    ``"refresh token at offset 120"``, never the secret itself (the answer is safe to print)."""
+    kinds = {"pit": "private integration token", "sbx-at": "access token", "sbx-rt": "refresh token"}
+    found = [f"{kinds[m.group(0)[:6] if m.group(0).startswith('sbx') else 'pit']} at offset {m.start()}"
+             for m in TOKEN_PATTERN.finditer(text)]
+    for index, secret in enumerate(s for s in secrets if s and len(s) >= 8):
+        start = text.find(secret)
+        if start >= 0:
+            found.append(f"secret #{index} at offset {start}")
+    return found
 
 
 class SandboxStartError(RuntimeError):
@@ -88,6 +109,19 @@ class SandboxServer:
         """Value for ``AIRFLOW_CONN_GHL_DEFAULT`` pointing at this sandbox with its private token (or
         ``token``, e.g. one from ``admin.issue_token(missing_scopes=[...])``)."""
         return conn_json_for(self.base_url, self.location_id, token or self.token, **extra_overrides)
+
+    def oauth_conn_json(self, app: dict[str, Any] | None = None, *, access_token: str = "",
+                        **extra_overrides: Any) -> str:
+        """Value for ``AIRFLOW_CONN_...`` of an OAuth connection (``auth_type="oauth"``) to this
+        sandbox: ``app`` is what ``admin.install_oauth_app()`` answered (installed now when
+        ``None``); its refresh token seeds the connection. ``access_token`` goes into the password
+        (empty: the hook refreshes before its first call); ``extra_overrides`` go into the extras,
+        e.g. ``token_store="file:/tmp/x/tokens.json"``."""
+        app = app or self.admin.install_oauth_app()
+        extra = {"location_id": app.get("locationId") or self.location_id, "auth_type": "oauth",
+                 "client_id": app["client_id"], "client_secret": app["client_secret"],
+                 "refresh_token": app["refresh_token"], **extra_overrides}
+        return json.dumps({"conn_type": "ghl", "host": self.base_url, "password": access_token, "extra": extra})
 
     def truth(self, location_id: str | None = None, shape: str = "search") -> dict[str, Any]:
         """What HighLevel holds for the location, to compare a sync target with
