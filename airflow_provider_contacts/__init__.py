@@ -70,11 +70,14 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Needed with an agency (Company) token, for /oauth/locationToken.",
         "schema": {"type": ["string", "null"]},
     },
-    "token_store": {
-        "label": "Token store",
-        "description": "Where rotated OAuth tokens are kept: 'variable' (default, one Airflow Variable "
-        "per connection), 'variable:<key>', 'file:<path>', 'sql:<conn_id>', 'redis:<conn_id>', or a dotted "
-        "path to a TokenStore class.",
+    # Not "token_store": Airflow masks every extra whose name contains "token" (shown and saved as
+    # "***"). The hook still reads a "token_store" extra when this one is not set.
+    "rotation_store": {
+        "label": "OAuth rotation store",
+        "description": "Where rotated OAuth tokens are kept (this field names a place, it holds no "
+        "secret): 'variable' (default, one Airflow Variable per connection), 'variable:<key>', "
+        "'file:<path>', 'sql:<conn_id>', 'redis:<conn_id>', or a dotted path to a TokenStore class. "
+        "Replaces the former 'token_store' extra.",
         "schema": {"type": ["string", "null"], "default": "variable"},
     },
     "api_version": {
@@ -124,7 +127,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "connection-types": [
             {
-                "hook-class-name": f"{pkg}.hooks.contacts.ContactsHook",
+                "hook-class-name": f"{pkg}.hooks.contacts.GHLContactsHook",
                 "hook-name": "HighLevel Contacts",
                 "connection-type": CONN_TYPE,
                 "conn-fields": CONN_FIELDS,

@@ -21,13 +21,18 @@
     and otherwise fails with :class:`GHLAuthError` saying what to re-authorise.
 
   Agency (``user_type="Company"``) tokens are exchanged for a location token through
-  ``POST /oauth/locationToken``.
+  ``POST /oauth/locationToken`` (any 2xx answer is taken: HighLevel answers 201 live).
 
-**Token stores** (:class:`TokenStore`) persist the rotating tokens; the connection's ``token_store``
-extra picks one (:func:`build_token_store`):
+  The token calls are retried under the hook's
+  :class:`~airflow_provider_contacts.hooks.retry.RetryPolicy` (what is retried, how long to wait,
+  when to give up: the same rules as API calls), within the store's refresh lease; see
+  :meth:`OAuthTokenSource._post_form`.
+
+**Token stores** (:class:`TokenStore`) persist the rotating tokens; the connection's
+``rotation_store`` extra picks one (:func:`rotation_store_extra`, :func:`build_token_store`):
 
 =====================  ===================================  =====================================
-``token_store``        store                                exclusion across processes/machines
+``rotation_store``     store                                exclusion across processes/machines
 =====================  ===================================  =====================================
 ``variable`` (default) :class:`VariableTokenStore`,         Lamport's fast mutual exclusion over
 ``variable:<key>``     one Airflow Variable (metadata DB)   Variables (plain reads/writes, no CAS
@@ -42,10 +47,15 @@ extra picks one (:func:`build_token_store`):
 dotted path            your class (``conn_id=...``)         whatever its ``lock()`` provides
 =====================  ===================================  =====================================
 
+The extra was called ``token_store`` before: Airflow hides the value of every connection extra whose
+name contains ``token`` (or ``secret``, ``password``, ...), so the UI showed and saved that one as
+``***``. ``token_store`` (and ``extra__ghl__token_store``) is still read when ``rotation_store`` is
+not set; a store extra holding ``***`` is refused with the fix.
+
 Each store's class docstring states its guarantee and its limits. A custom store is any class taking
 ``conn_id`` with ``load()``/``save()`` and a ``lock()`` context manager that excludes other
 processes on every machine and raises :class:`TokenStoreError` when the store cannot be written,
-named in the ``token_store`` extra by dotted path, e.g. one keeping the tokens in a secrets manager
+named in the ``rotation_store`` extra by dotted path, e.g. one keeping the tokens in a secrets manager
 (without a ``lock()`` the source warns: concurrent workers can then spend one refresh token twice)::
 
     class SecretsManagerTokenStore:
@@ -89,7 +99,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -97,7 +107,17 @@ from typing import Any, Protocol, runtime_checkable
 
 import requests
 
-from airflow_provider_contacts.errors import GHLAuthError, GHLConfigError, GHLTransportError, api_error_message
+from airflow_provider_contacts.errors import (
+    GHLAPIError,
+    GHLAuthError,
+    GHLConfigError,
+    GHLRateLimitError,
+    GHLServerError,
+    GHLTransportError,
+    api_error_message,
+)
+from airflow_provider_contacts.hooks.pacing import DEFAULT_INTERVAL_S
+from airflow_provider_contacts.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -463,7 +483,7 @@ class VariableTokenStore:
 
     def __init__(self, key: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         if not key:
-            raise GHLConfigError("token_store: the Variable key is empty; use 'variable:<key>'")
+            raise GHLConfigError("rotation_store: the Variable key is empty; use 'variable:<key>'")
         self.key = key
         self.lease_s = float(lease_s)
         #: Seconds a worker waits for the lock before giving up (a crashed holder's lease ends first).
@@ -511,7 +531,7 @@ class VariableTokenStore:
         return TokenStoreError(
             f"token store {self!r}: {what}{cause}. No refresh was attempted, so the stored refresh "
             "token is still valid. Fix: let this worker write Airflow Variables (the API server / "
-            "metadata database must accept writes), or set the connection's 'token_store' extra to "
+            "metadata database must accept writes), or set the connection's 'rotation_store' extra to "
             "another store ('file:<path>', 'sql:<conn_id>', 'redis:<conn_id>')"
         )
 
@@ -623,7 +643,7 @@ class VariableTokenStore:
                 "which Airflow reads before the metadata database, so rotated tokens written there "
                 "would never be read back and the connection would be lost. No refresh was attempted. "
                 f"Fix: remove {self.key!r} from {shadow} (e.g. unset AIRFLOW_VAR_{self.key.upper()}), "
-                "or set the connection's 'token_store' extra to 'variable:<another key>'"
+                "or set the connection's 'rotation_store' extra to 'variable:<another key>'"
             )
         me = _owner_id()
         deadline = time.monotonic() + self.wait_s
@@ -687,7 +707,7 @@ class FileTokenStore:
         except OSError as exc:
             raise TokenStoreError(
                 f"token store {self!r}: cannot read the token file ({_short_error(exc)}). Fix: let the "
-                "user running Airflow's workers read and write it, or set the connection's 'token_store' "
+                "user running Airflow's workers read and write it, or set the connection's 'rotation_store' "
                 "extra to another path or store"
             ) from None
         if not text.strip():
@@ -735,7 +755,7 @@ class FileTokenStore:
         return TokenStoreError(
             f"token store {self!r}: {what} ({_short_error(exc)}). No refresh was attempted, so the "
             f"stored refresh token is still valid. Fix: make {str(self.path.parent)!r} writable (and "
-            "not full) for the user running Airflow's workers, or set the connection's 'token_store' "
+            "not full) for the user running Airflow's workers, or set the connection's 'rotation_store' "
             "extra to another path or store"
         )
 
@@ -785,8 +805,100 @@ def default_variable_key(conn_id: str) -> str:
     return f"ghl_oauth_tokens__{conn_id}"
 
 
+#: The connection extra naming the token store. Not ``token_store``: Airflow masks every extra whose
+#: name contains ``token`` (``[core] sensitive_var_conn_names`` and its built-in list), so the UI
+#: showed that one as ``***`` and saved it back so.
+ROTATION_STORE_EXTRA = "rotation_store"
+#: Former names of :data:`ROTATION_STORE_EXTRA`, still read when it is not set.
+LEGACY_STORE_EXTRAS = ("token_store",)
+
+_WARNED_STORE_EXTRAS: set[tuple[str, str]] = set()
+
+
+def _masked(value: str) -> bool:
+    """True for what Airflow's secrets masker puts in place of a hidden value (``***``)."""
+    text = value.strip()
+    return bool(text) and set(text) == {"*"}
+
+
+def _masked_store_error(conn_id: str, name: str) -> GHLConfigError:
+    """The error for a store extra holding ``***`` (a value Airflow's secrets masker hid)."""
+    legacy = name.removeprefix("extra__ghl__") in LEGACY_STORE_EXTRAS
+    if legacy:
+        why = (
+            "Airflow hides the value of every connection extra whose name contains 'token', so its UI "
+            "showed this one as '***' and saved it back so"
+        )
+    else:
+        why = "a masked value: check that [core] sensitive_var_conn_names does not match its name"
+    fix = (
+        f"put the store into the extra '{ROTATION_STORE_EXTRA}': 'variable' (the default), "
+        "'variable:<key>', 'file:<path>', 'sql:<conn_id>', 'redis:<conn_id>' or a dotted path to a "
+        "TokenStore class"
+    )
+    if legacy:
+        fix += f", and delete the extra '{name}'"
+    return GHLConfigError(
+        f"connection {conn_id!r}: extra {name!r} is '***' ({why}), not a token store. No refresh was "
+        f"attempted. Fix: {fix}"
+    )
+
+
+def _warn_store_extra(conn_id: str, reason: str, message: str, *args: Any) -> None:
+    if (conn_id, reason) not in _WARNED_STORE_EXTRAS:
+        _WARNED_STORE_EXTRAS.add((conn_id, reason))
+        log.warning(message, *args)
+
+
+def rotation_store_extra(extras: Mapping[str, Any], conn_id: str, *, oauth: bool = True) -> str | None:
+    """The token store spec of a connection's extras, for :func:`build_token_store`.
+
+    Read from ``rotation_store`` (or the form's ``extra__ghl__rotation_store``), else from the
+    legacy ``token_store`` / ``extra__ghl__token_store``; ``None`` when none is set (the default
+    Variable store). When ``rotation_store`` is set, a legacy extra is ignored (with a warning).
+
+    :param oauth: whether the connection uses OAuth; only then does a masked value matter.
+    :raises GHLConfigError: (OAuth) the extra that would be used holds ``***`` - a value Airflow
+        masked - naming the extra and the fix.
+    """
+    from airflow_provider_contacts import CONN_TYPE
+
+    def first(name: str) -> tuple[str, str] | None:
+        for key in (name, f"extra__{CONN_TYPE}__{name}"):
+            value = extras.get(key)
+            if value not in (None, ""):
+                return key, str(value)
+        return None
+
+    found = first(ROTATION_STORE_EXTRA)
+    legacy = next((hit for hit in map(first, LEGACY_STORE_EXTRAS) if hit is not None), None)
+    if found is None:
+        found = legacy
+    elif legacy is not None and oauth:
+        _warn_store_extra(
+            conn_id, "both",
+            "connection %r: extra %r is ignored, %r is used; delete %r",
+            conn_id, legacy[0], found[0], legacy[0],
+        )
+    if found is None:
+        return None
+    name, value = found
+    if _masked(value):
+        if oauth:
+            raise _masked_store_error(conn_id, name)
+        return None
+    if oauth and name.removeprefix(f"extra__{CONN_TYPE}__") in LEGACY_STORE_EXTRAS:
+        _warn_store_extra(
+            conn_id, "legacy",
+            "connection %r: extra %r is read as %r; rename it to %r - Airflow's UI masks extras whose "
+            "name contains 'token' and would save it as '***'",
+            conn_id, name, ROTATION_STORE_EXTRA, ROTATION_STORE_EXTRA,
+        )
+    return value.strip()
+
+
 def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
-    """Build the store named by the ``token_store`` extra of connection ``conn_id``.
+    """Build the store named by the ``rotation_store`` extra (legacy: ``token_store``) of connection ``conn_id``.
 
     * ``None``/``"variable"`` -> :class:`VariableTokenStore` with key :func:`default_variable_key`;
       ``"variable:<key>"`` -> the same with that key;
@@ -801,6 +913,8 @@ def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
     :raises GHLConfigError: the spec is not understood or the class cannot be imported.
     """
     spec = (spec or "variable").strip()
+    if _masked(spec):
+        raise _masked_store_error(conn_id, ROTATION_STORE_EXTRA)
     if spec == "variable":
         return VariableTokenStore(default_variable_key(conn_id))
     if spec.startswith("variable:"):
@@ -808,7 +922,7 @@ def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
     if spec.startswith("file:"):
         path = spec.removeprefix("file:").strip()
         if not path:
-            raise GHLConfigError("token_store: 'file:' needs a path, e.g. 'file:/var/lib/airflow/ghl.json'")
+            raise GHLConfigError("rotation_store: 'file:' needs a path, e.g. 'file:/var/lib/airflow/ghl.json'")
         return FileTokenStore(path)
     if spec.startswith("sql:"):
         from airflow_provider_contacts.token_stores import SqlTokenStore
@@ -820,7 +934,7 @@ def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
         return RedisTokenStore(spec.removeprefix("redis:").strip(), key=conn_id)
     if "." not in spec:
         raise GHLConfigError(
-            f"token_store: {spec!r} is not understood; use 'variable', 'variable:<key>', "
+            f"rotation_store: {spec!r} is not understood; use 'variable', 'variable:<key>', "
             "'file:<path>', 'sql:<conn_id>', 'redis:<conn_id>' or a dotted path to a TokenStore class"
         )
     from airflow.sdk.module_loading import import_string
@@ -828,10 +942,10 @@ def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
     try:
         cls = import_string(spec)
     except ImportError as exc:
-        raise GHLConfigError(f"token_store: cannot import {spec!r} ({exc})") from None
+        raise GHLConfigError(f"rotation_store: cannot import {spec!r} ({exc})") from None
     store = cls(conn_id=conn_id)
     if not isinstance(store, TokenStore):
-        raise GHLConfigError(f"token_store: {spec!r} does not provide load() and save()")
+        raise GHLConfigError(f"rotation_store: {spec!r} does not provide load() and save()")
     return store
 
 
@@ -909,6 +1023,14 @@ class _InvalidGrant(Exception):
     """The token endpoint said the refresh token is no longer valid."""
 
 
+#: An answer whose body is not JSON (``_post_form``).
+_BROKEN = object()
+
+#: The least time one OAuth token request is given, seconds: none is started with less than this
+#: left before the token store's refresh lease ends, and no retry wait ends later than this before it.
+_MIN_ATTEMPT_S = 1.0
+
+
 @dataclass
 class OAuthSettings:
     """What :class:`OAuthTokenSource` needs from the connection (secrets are not in the repr)."""
@@ -933,6 +1055,8 @@ class OAuthTokenSource:
     :param settings: client credentials and endpoints.
     :param store: where the rotating tokens live.
     :param http: a callable returning the ``requests.Session`` for token calls.
+    :param retry: the retry policy of the token calls: the hook's (``GHLContactsHook(retry=...)``),
+        default :class:`~airflow_provider_contacts.hooks.retry.RetryPolicy()` as in the hook.
     :param process_cache: share live tokens with other sources of this connection in this process
         (``False`` only to simulate separate workers in tests).
     """
@@ -944,6 +1068,7 @@ class OAuthTokenSource:
         http: Callable[[], requests.Session] | None = None,
         *,
         process_cache: bool = True,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if not settings.client_id or not settings.client_secret:
             raise GHLConfigError(
@@ -961,6 +1086,7 @@ class OAuthTokenSource:
         self.settings = settings
         self.store = store
         self._http = http or requests.Session
+        self.retry = retry or RetryPolicy()
         self._session: requests.Session | None = None
         self._process_cache = process_cache
         self._local: TokenSet | None = None
@@ -1199,57 +1325,115 @@ class OAuthTokenSource:
 
     def _post_form(
         self, path: str, data: dict[str, str], operation: str, bearer: str | None = None,
-        deadline: float | None = None,
+        deadline: float | None = None, *, rotates: bool = False,
     ) -> dict[str, Any]:
-        """POST a form to the OAuth API with a few retries on network errors and 5xx.
+        """POST a form to the OAuth API, retried under the hook's :class:`RetryPolicy`.
 
-        ``deadline`` (``time.monotonic()`` value): no attempt is started, and no attempt's timeout
-        reaches, past it (the store's refresh lease).
+        What is retried, and how long to wait, are the hook's rules (:mod:`.hooks.retry`, one
+        ``Attempts`` per call, as in :mod:`.hooks.transport`): a 429 after ``Retry-After`` (else one
+        rate-limit window) up to ``max_throttled`` times; the statuses of ``RETRYABLE_STATUSES``,
+        connection errors, timeouts and broken 2xx bodies with the policy's jittered backoff, up to
+        ``max_retries`` times; everything within ``max_elapsed_s``. Any 2xx is a success
+        (``/oauth/locationToken`` answers 201 live). Other answers are not retried.
+
+        Rules of the token calls themselves:
+
+        * ``deadline`` (``time.monotonic()`` value, the store's refresh lease): no attempt starts with
+          less than :data:`_MIN_ATTEMPT_S` left, no backoff ends later than that before it, and no
+          attempt's timeouts reach past it, so no token request is in flight once another worker
+          may take the lock.
+        * ``rotates`` (``/oauth/token``, whose answer carries the only copy of the new single-use
+          refresh token): a request whose answer was lost (connection dropped, read timeout, a
+          gateway 5xx) is resent with the same refresh token; if the server had rotated it, the
+          resend is answered ``invalid_grant`` and :meth:`_refresh` re-reads the store, else asks
+          to re-authorise. A 2xx whose body cannot be read is *not* resent (the server rotated for
+          sure; a resend would only be counted as a reuse): it is returned as ``{}`` and reported
+          by :meth:`_call_token_endpoint`.
         """
         url = f"{self.settings.base_url}{path}"
         headers = {"Accept": "application/json", "Version": self.settings.api_version}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
-        last_error: str = ""
         connect_s, read_s = self.settings.timeout
-        for attempt in range(4):
-            if attempt:
-                time.sleep(min(4.0, 0.25 * 2**attempt))
+        attempts = self.retry.begin()
+        error: GHLAPIError | None = None
+        while True:
             timeout: tuple[float, float] = (connect_s, read_s)
             if deadline is not None:
                 left = deadline - time.monotonic()
-                if left < 1.0:
-                    last_error = last_error or "no time left"
-                    break
+                if left < _MIN_ATTEMPT_S:
+                    raise self._lease_over(path, operation, error)
                 timeout = (min(connect_s, left), min(read_s, left))
             try:
                 resp = self._session_().post(url, data=data, headers=headers, timeout=timeout)
             except requests.RequestException as exc:
-                last_error = type(exc).__name__
-                continue
-            if resp.status_code >= 500 or resp.status_code == 429:
-                last_error = f"HTTP {resp.status_code}"
-                continue
-            try:
-                body = resp.json()
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                body = {}  # an empty or non-object answer: judged by the status alone
-            if resp.ok:
-                return body
-            if body.get("error") == "invalid_grant" or "invalid_grant" in str(body.get("message", "")):
-                raise _InvalidGrant()
-            message, trace_id = api_error_message(body, resp.reason or f"HTTP {resp.status_code}")
-            raise GHLAuthError(
-                f"{message}; check the connection's OAuth extras (client_id, client_secret, user_type, company_id)",
-                status=resp.status_code,
-                trace_id=trace_id,
-                operation=operation,
+                error = GHLTransportError(
+                    f"no usable answer from the OAuth endpoint {path} ({type(exc).__name__})", operation=operation
+                )
+                wait = attempts.failed()
+            else:
+                status = resp.status_code
+                try:
+                    body: Any = resp.json()
+                except ValueError:
+                    body = _BROKEN
+                if 200 <= status < 300:
+                    if body is not _BROKEN or rotates:
+                        return body if isinstance(body, dict) else {}
+                    error = GHLTransportError(
+                        f"the OAuth endpoint {path} answered HTTP {status} with a body that is not valid "
+                        "JSON (truncated?)",
+                        status=status,
+                        operation=operation,
+                    )
+                    wait = attempts.failed()
+                else:
+                    body = body if isinstance(body, dict) else {}
+                    message, trace_id = api_error_message(body, resp.reason or f"HTTP {status}")
+                    if status == 429:
+                        error = GHLRateLimitError(message, status=429, trace_id=trace_id, operation=operation)
+                        wait = attempts.throttled(retry_after_s(resp.headers, DEFAULT_INTERVAL_S))
+                    elif status in RETRYABLE_STATUSES:
+                        error = GHLServerError(message, status=status, trace_id=trace_id, operation=operation)
+                        wait = attempts.failed()
+                    else:
+                        raise self._oauth_error(status, body, message, trace_id, operation)
+            if wait is None:
+                raise error.with_message(
+                    f"{error.message} (gave up after {attempts.failures + attempts.throttles} attempts, "
+                    "per the hook's retry policy)"
+                )
+            if deadline is not None and time.monotonic() + wait > deadline - _MIN_ATTEMPT_S:
+                raise self._lease_over(path, operation, error)
+            log.warning(
+                "%s: %s; retry %d in %.2f s", operation, error.message, attempts.failures + attempts.throttles, wait
             )
-        raise GHLTransportError(
-            f"the OAuth endpoint {path} did not answer usefully ({last_error}), within the attempts and "
-            "the token store's refresh lease",
+            time.sleep(wait)
+
+    @staticmethod
+    def _oauth_error(
+        status: int, body: dict[str, Any], message: str, trace_id: str | None, operation: str
+    ) -> Exception:
+        """The error of an OAuth answer that is not retried (``_InvalidGrant`` for a spent refresh token)."""
+        if body.get("error") == "invalid_grant" or "invalid_grant" in str(body.get("message", "")):
+            return _InvalidGrant()
+        if status >= 500:
+            return GHLServerError(message, status=status, trace_id=trace_id, operation=operation)
+        return GHLAuthError(
+            f"{message}; check the connection's OAuth extras (client_id, client_secret, user_type, company_id)",
+            status=status,
+            trace_id=trace_id,
+            operation=operation,
+        )
+
+    @staticmethod
+    def _lease_over(path: str, operation: str, error: GHLAPIError | None) -> GHLTransportError:
+        last = f" (last: {error.message})" if error is not None else ""
+        return GHLTransportError(
+            f"the OAuth endpoint {path} gave no usable answer before the token store's refresh lease "
+            f"ends{last}; stopped so that no token request is in flight once another worker may take "
+            "the lock. The stored refresh token is kept; the next attempt refreshes again",
+            status=error.status if error is not None else None,
             operation=operation,
         )
 
@@ -1263,11 +1447,13 @@ class OAuthTokenSource:
             "refresh_token": tokens.refresh_token,
             "user_type": self.settings.user_type,
         }
-        body = self._post_form("/oauth/token", data, "get-access-token", deadline=deadline)
+        body = self._post_form("/oauth/token", data, "get-access-token", deadline=deadline, rotates=True)
         fresh = TokenSet.from_token_response(body, seed=tokens.seed)
         if not fresh.access_token or not fresh.refresh_token:
             raise GHLAuthError(
-                "the token endpoint answered without access_token/refresh_token",
+                "the token endpoint answered without access_token/refresh_token (an empty or broken "
+                "answer). It may have rotated the refresh token all the same; the stored one is kept, "
+                "and if the next refresh is refused with invalid_grant the app must be re-authorised",
                 operation="get-access-token",
             )
         return fresh
@@ -1295,7 +1481,7 @@ class OAuthTokenSource:
             {"companyId": company_id, "locationId": self.settings.location_id or ""},
             "get-location-access-token",
             bearer=agency.access_token,
-        )
+        )  # any 2xx: HighLevel answers 201 live where the spec says 200
         location = replace(
             TokenSet.from_token_response(body),
             refresh_token=None,
@@ -1310,9 +1496,11 @@ class OAuthTokenSource:
 __all__ = [
     "DEFAULT_LEASE_S",
     "FileTokenStore",
+    "LEGACY_STORE_EXTRAS",
     "OAuthSettings",
     "OAuthTokenSource",
     "PrivateTokenSource",
+    "ROTATION_STORE_EXTRA",
     "TokenSet",
     "TokenSource",
     "TokenStore",
@@ -1323,4 +1511,5 @@ __all__ = [
     "fingerprint",
     "forget_process_tokens",
     "mask_secret",
+    "rotation_store_extra",
 ]

@@ -409,7 +409,7 @@ class BulkBusinessResult(APIModel):
 
 @dataclass(frozen=True)
 class ContactActivity:
-    """Tasks and notes of one contact, as yielded by ``ContactsHook.fetch_tasks_and_notes``."""
+    """Tasks and notes of one contact, as yielded by ``GHLContactsHook.fetch_tasks_and_notes``."""
 
     contact_id: str
     tasks: list[Task] = field(default_factory=list)

@@ -1,5 +1,5 @@
-"""Database-backed OAuth token stores: SQL (``token_store: "sql:<conn_id>"``) and Redis
-(``token_store: "redis:<conn_id>"``).
+"""Database-backed OAuth token stores: SQL (``rotation_store: "sql:<conn_id>"``) and Redis
+(``rotation_store: "redis:<conn_id>"``).
 
 Both keep one :class:`~airflow_provider_contacts.auth.TokenSet` per HighLevel connection and
 serialise refreshes with a lock their own backend provides, so that exactly one worker refreshes per
@@ -53,14 +53,14 @@ def _airflow_connection(conn_id: str) -> Any:
         return BaseHook.get_connection(conn_id)
     except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException and Task SDK errors alike
         raise GHLConfigError(
-            f"token_store: the Airflow connection {conn_id!r} of the token store cannot be read "
+            f"rotation_store: the Airflow connection {conn_id!r} of the token store cannot be read "
             f"({_short_error(exc)}); create it (e.g. AIRFLOW_CONN_{conn_id.upper()})"
         ) from None
 
 
 class SqlTokenStore:
     """One row per HighLevel connection in table ``ghl_oauth_tokens`` of a PostgreSQL or MySQL
-    database, reached through an Airflow connection (``token_store: "sql:<conn_id>"``, any
+    database, reached through an Airflow connection (``rotation_store: "sql:<conn_id>"``, any
     common-sql connection whose hook builds a SQLAlchemy engine, e.g. ``postgres``).
 
     **Shape**: ``store_key`` (the HighLevel connection id, primary key), ``tokens`` (text,
@@ -89,7 +89,7 @@ class SqlTokenStore:
     def __init__(self, sql_conn_id: str, key: str, *, lock_wait_s: float = DEFAULT_LEASE_S + 30,
                  table: str = SQL_TABLE) -> None:
         if not sql_conn_id:
-            raise GHLConfigError("token_store: 'sql:' needs an Airflow connection id, e.g. 'sql:postgres_default'")
+            raise GHLConfigError("rotation_store: 'sql:' needs an Airflow connection id, e.g. 'sql:postgres_default'")
         self.sql_conn_id = sql_conn_id
         self.key = key
         self.table_name = table
@@ -121,7 +121,7 @@ class SqlTokenStore:
             f"token store {self!r}: {what}{cause}. No refresh was attempted, so the stored refresh "
             f"token is still valid. Fix: point connection {self.sql_conn_id!r} at a writable primary "
             f"and grant its user SELECT, INSERT, UPDATE on {self.table_name} (or CREATE, for the first "
-            "use), or set the HighLevel connection's 'token_store' extra to another store"
+            "use), or set the HighLevel connection's 'rotation_store' extra to another store"
         )
 
     def _engine(self) -> Any:
@@ -136,13 +136,13 @@ class SqlTokenStore:
             engine = hook.get_sqlalchemy_engine(engine_kwargs={"pool_pre_ping": True, "pool_size": 2})
         except Exception as exc:  # noqa: BLE001 - provider missing, no SQLAlchemy URL, ...
             raise GHLConfigError(
-                f"token_store 'sql:{self.sql_conn_id}': cannot build a SQLAlchemy engine from the "
+                f"rotation_store 'sql:{self.sql_conn_id}': cannot build a SQLAlchemy engine from the "
                 f"connection ({_short_error(exc)}); use a PostgreSQL or MySQL connection whose provider "
                 "is installed"
             ) from None
         if engine.dialect.name not in ("postgresql", "mysql", "mariadb"):
             raise GHLConfigError(
-                f"token_store 'sql:{self.sql_conn_id}': {engine.dialect.name} is not supported (no "
+                f"rotation_store 'sql:{self.sql_conn_id}': {engine.dialect.name} is not supported (no "
                 "SELECT ... FOR UPDATE row locks); use PostgreSQL or MySQL, or 'file:<path>' on one host"
             )
         with _GUARD:
@@ -289,7 +289,7 @@ return 0
 
 
 class RedisTokenStore:
-    """One Redis string per HighLevel connection (``token_store: "redis:<conn_id>"``), key
+    """One Redis string per HighLevel connection (``rotation_store: "redis:<conn_id>"``), key
     ``ghl_oauth_tokens:{<ghl conn id>}``, value ``TokenSet.to_json()``.
 
     The Airflow connection ``<conn_id>`` gives ``host``, ``port`` (6379), ``login`` (ACL user),
@@ -311,7 +311,7 @@ class RedisTokenStore:
 
     def __init__(self, redis_conn_id: str, key: str, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         if not redis_conn_id:
-            raise GHLConfigError("token_store: 'redis:' needs an Airflow connection id, e.g. 'redis:redis_default'")
+            raise GHLConfigError("rotation_store: 'redis:' needs an Airflow connection id, e.g. 'redis:redis_default'")
         self.redis_conn_id = redis_conn_id
         self.key = f"ghl_oauth_tokens:{{{key}}}"
         self.lock_key = f"{self.key}:lock"
@@ -329,7 +329,7 @@ class RedisTokenStore:
                 import redis
             except ImportError:
                 raise GHLConfigError(
-                    f"token_store 'redis:{self.redis_conn_id}' needs the redis package: pip install redis"
+                    f"rotation_store 'redis:{self.redis_conn_id}' needs the redis package: pip install redis"
                 ) from None
             conn = _airflow_connection(self.redis_conn_id)
             extra = conn.extra_dejson if isinstance(getattr(conn, "extra_dejson", None), dict) else {}
@@ -355,7 +355,7 @@ class RedisTokenStore:
             f"token store {self!r}: {what}{cause}. No refresh was attempted, so the stored refresh "
             f"token is still valid. Fix: point connection {self.redis_conn_id!r} at the writable Redis "
             f"primary and let its user read and write {self.key!r} and {self.lock_key!r}, or set the "
-            "HighLevel connection's 'token_store' extra to another store"
+            "HighLevel connection's 'rotation_store' extra to another store"
         )
 
     def load(self) -> TokenSet | None:

@@ -92,7 +92,7 @@ def test_new_refresh_token_is_saved_before_the_new_access_token_is_used(sandbox,
     monkeypatch.setenv("GHL_TEST_TOKEN_DIR", str(tmp_path))
     RecordingStore.events = []
     app = install_app(sandbox)
-    conn_id = oauth_conn(sandbox, app, monkeypatch, token_store=f"{__name__}.RecordingStore")
+    conn_id = oauth_conn(sandbox, app, monkeypatch, rotation_store=f"{__name__}.RecordingStore")
     sandbox.admin.configure(access_token_lifetime_s=1)
     hook = ContactsHook(conn_id)
     session = hook.get_conn()
@@ -117,7 +117,7 @@ def test_new_refresh_token_is_saved_before_the_new_access_token_is_used(sandbox,
 
 def test_access_token_expiring_mid_run_is_refreshed_and_the_run_carries_on(sandbox, monkeypatch, tmp_path) -> None:
     app = install_app(sandbox)
-    conn_id = oauth_conn(sandbox, app, monkeypatch, token_store=f"file:{tmp_path}/tokens.json")
+    conn_id = oauth_conn(sandbox, app, monkeypatch, rotation_store=f"file:{tmp_path}/tokens.json")
     sandbox.admin.configure(access_token_lifetime_s=1)
     hook = ContactsHook(conn_id)
 
@@ -135,7 +135,7 @@ def test_access_token_expiring_mid_run_is_refreshed_and_the_run_carries_on(sandb
 def test_a_401_is_fixed_by_one_refresh(sandbox, monkeypatch, tmp_path) -> None:
     app = install_app(sandbox)
     conn_id = oauth_conn(
-        sandbox, app, monkeypatch, access_token="revoked-access-token", token_store=f"file:{tmp_path}/tokens.json"
+        sandbox, app, monkeypatch, access_token="revoked-access-token", rotation_store=f"file:{tmp_path}/tokens.json"
     )
     hook = ContactsHook(conn_id)
     assert hook.search_contacts(page_limit=1).total == 200
@@ -145,7 +145,7 @@ def test_a_401_is_fixed_by_one_refresh(sandbox, monkeypatch, tmp_path) -> None:
 
 def test_two_hooks_refreshing_at_once_share_one_rotation(sandbox, monkeypatch, airflow_db) -> None:
     app = install_app(sandbox)
-    conn_id = oauth_conn(sandbox, app, monkeypatch, token_store="variable:ghl_test_tokens_threads")
+    conn_id = oauth_conn(sandbox, app, monkeypatch, rotation_store="variable:ghl_test_tokens_threads")
     sandbox.admin.configure(access_token_lifetime_s=1)
     first, second = ContactsHook(conn_id), ContactsHook(conn_id)
     first.search_contacts(page_limit=1)
@@ -245,7 +245,7 @@ def test_a_spent_refresh_token_fails_with_what_to_reauthorise(sandbox, monkeypat
               "refresh_token": app["refresh_token"]},
         timeout=10,
     ).raise_for_status()
-    conn_id = oauth_conn(sandbox, app, monkeypatch, token_store=f"file:{tmp_path}/tokens.json")
+    conn_id = oauth_conn(sandbox, app, monkeypatch, rotation_store=f"file:{tmp_path}/tokens.json")
 
     with pytest.raises(GHLAuthError) as err:
         ContactsHook(conn_id).search_contacts(page_limit=1)
@@ -259,11 +259,11 @@ def test_a_spent_refresh_token_fails_with_what_to_reauthorise(sandbox, monkeypat
 def test_a_new_refresh_token_in_the_connection_reseeds_the_store(sandbox, monkeypatch, tmp_path) -> None:
     store = f"file:{tmp_path}/tokens.json"
     old_app = install_app(sandbox)
-    ContactsHook(oauth_conn(sandbox, old_app, monkeypatch, token_store=store)).search_contacts(page_limit=1)
+    ContactsHook(oauth_conn(sandbox, old_app, monkeypatch, rotation_store=store)).search_contacts(page_limit=1)
     forget_process_tokens()
     # The user re-authorised (new install) and pasted the new refresh token into the connection.
     new_app = install_app(sandbox)
-    hook = ContactsHook(oauth_conn(sandbox, new_app, monkeypatch, token_store=store))
+    hook = ContactsHook(oauth_conn(sandbox, new_app, monkeypatch, rotation_store=store))
     assert hook.search_contacts(page_limit=1).total == 200
     assert FileTokenStore(tmp_path / "tokens.json").load().refresh_token not in (
         old_app["refresh_token"], new_app["refresh_token"]
@@ -274,7 +274,7 @@ def test_agency_token_is_exchanged_for_a_location_token(sandbox, monkeypatch, tm
     app = install_app(sandbox, user_type="Company")
     conn_id = oauth_conn(
         sandbox, app, monkeypatch, user_type="Company", company_id=sandbox.company_id,
-        token_store=f"file:{tmp_path}/agency.json",
+        rotation_store=f"file:{tmp_path}/agency.json",
     )
     assert ContactsHook(conn_id).search_contacts(page_limit=1).total == 200
     assert ContactsHook(conn_id).get_contacts(limit=1).contacts
@@ -304,7 +304,7 @@ WORKER = textwrap.dedent(
 
 def test_two_worker_processes_with_a_file_store_both_end_with_the_live_token(sandbox, monkeypatch, tmp_path) -> None:
     app = install_app(sandbox)
-    oauth_conn(sandbox, app, monkeypatch, conn_id="ghl_procs", token_store=f"file:{tmp_path}/procs.json")
+    oauth_conn(sandbox, app, monkeypatch, conn_id="ghl_procs", rotation_store=f"file:{tmp_path}/procs.json")
     sandbox.admin.configure(access_token_lifetime_s=30)
     # Bytecode in a temporary directory: with PYTHONDONTWRITEBYTECODE each worker recompiles Airflow.
     pycache = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"ghl-test-pycache-{os.getuid()}")
@@ -392,3 +392,11 @@ def test_a_token_endpoint_error_that_is_not_a_json_object_is_reported(tmp_path) 
     with pytest.raises(GHLAuthError, match="Bad Request; check the connection's OAuth extras") as info:
         source.get_access_token()
     assert info.value.status == 400
+
+
+def test_the_former_token_store_extra_still_picks_the_store(sandbox, monkeypatch, tmp_path) -> None:
+    # Connections written before the extra became 'rotation_store' (Airflow masks names with 'token').
+    app = install_app(sandbox)
+    conn_id = oauth_conn(sandbox, app, monkeypatch, conn_id="ghl_legacy_store", token_store=f"file:{tmp_path}/old.json")
+    assert ContactsHook(conn_id).search_contacts(page_limit=1).total == 200
+    assert FileTokenStore(tmp_path / "old.json").load().refresh_token not in (None, app["refresh_token"])

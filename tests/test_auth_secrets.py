@@ -25,7 +25,7 @@ def test_no_secret_in_logs_output_errors_or_reprs(sandbox, monkeypatch, tmp_path
         "extra": {
             "location_id": sandbox.location_id, "auth_type": "oauth", "client_id": app["client_id"],
             "client_secret": app["client_secret"], "refresh_token": app["refresh_token"],
-            "token_store": f"file:{tmp_path}/tokens.json",
+            "rotation_store": f"file:{tmp_path}/tokens.json",
         },
     }
     monkeypatch.setenv("AIRFLOW_CONN_GHL_SECRETS", json.dumps(conn))
@@ -123,7 +123,7 @@ def test_test_connection_explains_a_spent_oauth_refresh_token(sandbox, monkeypat
         "conn_type": "ghl", "host": sandbox.base_url, "password": "",
         "extra": {"location_id": sandbox.location_id, "auth_type": "oauth", "client_id": app["client_id"],
                   "client_secret": app["client_secret"], "refresh_token": app["refresh_token"],
-                  "token_store": f"file:{tmp_path}/t.json"},
+                  "rotation_store": f"file:{tmp_path}/t.json"},
     }
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
     ok, message = ContactsHook().test_connection()

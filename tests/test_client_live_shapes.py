@@ -111,13 +111,10 @@ def test_search_fields_are_kept_in_the_raw_record(stub_api) -> None:
 
 
 def test_async_search_parses_the_live_shape_like_the_sync_one(stub_api) -> None:
-    from airflow_provider_contacts.hooks.async_search import aiter_search_contacts
-
     _, hook = stub_api(_contacts_api([SEARCH_CONTACT, {**SEARCH_CONTACT, "id": "c2", "dateOfBirth": -89596800000}]))
 
     async def read() -> list[models.Contact]:
-        async with hook.async_transport() as api:
-            return [c async for c in aiter_search_contacts(api, "L1", page_limit=10)]
+        return [c async for c in hook.aiter_search_contacts(page_limit=10)]
 
     first, second = asyncio.run(read())
     assert first.model_dump() == hook.search_contacts(page_limit=10).contacts[0].model_dump()

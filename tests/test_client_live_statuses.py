@@ -198,21 +198,18 @@ def test_a_400_that_is_not_a_not_found_stays_a_validation_error(stub_api) -> Non
 
 @pytest.mark.parametrize("status", [400, 404])
 def test_async_not_found_is_the_same_for_400_and_404(stub_api, status) -> None:
-    from airflow_provider_contacts.hooks.async_search import alist_tasks
-
     stub, hook = stub_api(_gone_api(status))
 
     async def run() -> list[Any]:
-        async with hook.async_transport() as api:
+        for read in (hook.aget_contact("gone"), hook.alist_tasks("gone"), hook.aget_task("c1", "t1"),
+                     hook.alist_notes("gone"), hook.aget_note("c1", "n1")):
             with pytest.raises(GHLNotFoundError) as err:
-                await api.request("GET", "/contacts/gone", operation="get-contact")
-            assert err.value.status == status and err.value.operation == "get-contact"
-            with pytest.raises(GHLNotFoundError):
-                await alist_tasks(api, "gone")
-            return await alist_tasks(api, "gone", missing_ok=True)
+                await read
+            assert err.value.status == status
+        return await hook.alist_tasks("c1")
 
     assert asyncio.run(run()) == []
-    assert len(stub.calls) == 3
+    assert len(stub.calls) == 6
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +323,7 @@ def _oauth_hook(stub_api, api: _OAuthAPI, tmp_path, **extra: Any) -> tuple[StubA
     return stub_api(
         api, conn_id="ghl_stub_oauth", password="seed-access",
         auth_type="oauth", client_id="cid", client_secret="secret", refresh_token="seed-refresh",
-        token_store=f"file:{tmp_path}/tokens.json", **extra,
+        rotation_store=f"file:{tmp_path}/tokens.json", **extra,
     )
 
 
@@ -337,12 +334,8 @@ def test_a_scope_401_never_spends_an_oauth_refresh_token(stub_api, tmp_path) -> 
         hook.get_contact("c1")
     assert api.refreshes == 0 and hook.stats.refreshes == 0 and api.api_calls == 1
 
-    async def run() -> None:
-        async with hook.async_transport() as transport:
-            await transport.request("GET", "/contacts/c1", operation="get-contact")
-
     with pytest.raises(GHLScopeError):
-        asyncio.run(run())
+        asyncio.run(hook.aget_contact("c1"))
     assert api.refreshes == 0 and api.api_calls == 2
     assert json.loads((tmp_path / "tokens.json").read_text())["refresh_token"] == "seed-refresh"
 
@@ -432,16 +425,12 @@ def test_task_search_for_another_location_is_not_papered_over(stub_api) -> None:
 
 
 def test_async_task_search_scope_401_falls_back_per_contact_once_per_hook(stub_api, caplog) -> None:
-    from airflow_provider_contacts.hooks.async_search import aiter_location_tasks
-
     stub, hook = stub_api(_no_task_scope_api())
 
     async def run() -> tuple[list[str], list[str], list[str]]:
-        async with hook.async_transport() as api:
-            every = [t.id async for t in aiter_location_tasks(api, "L1")]
-            open_ones = [t.id async for t in aiter_location_tasks(api, "L1", completed=False)]
-        async with hook.async_transport() as api:  # a new transport of the same hook remembers
-            given = [t.id async for t in aiter_location_tasks(api, "L1", contact_ids=["c1", "c2", "c3"], batch_size=2)]
+        every = [t.id async for t in hook.aiter_location_tasks()]
+        open_ones = [t.id async for t in hook.aiter_location_tasks(completed=False)]
+        given = [t.id async for t in hook.aiter_location_tasks(contact_ids=["c1", "c2", "c3"], batch_size=2)]
         return every, open_ones, given
 
     with caplog.at_level(logging.WARNING, logger="airflow_provider_contacts"):
@@ -457,8 +446,6 @@ def test_async_task_search_scope_401_falls_back_per_contact_once_per_hook(stub_a
 
 
 def test_async_task_search_pages_like_the_sync_one_when_allowed(stub_api) -> None:
-    from airflow_provider_contacts.hooks.async_search import aiter_location_tasks
-
     tasks = [{"id": f"t{i}", "contactId": f"c{i % 3}", "completed": bool(i % 2)} for i in range(7)]
 
     def route(method: str, path: str, query: Any, body: Any, headers: Any) -> tuple[int, Any]:
@@ -471,10 +458,9 @@ def test_async_task_search_pages_like_the_sync_one_when_allowed(stub_api) -> Non
     stub, hook = stub_api(route)
 
     async def run() -> tuple[list[str], list[str]]:
-        async with hook.async_transport() as api:
-            every = [t.id async for t in aiter_location_tasks(api, "L1", page_limit=3)]
-            some = [t.id async for t in aiter_location_tasks(api, "L1", contact_ids=["c0", "c1"], completed=False,
-                                                            batch_size=1, page_limit=3)]
+        every = [t.id async for t in hook.aiter_location_tasks(page_limit=3)]
+        some = [t.id async for t in hook.aiter_location_tasks(contact_ids=["c0", "c1"], completed=False,
+                                                              batch_size=1, page_limit=3)]
         return every, some
 
     every, some = asyncio.run(run())

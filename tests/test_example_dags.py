@@ -114,8 +114,8 @@ def test_asset_driven_dag_is_scheduled_by_the_contacts_watcher() -> None:
 
 
 def test_parsing_the_dags_does_not_import_the_http_stack_or_the_sync_engine() -> None:
-    """The dag-processor parses these files over and over: the hook (requests), the trigger's
-    client and the reconcile engine (common-sql) are imported by the tasks that use them."""
+    """The dag-processor parses these files over and over: the hook (requests, its async transport)
+    and the reconcile engine (common-sql) are imported by the tasks and triggers that use them."""
     import subprocess
     import sys
 
@@ -123,7 +123,7 @@ def test_parsing_the_dags_does_not_import_the_http_stack_or_the_sync_engine() ->
         "import glob, runpy, sys\n"
         f"for path in sorted(glob.glob({str(DAGS / '*.py')!r})):\n"
         "    runpy.run_path(path)\n"
-        "heavy = ('requests', 'airflow_provider_contacts.hooks.contacts', 'airflow_provider_contacts.triggers.client',\n"
+        "heavy = ('requests', 'airflow_provider_contacts.hooks.contacts', 'airflow_provider_contacts.hooks.transport',\n"
         "         'airflow_provider_contacts.sync.engine', 'airflow.providers.common.sql.hooks.sql')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )

@@ -34,23 +34,24 @@ from airflow_provider_contacts.errors import (
     GHLTransportError,
     GHLValidationError,
 )
-from airflow_provider_contacts.operators.base import GUARDED_METHODS, GHLInputError, GHLTaskMixin
 from airflow_provider_contacts.operators.campaigns import (
     GHLRemoveContactFromAllCampaignsOperator,
     GHLRemoveContactFromCampaignOperator,
 )
 from airflow_provider_contacts.operators.contacts import GHLDeleteContactOperator, GHLGetContactOperator
-from airflow_provider_contacts.operators.failures import GHLFailFast, error_event, error_from_event, fail_fast, is_retryable
+from airflow_provider_contacts.failures import GHLFailFast, error_event, error_from_event, fail_fast, is_retryable
 from airflow_provider_contacts.operators.followers import GHLRemoveFollowersOperator
 from airflow_provider_contacts.operators.notes import GHLDeleteNoteOperator
 from airflow_provider_contacts.operators.output import JsonLinesWriter
 from airflow_provider_contacts.operators.tags import GHLRemoveTagsOperator
 from airflow_provider_contacts.operators.tasks import GHLDeleteTaskOperator, GHLUpdateTaskOperator
 from airflow_provider_contacts.operators.workflows import GHLRemoveContactFromWorkflowOperator
+from airflow_provider_contacts.params import GHLInputError
+from airflow_provider_contacts.sensors.conditions import GHLNoteAddedCondition
 from airflow_provider_contacts.sensors.notes import GHLNoteAddedSensor
 from airflow_provider_contacts.sensors.tasks import GHLTaskCompletedSensor
+from airflow_provider_contacts.task_mixin import GUARDED_METHODS, GHLTaskMixin
 from airflow_provider_contacts.triggers.changes import GHLChangeTrigger
-from airflow_provider_contacts.triggers.conditions import NoteAdded
 
 TRACE = "4f1c2b9e-trace"
 LIVE_NOT_FOUND = {"statusCode": 400, "message": "Contact not found", "traceId": TRACE}
@@ -271,7 +272,7 @@ def test_live_400_not_found_end_to_end(live_400_server: str) -> None:
     with pytest.raises(GHLNotFoundError) as err:
         RescheduledTask().poke(lambda: make(mode="reschedule"))
     answers.append(err.value)
-    condition = NoteAdded(contact_id="c1", since="2024-01-01T00:00:00Z").to_kwargs()
+    condition = GHLNoteAddedCondition(contact_id="c1", since="2024-01-01T00:00:00Z").to_kwargs()
     event = run_trigger(GHLChangeTrigger(condition, ghl_conn_id=live_400_server, poll_interval=0.05, timeout=5))
     assert event["status"] == "error" and event["retryable"] is False and event["api"]["trace_id"] == TRACE
     with pytest.raises(GHLNotFoundError) as err:

@@ -20,10 +20,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_contacts.errors import GHLValidationError
-from airflow_provider_contacts.hooks.async_search import aiter_location_tasks, alist_tasks
+from airflow_provider_contacts.hooks.async_search import alist_tasks
 from airflow_provider_contacts.hooks.contacts import ContactsHook
-from airflow_provider_contacts.hooks.operations import api_path, segment
-from airflow_provider_contacts.hooks.urls import check_id, is_highlevel_id
+from airflow_provider_contacts.hooks.paths import api_path, check_id, is_highlevel_id
 from test_client_live_statuses import _fresh_process_state, stub_api  # noqa: F401 - fixtures
 
 SPEC = Path("/work/shared/reference/ghl-openapi")
@@ -170,19 +169,48 @@ def test_the_issue_example_a_dot_dot_note_id_no_longer_deletes_the_contact(stub_
     assert stub.calls == [] and hook.stats.requests == 0
 
 
+#: The async twins of the reads, with the path ids as keyword arguments.
+ASYNC_OPERATIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+    "get-all-tasks": (lambda h, contact_id: h.alist_tasks(contact_id), ("contact_id",)),
+    "get-task": (lambda h, contact_id, task_id: h.aget_task(contact_id, task_id), ("contact_id", "task_id")),
+    "get-all-notes": (lambda h, contact_id: h.alist_notes(contact_id), ("contact_id",)),
+    "get-note": (lambda h, contact_id, note_id: h.aget_note(contact_id, note_id), ("contact_id", "note_id")),
+    "get-contact": (lambda h, contact_id: h.aget_contact(contact_id), ("contact_id",)),
+}
+
+#: The async reads whose only path id is the hook's location.
+ASYNC_LOCATION_OPERATIONS: dict[str, Callable[[ContactsHook], Any]] = {
+    "task-search": lambda h: h.asearch_location_tasks(),
+    "get-custom-fields": lambda h: h.aget_custom_fields(),
+}
+
+
+async def _drain(found: Any) -> list[Any]:
+    return [item async for item in found]
+
+
 def test_async_paths_are_checked_by_the_same_builder(stub_api) -> None:
     stub, hook = stub_api(_ok)
 
     async def run() -> None:
-        async with hook.async_transport() as api:
-            for bad in BAD_IDS:
-                with pytest.raises(GHLValidationError, match="parameter 'contact_id'") as err:
-                    await alist_tasks(api, bad)
-                assert err.value.operation == "get-all-tasks"
+        for operation_id, (call, params) in ASYNC_OPERATIONS.items():
+            for param in params:
+                for bad in BAD_IDS:
+                    with pytest.raises(GHLValidationError, match=f"parameter '{param}'") as err:
+                        await call(hook, **{**{p: VALID[p] for p in params}, param: bad})
+                    assert err.value.operation == operation_id
+        for bad in [b for b in BAD_IDS if b not in ("", None)]:
+            elsewhere = ContactsHook("ghl_stub", location_id=bad)
+            for operation_id, call in ASYNC_LOCATION_OPERATIONS.items():
                 with pytest.raises(GHLValidationError, match="parameter 'location_id'") as err:
-                    async for _ in aiter_location_tasks(api, bad):
-                        pass
-                assert err.value.operation == "task-search"
+                    await call(elsewhere)
+                assert err.value.operation == operation_id
+            with pytest.raises(GHLValidationError, match="parameter 'location_id'") as err:
+                await _drain(elsewhere.aiter_location_tasks())
+            assert err.value.operation == "task-search"
+        async with hook.async_transport() as api:  # the compatibility functions build through the hook
+            with pytest.raises(GHLValidationError, match="parameter 'contact_id'"):
+                await alist_tasks(api, "..")
 
     asyncio.run(run())
     assert stub.calls == [] and hook.stats.requests == 0
@@ -227,8 +255,7 @@ def test_the_builder_names_the_first_bad_id_and_refuses_template_mismatches() ->
         api_path("/contacts/{contact_id}", contact_id="c1", note_id="n1")
     built = api_path("/contacts/{contact_id}/notes/{note_id}", contact_id="c1", note_id="n-1")
     assert built == "/contacts/c1/notes/n-1"
-    assert segment("abc", "task_id") == "abc"
     with pytest.raises(GHLValidationError, match=r"parameter 'task_id': ' x' .*pass the task's id"):
-        segment(" x", "task_id")
+        api_path("/contacts/{contact_id}/tasks/{task_id}", "get-task", contact_id="c1", task_id=" x")
     assert check_id("w1", "workflow_id") == "w1"
     assert not any(is_highlevel_id(b) for b in BAD_IDS)

@@ -5,6 +5,7 @@ Every call goes over real HTTP to the sandbox; the sandbox's own dump and counte
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import datetime, timezone
 
@@ -26,6 +27,11 @@ CONTACTS_OPERATIONS = {
     "create-contact", "get-contacts",
 }
 LOCATION_OPERATIONS = {"task-search", "get-custom-fields"}
+#: The reads with an async twin (name: the sync name with an ``a`` in front).
+ASYNC_TWINS = {
+    "asearch_contacts", "aget_contact", "aget_custom_fields", "alist_tasks", "aget_task",
+    "asearch_location_tasks", "alist_notes", "aget_note",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -35,16 +41,31 @@ def _fresh_process_state():
     forget_process_state()
 
 
-def test_every_contacts_operation_has_exactly_one_hook_method() -> None:
+def test_every_contacts_operation_has_exactly_one_hook_method_and_reads_an_async_twin() -> None:
     assert len(CONTACTS_OPERATIONS) == 32
-    wrapped = [
-        getattr(ContactsHook, name).operation_id
-        for name in dir(ContactsHook)
-        if hasattr(getattr(ContactsHook, name), "operation_id")
-    ]
-    assert sorted(wrapped) == sorted(CONTACTS_OPERATIONS | LOCATION_OPERATIONS)
+    marked = {name: getattr(ContactsHook, name) for name in dir(ContactsHook)
+              if hasattr(getattr(ContactsHook, name), "operation_id")}
+    sync = {name: m for name, m in marked.items() if not inspect.iscoroutinefunction(m)}
+    twins = {name: m for name, m in marked.items() if inspect.iscoroutinefunction(m)}
+    assert sorted(m.operation_id for m in sync.values()) == sorted(CONTACTS_OPERATIONS | LOCATION_OPERATIONS)
     assert ContactsHook.create_contact.required_scope == "contacts.write"
     assert ContactsHook.search_location_tasks.required_scope == "locations/tasks.readonly"
+    assert sorted(twins) == sorted(ASYNC_TWINS)
+    for name, twin in twins.items():
+        twin_of = sync[name[1:]]  # aget_task -> get_task
+        assert (twin.operation_id, twin.required_scope) == (twin_of.operation_id, twin_of.required_scope)
+        assert list(inspect.signature(twin).parameters) == list(inspect.signature(twin_of).parameters), name
+    for name in ("aiter_search_contacts", "aiter_location_tasks"):
+        assert inspect.signature(getattr(ContactsHook, name)).parameters.keys() == \
+            inspect.signature(getattr(ContactsHook, name[1:])).parameters.keys()
+
+
+def test_the_hook_is_named_like_the_operators_and_keeps_its_former_name() -> None:
+    from airflow_provider_contacts import hooks
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
+
+    assert ContactsHook is GHLContactsHook is hooks.GHLContactsHook is hooks.ContactsHook
+    assert GHLContactsHook.__name__ == "GHLContactsHook" and GHLContactsHook.conn_type == "ghl"
 
 
 def test_one_session_per_hook_with_headers_and_timeouts(sandbox, monkeypatch) -> None:

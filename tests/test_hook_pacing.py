@@ -100,6 +100,24 @@ def test_retry_after_is_honoured_in_seconds_or_from_the_interval() -> None:
     assert all(0 <= policy.backoff_s(n) <= min(4.0, 2 ** (n - 1)) for n in range(1, 8) for _ in range(20))
 
 
+def test_one_retry_policy_counts_failures_and_429s_of_each_call() -> None:
+    policy = RetryPolicy(max_retries=2, max_throttled=3, max_elapsed_s=5.0, base_s=0.01, cap_s=0.01)
+    attempts = policy.begin()
+    assert attempts.failed() is not None and attempts.failed() is not None and attempts.failed() is None
+    assert attempts.throttled(0.5) == 0.5 and attempts.throttled(0.5) == 0.5 and attempts.throttled(0.5) == 0.5
+    assert attempts.throttled(0.5) is None  # the fourth 429
+    assert (attempts.failures, attempts.throttles) == (3, 4)
+    assert policy.begin().throttled(6.0) is None  # a wait past max_elapsed_s gives up at once
+
+
+def test_the_oauth_token_calls_use_the_hooks_retry_policy(sandbox, monkeypatch, tmp_path) -> None:
+    from test_auth_oauth import install_app, oauth_conn
+
+    policy = RetryPolicy(max_retries=2, base_s=0.01)
+    conn_id = oauth_conn(sandbox, install_app(sandbox), monkeypatch, rotation_store=f"file:{tmp_path}/t.json")
+    assert ContactsHook(conn_id, retry=policy).token_source.retry is policy
+
+
 def test_retry_after_as_an_http_date_with_or_without_a_zone() -> None:
     later = datetime.now(timezone.utc) + timedelta(seconds=30)
     for zone in ("GMT", "-0000"):  # "-0000" parses to a naive datetime

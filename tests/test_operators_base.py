@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_contacts.operators.base import GHLBaseOperator, GHLInputError
+from airflow_provider_contacts.operators.base import GHLBaseOperator
+from airflow_provider_contacts.params import GHLInputError
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / "ghl-openapi" / "contacts.json"
 OPERATOR_MODULES = [

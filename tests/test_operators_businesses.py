@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from test_operators_base import calls, run_operator
 
-from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.businesses import (
     GHLBulkUpdateContactsBusinessOperator,
     GHLGetContactsByBusinessOperator,
 )
+from airflow_provider_contacts.params import GHLInputError
 
 BUSINESS = "63b7ec34ea409a9a8bd2a4ff"
 

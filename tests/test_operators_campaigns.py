@@ -6,12 +6,12 @@ import pytest
 from test_operators_base import a_contact, calls, run_operator
 
 from airflow_provider_contacts.errors import GHLNotFoundError
-from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.campaigns import (
     GHLAddContactToCampaignOperator,
     GHLRemoveContactFromAllCampaignsOperator,
     GHLRemoveContactFromCampaignOperator,
 )
+from airflow_provider_contacts.params import GHLInputError
 
 
 def test_a_contact_joins_and_leaves_campaigns(sandbox, ghl_conn) -> None:

@@ -7,7 +7,6 @@ from test_operators_base import a_contact, calls, run_operator
 
 from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_contacts.errors import GHLNotFoundError
-from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.contacts import (
     GHLCreateContactOperator,
     GHLDeleteContactOperator,
@@ -18,6 +17,7 @@ from airflow_provider_contacts.operators.contacts import (
     GHLUpdateContactOperator,
     GHLUpsertContactOperator,
 )
+from airflow_provider_contacts.params import GHLInputError
 
 
 def test_search_finds_the_tagged_contacts_sorted_and_returns_them_in_xcom(sandbox, ghl_conn) -> None:

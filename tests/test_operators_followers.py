@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from test_operators_base import a_contact, calls, run_operator
 
-from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.followers import GHLAddFollowersOperator, GHLRemoveFollowersOperator
+from airflow_provider_contacts.params import GHLInputError
 
 OWNER, ASSISTANT = "sx6wyHhbFdRXh302Lunr", "Mx6wyHhbFdRXh302Luer"
 

@@ -6,7 +6,6 @@ import pytest
 from test_operators_base import a_contact, calls, run_operator
 
 from airflow_provider_contacts.errors import GHLNotFoundError
-from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.notes import (
     GHLCreateNoteOperator,
     GHLDeleteNoteOperator,
@@ -14,6 +13,7 @@ from airflow_provider_contacts.operators.notes import (
     GHLListNotesOperator,
     GHLUpdateNoteOperator,
 )
+from airflow_provider_contacts.params import GHLInputError
 
 
 def _notes_of(sandbox, contact_id: str) -> dict[str, dict]:

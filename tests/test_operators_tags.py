@@ -7,8 +7,8 @@ from test_operators_base import a_contact, calls, run_operator
 
 from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_contacts.errors import GHLAPIError
-from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.tags import GHLAddTagsOperator, GHLBulkUpdateTagsOperator, GHLRemoveTagsOperator
+from airflow_provider_contacts.params import GHLInputError
 
 
 def _tags(sandbox, contact_id: str) -> set[str]:

@@ -6,7 +6,6 @@ import pytest
 from test_operators_base import a_contact, calls, run_operator
 
 from airflow_provider_contacts.errors import GHLNotFoundError
-from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.tasks import (
     GHLCompleteTaskOperator,
     GHLCreateTaskOperator,
@@ -15,6 +14,7 @@ from airflow_provider_contacts.operators.tasks import (
     GHLListTasksOperator,
     GHLUpdateTaskOperator,
 )
+from airflow_provider_contacts.params import GHLInputError
 
 
 def _tasks_of(sandbox, contact_id: str) -> dict[str, dict]:

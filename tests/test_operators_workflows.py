@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 import pytest
 from test_operators_base import a_contact, calls, run_operator
 
-from airflow_provider_contacts.operators.base import GHLInputError
 from airflow_provider_contacts.operators.workflows import (
     GHLAddContactToWorkflowOperator,
     GHLRemoveContactFromWorkflowOperator,
 )
+from airflow_provider_contacts.params import GHLInputError
 
 
 def test_a_contact_is_enrolled_in_and_removed_from_a_workflow(sandbox, ghl_conn) -> None:

@@ -111,3 +111,104 @@ def test_connection_form_shows_the_ghl_fields_and_relabels_host_and_password() -
 @pytest.mark.parametrize("secret_field", ["client_secret", "refresh_token"])
 def test_secret_fields_are_password_fields(secret_field: str) -> None:
     assert CONN_FIELDS[secret_field]["schema"]["format"] == "password"
+
+
+# -- layout: one place per subject, no way back up -------------------------------------------------
+ROOT = Path(importlib.import_module("airflow_provider_contacts").__file__).parent
+#: The modules below operators, sensors and triggers that they share.
+SHARED = ("params", "results", "failures", "redaction", "task_mixin")
+
+
+def _imports(path: Path) -> set[str]:
+    """The provider modules ``path`` imports (anywhere in it, lazily too)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("airflow_provider_contacts"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names if _is_module(f"{node.module}.{a.name}"))
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("airflow_provider_contacts"))
+    return found
+
+
+def _is_module(name: str) -> bool:
+    """Whether ``name`` (``from package import name``) is a module of the provider."""
+    return (ROOT.parent / name.replace(".", "/")).with_suffix(".py").exists()
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT.parent).with_suffix("").parts)
+
+
+def test_sensors_and_triggers_import_nothing_from_the_operators_and_triggers_only_go_through_the_sensor_sources() -> None:
+    for path in (ROOT / f"{m}.py" for m in SHARED):  # below all three
+        layers = tuple(f"airflow_provider_contacts.{layer}." for layer in ("operators", "sensors", "triggers"))
+        assert not {m for m in _imports(path) if m.startswith(layers)}, path.name
+    for layer in ("sensors", "triggers"):
+        for path in (ROOT / layer).glob("*.py"):
+            imported = _imports(path)
+            assert not {m for m in imported if m.startswith("airflow_provider_contacts.operators")}, path.name
+            if layer == "triggers":  # the hook's reads reach a trigger only through GHLAsyncHookSource
+                assert not {m for m in imported if m.startswith("airflow_provider_contacts.hooks")}, path.name
+
+
+def test_the_modules_of_operators_sensors_triggers_and_their_shared_checks_import_no_circle() -> None:
+    layers = [p for layer in ("operators", "sensors", "triggers") for p in (ROOT / layer).glob("*.py")]
+    paths = [*(ROOT / f"{m}.py" for m in SHARED), *layers]
+    graph = {_module(p): {m for m in _imports(p) if m != _module(p)} for p in paths}
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import circle: {' -> '.join((*path, module))}"
+        if module in done or module not in graph:
+            return
+        for imported in graph[module]:
+            visit(imported, (*path, module))
+        done.add(module)
+
+    for module in graph:
+        visit(module, ())
+
+
+def _defined(module_name: str) -> list[object]:
+    """The classes and functions ``module_name`` defines itself."""
+    import inspect
+
+    module = importlib.import_module(module_name)
+    return [o for o in vars(module).values() if (inspect.isclass(o) or inspect.isfunction(o)) and o.__module__ == module_name]
+
+
+def test_the_triggers_package_holds_triggers_only_and_operators_base_operator_base_classes_only() -> None:
+    from airflow.sdk import BaseOperator
+    from airflow.triggers.base import BaseTrigger
+
+    for path in (ROOT / "triggers").glob("*.py"):
+        defined = [o for o in _defined(_module(path)) if isinstance(o, type)]
+        assert defined and all(issubclass(c, BaseTrigger) for c in defined), path.name
+    defined = _defined("airflow_provider_contacts.operators.base")
+    assert defined and all(isinstance(o, type) and issubclass(o, BaseOperator) for o in defined)
+
+
+def test_renamed_public_classes_keep_their_old_names() -> None:
+    from airflow_provider_contacts.sensors import conditions, sources
+
+    renamed = {
+        conditions: {
+            "Condition": "GHLCondition",
+            "ConditionSource": "GHLConditionSource",
+            "ContactsChanged": "GHLContactsChangedCondition",
+            "TaskCreated": "GHLTaskCreatedCondition",
+            "TaskCompleted": "GHLTaskCompletedCondition",
+            "TaskDue": "GHLTaskDueCondition",
+            "NoteAdded": "GHLNoteAddedCondition",
+            "TasksChanged": "GHLTaskChangedCondition",
+            "NotesChanged": "GHLNoteChangedCondition",
+        },
+        sources: {"HookSource": "GHLHookSource"},
+    }
+    for module, names in renamed.items():
+        for old, new in names.items():
+            assert getattr(module, old) is getattr(module, new), old
+            assert new in module.__all__

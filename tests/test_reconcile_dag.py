@@ -53,7 +53,7 @@ def agency_connection(sandbox: Any, token_file: Path) -> str:
     extra = {
         "auth_type": "oauth", "client_id": client_id, "client_secret": secret,
         "refresh_token": tokens["refresh_token"], "user_type": "Company", "company_id": sandbox.company_id,
-        "token_store": f"file:{token_file}",
+        "rotation_store": f"file:{token_file}",
     }
     return json.dumps({"conn_type": "ghl", "host": sandbox.base_url, "extra": extra})
 

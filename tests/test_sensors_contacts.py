@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, TaskDeferred
-from airflow_provider_contacts.operators.base import GHLInputError
+from airflow_provider_contacts.params import GHLInputError
 from airflow_provider_contacts.sensors.base import GHLBaseSensor
 from airflow_provider_contacts.sensors.contacts import GHLContactsChangedSensor
 

@@ -20,7 +20,7 @@ from test_sensors_contacts import (
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 from airflow_provider_contacts.errors import GHLNotFoundError
-from airflow_provider_contacts.operators.base import GHLInputError
+from airflow_provider_contacts.params import GHLInputError
 from airflow_provider_contacts.sensors.base import STATE_KEY
 from airflow_provider_contacts.sensors.contacts import GHLContactsChangedSensor
 from airflow_provider_contacts.sensors.tasks import (

@@ -177,7 +177,7 @@ def check(sandbox, app: dict, results: list[dict], store) -> dict[str, int]:
 
 def _scenario(sandbox, monkeypatch, tmp_path, token_store: str, env: dict[str, str] | None = None) -> dict[str, int]:
     app = install_app(sandbox)
-    conn_id = oauth_conn(sandbox, app, monkeypatch, conn_id=f"ghl_conc_{uuid.uuid4().hex[:8]}", token_store=token_store)
+    conn_id = oauth_conn(sandbox, app, monkeypatch, conn_id=f"ghl_conc_{uuid.uuid4().hex[:8]}", rotation_store=token_store)
     sandbox.admin.configure(access_token_lifetime_s=LIFETIME_S)
     results = run_workers(tmp_path, conn_id, env)
     store = build_token_store(token_store, conn_id)
@@ -243,7 +243,7 @@ def test_variable_store_on_a_postgres_metadata_db(sandbox, monkeypatch, tmp_path
     env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_metadata_db}
     key = f"ghl_conc_{uuid.uuid4().hex[:8]}"
     app = install_app(sandbox)
-    conn_id = oauth_conn(sandbox, app, monkeypatch, conn_id=f"ghl_conc_{uuid.uuid4().hex[:8]}", token_store=f"variable:{key}")
+    conn_id = oauth_conn(sandbox, app, monkeypatch, conn_id=f"ghl_conc_{uuid.uuid4().hex[:8]}", rotation_store=f"variable:{key}")
     sandbox.admin.configure(access_token_lifetime_s=LIFETIME_S)
     results = run_workers(tmp_path, conn_id, env)
 

@@ -44,7 +44,7 @@ def refresh_token_still_works(sandbox, app: dict, refresh_token: str) -> bool:
 def _working_then_expired(sandbox, monkeypatch, token_store: str) -> tuple[dict, ContactsHook, TokenSet]:
     """A connection whose store works and holds a rotated token that has just expired."""
     app = install_app(sandbox)
-    conn_id = oauth_conn(sandbox, app, monkeypatch, conn_id=f"ghl_fail_{uuid.uuid4().hex[:6]}", token_store=token_store)
+    conn_id = oauth_conn(sandbox, app, monkeypatch, conn_id=f"ghl_fail_{uuid.uuid4().hex[:6]}", rotation_store=token_store)
     sandbox.admin.configure(access_token_lifetime_s=1)
     hook = ContactsHook(conn_id)
     hook.get_contacts(limit=1)  # seeds the store and refreshes once
@@ -81,7 +81,7 @@ def test_a_full_disk_fails_before_the_refresh_and_the_stored_token_stays_valid(s
 def test_a_file_store_whose_directory_cannot_exist_fails_before_seeding(sandbox, monkeypatch, tmp_path) -> None:
     (tmp_path / "not-a-dir").write_text("")
     app = install_app(sandbox)
-    conn_id = oauth_conn(sandbox, app, monkeypatch, token_store=f"file:{tmp_path}/not-a-dir/tokens.json")
+    conn_id = oauth_conn(sandbox, app, monkeypatch, rotation_store=f"file:{tmp_path}/not-a-dir/tokens.json")
     with pytest.raises(TokenStoreError, match=r"FileTokenStore\(path=.*not-a-dir/tokens.json'\): cannot read the token file .NotADirectoryError"):
         ContactsHook(conn_id).get_contacts(limit=1)
     assert token_calls(sandbox) == 1  # the install only

@@ -9,8 +9,13 @@ from datetime import datetime, timezone
 from test_sensors_contacts import after_check, run_trigger
 
 from airflow.sdk.module_loading import import_string
+from airflow_provider_contacts.sensors.conditions import (
+    GHLCondition,
+    GHLContactsChangedCondition,
+    GHLNoteAddedCondition,
+    GHLTaskCreatedCondition,
+)
 from airflow_provider_contacts.triggers.changes import GHLChangeTrigger
-from airflow_provider_contacts.triggers.conditions import Condition, ContactsChanged, NoteAdded, TaskCreated
 
 
 def _now() -> str:
@@ -18,19 +23,19 @@ def _now() -> str:
 
 
 def test_serialize_round_trips_through_json(sandbox, ghl_conn) -> None:
-    condition = TaskCreated(contact_id="c1", since="2024-05-01T10:00:00+02:00", known_ids=["t1"], title="demo")
+    condition = GHLTaskCreatedCondition(contact_id="c1", since="2024-05-01T10:00:00+02:00", known_ids=["t1"], title="demo")
     trigger = GHLChangeTrigger(condition.to_kwargs(), ghl_conn_id="crm", location_id="loc1", poll_interval=5, timeout=60)
     classpath, kwargs = trigger.serialize()
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert kwargs["condition"]["since"] == "2024-05-01T08:00:00.000Z"
     rebuilt = import_string(classpath)(**json.loads(json.dumps(kwargs)))
     assert rebuilt.serialize() == (classpath, kwargs)
-    assert Condition.from_kwargs(kwargs["condition"]) == condition
+    assert GHLCondition.from_kwargs(kwargs["condition"]) == condition
 
 
 def test_run_yields_success_once_the_change_happens(sandbox, ghl_conn) -> None:
     contact = sandbox.admin.dump()["contacts"][5]
-    trigger = GHLChangeTrigger(NoteAdded(contact_id=contact["id"], since=_now()).to_kwargs(), poll_interval=0.05, timeout=60)
+    trigger = GHLChangeTrigger(GHLNoteAddedCondition(contact_id=contact["id"], since=_now()).to_kwargs(), poll_interval=0.05, timeout=60)
     with after_check(sandbox, "get-all-notes", lambda: sandbox.admin.create_note(contact["id"], body="hi"), checks=3) as box:
         payload = run_trigger(trigger)
     assert payload["status"] == "success" and payload["checks"] >= 3
@@ -38,7 +43,7 @@ def test_run_yields_success_once_the_change_happens(sandbox, ghl_conn) -> None:
 
 
 def test_errors_become_error_events_without_secrets(sandbox, monkeypatch) -> None:
-    condition = ContactsChanged(since=_now()).to_kwargs()
+    condition = GHLContactsChangedCondition(since=_now()).to_kwargs()
     # A revoked token: 401, not retried forever, the token never appears in the event.
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", sandbox.conn_json())
     monkeypatch.setenv("AIRFLOW_CONN_GHL_BAD_TOKEN", json.dumps({**json.loads(sandbox.conn_json()), "password": "revoked-token-123"}))
@@ -60,7 +65,7 @@ def test_the_trigger_paces_itself_under_the_rate_limit(sandbox_factory, monkeypa
     server = sandbox_factory(contacts=30, rate_limit="3/1")
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", server.conn_json())
     contact = server.admin.dump()["contacts"][0]
-    trigger = GHLChangeTrigger(NoteAdded(contact_id=contact["id"], since=_now()).to_kwargs(), poll_interval=0.01, timeout=60)
+    trigger = GHLChangeTrigger(GHLNoteAddedCondition(contact_id=contact["id"], since=_now()).to_kwargs(), poll_interval=0.01, timeout=60)
     with after_check(server, "get-all-notes", lambda: server.admin.create_note(contact["id"], body="x"), checks=8):
         payload = run_trigger(trigger)
     assert payload["status"] == "success" and payload["checks"] >= 8
@@ -76,10 +81,10 @@ def test_an_oauth_connection_is_refreshed_in_the_trigger_like_in_the_hook(sandbo
     forget_process_state()
     app = install_app(sandbox)
     conn_id = oauth_conn(
-        sandbox, app, monkeypatch, access_token="revoked-access-token", token_store=f"file:{tmp_path}/tokens.json"
+        sandbox, app, monkeypatch, access_token="revoked-access-token", rotation_store=f"file:{tmp_path}/tokens.json"
     )
     contact = sandbox.admin.dump()["contacts"][0]
-    condition = NoteAdded(contact_id=contact["id"], since="2020-01-01T00:00:00Z").to_kwargs()
+    condition = GHLNoteAddedCondition(contact_id=contact["id"], since="2020-01-01T00:00:00Z").to_kwargs()
     token_calls = sandbox.admin.counters()["by_operation"]["get-access-token"]  # the install's code exchange
     try:
         payload = run_trigger(GHLChangeTrigger(condition, ghl_conn_id=conn_id, poll_interval=0.05, timeout=30))
@@ -101,7 +106,7 @@ def test_the_location_task_search_stops_when_the_server_ignores_skip(monkeypatch
     import pytest
 
     from airflow_provider_contacts.errors import GHLPaginationError
-    from airflow_provider_contacts.triggers.client import TASK_SEARCH_PAGE_LIMIT, AsyncContactsClient
+    from airflow_provider_contacts.sensors.sources import TASK_SEARCH_PAGE_LIMIT, GHLAsyncHookSource
 
     calls: list[int] = []
 
@@ -127,8 +132,8 @@ def test_the_location_task_search_stops_when_the_server_ignores_skip(monkeypatch
         monkeypatch.setenv("AIRFLOW_CONN_GHL_BROKEN", json.dumps(conn))
 
         async def read() -> None:
-            async with AsyncContactsClient("ghl_broken") as client:
-                await client.open_tasks(None)
+            source = await GHLAsyncHookSource.connect("ghl_broken")
+            await source.open_tasks(None)
 
         with pytest.raises(GHLPaginationError, match="same page again for skip=100"):
             asyncio.run(asyncio.wait_for(read(), 30))
@@ -144,7 +149,7 @@ def test_a_zero_or_negative_poll_interval_is_refused_and_no_timeout_is_described
     from airflow_provider_contacts.triggers.changes import describe_timeout
     from airflow_provider_contacts.triggers.events import GHLContactsChangedEventTrigger
 
-    condition = ContactsChanged(since=_now()).to_kwargs()
+    condition = GHLContactsChangedCondition(since=_now()).to_kwargs()
     for bad in (0, -5, "soon", float("nan")):
         with pytest.raises(ValueError, match=r"parameter 'poll_interval' must be a positive number of seconds.*poll_interval=60"):
             GHLChangeTrigger(condition, poll_interval=bad)
@@ -172,16 +177,16 @@ def test_contacts_changed_continues_exactly_at_the_watermark_through_the_trigger
         [{"id": f"c{i}", "dateUpdated": same_ms} for i in range(5)]
         + [{"id": "old", "dateUpdated": "2024-05-01T08:00:00.000Z"}, {"id": "late", "dateUpdated": "2024-05-01T10:00:00.001Z"}]
     )
-    condition: Condition = ContactsChanged(since="2024-05-01T09:00:00Z", max_ids=2)
+    condition: GHLCondition = GHLContactsChangedCondition(since="2024-05-01T09:00:00Z", max_ids=2)
     batches = []
     while (result := condition.check(source)) is not None:
         batches.append(result["contact_ids"])
         follow_up = condition.next_after(result)  # type: ignore[attr-defined]
         # what a deferred sensor or a restarted trigger carries: JSON kwargs only
         kwargs = GHLChangeTrigger(follow_up.to_kwargs(), poll_interval=1).serialize()[1]
-        condition = Condition.from_kwargs(json.loads(json.dumps(kwargs))["condition"])
+        condition = GHLCondition.from_kwargs(json.loads(json.dumps(kwargs))["condition"])
         assert condition == follow_up
     assert batches == [["c0", "c1"], ["c2", "c3"], ["c4", "late"]]
     assert condition.since == "2024-05-01T10:00:00.001Z" and condition.seen_ids == ["late"]  # type: ignore[attr-defined]
     # the default stays "strictly after since"
-    assert ContactsChanged(since=same_ms).check(source)["contact_ids"] == ["late"]  # type: ignore[index]
+    assert GHLContactsChangedCondition(since=same_ms).check(source)["contact_ids"] == ["late"]  # type: ignore[index]

@@ -1,13 +1,16 @@
-"""Contact operations of ``ContactsHook``: search and pagination, single records, bulk updates,
-and the location's custom field definitions.
+"""Contact operations of ``GHLContactsHook``: search and pagination, single records, bulk updates,
+and the location's custom field definitions (the fields of its contacts).
 
-Creates are sent exactly once (see :meth:`ContactOperations.create_contact` and :mod:`.creates`).
-Every id placed in a request path goes through :func:`~.operations.api_path`.
+Every request is built once from its :class:`~.operations.Endpoint` (ids checked by
+:func:`~.paths.api_path`); the reads have async twins (``asearch_contacts``,
+``aiter_search_contacts``, ``aget_contact``, ``aget_custom_fields``) that send the same request
+through the hook's async transport and return the same models. Creates are sent exactly once (see
+:meth:`ContactOperations.create_contact` and :mod:`.creates`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal
 
 from airflow_provider_contacts.errors import GHLNotFoundError, GHLValidationError
@@ -16,20 +19,24 @@ from airflow_provider_contacts.hooks.operations import (
     FIELDS_READ,
     READ,
     WRITE,
+    Endpoint,
     OperationsBase,
-    api_path,
-    id_list,
     operation,
 )
 from airflow_provider_contacts.hooks.pagination import (
     MAX_BUSINESS_LIMIT,
     MAX_LEGACY_LIMIT,
     MAX_SEARCH_PAGE_LIMIT,
+    SEARCH_OPERATION,
     CursorGuard,
-    next_search_cursor,
+    SearchFilters,
+    SearchPaging,
+    SearchSorts,
     pages_by_skip,
     search_body,
 )
+from airflow_provider_contacts.hooks.paths import id_list
+from airflow_provider_contacts.hooks.specs import Plan, RequestSpec
 from airflow_provider_contacts.models import (
     BulkBusinessBody,
     BulkBusinessResult,
@@ -41,7 +48,6 @@ from airflow_provider_contacts.models import (
     CreateContact,
     CustomField,
     SearchFilter,
-    SearchFilterGroup,
     SearchSort,
     UpdateContact,
     UpsertContact,
@@ -49,23 +55,46 @@ from airflow_provider_contacts.models import (
     validate_body,
 )
 
-
 #: ``get-contact`` / ``update-contact`` / ``delete-contact`` (placeholder: the hook's parameter).
 CONTACT_PATH = "/contacts/{contact_id}"
 
+SEARCH_CONTACTS = Endpoint("POST", "/contacts/search", SEARCH_OPERATION, READ)
+GET_DUPLICATE_CONTACT = Endpoint("GET", "/contacts/search/duplicate", "get-duplicate-contact", READ)
+GET_CONTACTS = Endpoint("GET", "/contacts/", "get-contacts", READ)
+GET_CONTACTS_BY_BUSINESS = Endpoint("GET", "/contacts/business/{business_id}", "get-contacts-by-businessId", READ)
+GET_CONTACT = Endpoint("GET", CONTACT_PATH, "get-contact", READ)
+CREATE_CONTACT = Endpoint("POST", "/contacts/", "create-contact", WRITE)
+UPDATE_CONTACT = Endpoint("PUT", CONTACT_PATH, "update-contact", WRITE)
+UPSERT_CONTACT = Endpoint("POST", "/contacts/upsert", "upsert-contact", WRITE)
+DELETE_CONTACT = Endpoint("DELETE", CONTACT_PATH, "delete-contact", WRITE)
+BULK_BUSINESS = Endpoint("POST", "/contacts/bulk/business", "add-remove-contact-from-business", WRITE)
+BULK_TAGS = Endpoint("POST", "/contacts/bulk/tags/update/{type}", "create-association", WRITE)
+GET_CUSTOM_FIELDS = Endpoint("GET", "/locations/{location_id}/customFields", "get-custom-fields", FIELDS_READ)
+
+
+def _written_contact(data: Any) -> Contact:
+    """The contact of a create or update answer."""
+    return Contact.model_validate(data["contact"])
+
 
 class ContactOperations(OperationsBase):
-    """Contacts: ``search-contacts-advanced`` ... ``create-association`` of contacts.json."""
+    """Contacts: ``search-contacts-advanced`` ... ``create-association`` of contacts.json, and
+    locations.json ``get-custom-fields``."""
 
     # ------------------------------------------------------------------------------------------
     # Contacts: search and pagination
     # ------------------------------------------------------------------------------------------
 
-    @operation("search-contacts-advanced", READ)
+    def _search_page(self, *args: Any, **kwargs: Any) -> RequestSpec[ContactSearchPage]:
+        """One ``POST /contacts/search`` of the hook's location (``search_body``'s other arguments)."""
+        body = search_body(self.require_location_id(), *args, **kwargs)
+        return SEARCH_CONTACTS.spec(ContactSearchPage.model_validate, body=body)
+
+    @operation(SEARCH_CONTACTS)
     def search_contacts(
         self,
-        filters: Sequence[SearchFilter | SearchFilterGroup | dict[str, Any]] | None = None,
-        sort: Sequence[SearchSort | dict[str, Any]] | None = None,
+        filters: SearchFilters | None = None,
+        sort: SearchSorts | None = None,
         query: str | None = None,
         page: int | None = 1,
         page_limit: int = MAX_SEARCH_PAGE_LIMIT,
@@ -79,15 +108,42 @@ class ContactOperations(OperationsBase):
         :param page_limit: contacts per page, 1..500.
         :param search_after: ``searchAfter`` of the last contact of the previous page.
         """
-        payload = search_body(
-            self.require_location_id(), filters, sort, query, page=page, page_limit=page_limit, search_after=search_after
-        )
-        return ContactSearchPage.model_validate(self._call("POST", "/contacts/search", json_body=payload))
+        return self._run(self._search_page, filters, sort, query, page, page_limit, search_after)
+
+    @operation(SEARCH_CONTACTS)
+    async def asearch_contacts(
+        self,
+        filters: SearchFilters | None = None,
+        sort: SearchSorts | None = None,
+        query: str | None = None,
+        page: int | None = 1,
+        page_limit: int = MAX_SEARCH_PAGE_LIMIT,
+        search_after: list[Any] | None = None,
+    ) -> ContactSearchPage:
+        """Async :meth:`search_contacts`: the same request, the same :class:`ContactSearchPage`."""
+        return await self._arun(self._search_page, filters, sort, query, page, page_limit, search_after)
+
+    def _contact_search(
+        self,
+        filters: SearchFilters | None,
+        sort: SearchSorts | None,
+        query: str | None,
+        page_limit: int,
+        then: Callable[[list[Contact]], Plan[None]] | None = None,
+    ) -> Plan[None]:
+        """Every contact matching the search, page by page (:class:`~.pagination.SearchPaging`);
+        with ``then``, the records of the plan ``then(contacts)`` of each page instead."""
+        paging = SearchPaging(page_limit)
+        while True:
+            page = yield self._search_page(filters, sort, query, page_limit=page_limit, search_after=paging.cursor)
+            yield from (page.contacts if then is None else then(page.contacts))
+            if not paging.advance(page.contacts):
+                return
 
     def iter_search_contacts(
         self,
-        filters: Sequence[SearchFilter | SearchFilterGroup | dict[str, Any]] | None = None,
-        sort: Sequence[SearchSort | dict[str, Any]] | None = None,
+        filters: SearchFilters | None = None,
+        sort: SearchSorts | None = None,
         query: str | None = None,
         page_limit: int = MAX_SEARCH_PAGE_LIMIT,
     ) -> Iterator[Contact]:
@@ -95,38 +151,42 @@ class ContactOperations(OperationsBase):
 
         The first page is requested with ``page=1``; every later page with ``searchAfter`` (the
         cursor of the last contact), so the 10,000-result cap of page-based search never applies.
-        """
-        guard = CursorGuard(
-            "search-contacts-advanced",
-            "Read again later; if it repeats, split the read with filters (e.g. a 'dateAdded' range "
-            "per call) so each search needs fewer pages",
-        )
-        cursor: list[Any] | None = None
-        while True:
-            result = self.search_contacts(
-                filters=filters, sort=sort, query=query, page=1, page_limit=page_limit, search_after=cursor
-            )
-            yield from result.contacts
-            cursor = next_search_cursor(result.contacts, page_limit, guard)
-            if cursor is None:
-                return
 
-    @operation("get-duplicate-contact", READ)
+        :raises GHLPaginationError: the API hands back a cursor it already returned.
+        """
+        return self._iterate(self._contact_search, filters, sort, query, page_limit)
+
+    def aiter_search_contacts(
+        self,
+        filters: SearchFilters | None = None,
+        sort: SearchSorts | None = None,
+        query: str | None = None,
+        page_limit: int = MAX_SEARCH_PAGE_LIMIT,
+    ) -> AsyncIterator[Contact]:
+        """Async :meth:`iter_search_contacts` (the same pages, cursors and stop rules)::
+
+            async with contextlib.aclosing(hook.aiter_search_contacts(filters=...)) as contacts:
+                async for contact in contacts:
+                    ...
+        """
+        return self._aiterate(self._contact_search, filters, sort, query, page_limit)
+
+    @operation(GET_DUPLICATE_CONTACT)
     def get_duplicate_contact(self, email: str | None = None, number: str | None = None) -> Contact | None:
         """The contact HighLevel's duplicate rules match for ``email`` / phone ``number``, or None."""
         if not email and not number:
             raise GHLValidationError(
-                "give 'email' or 'number' (phone) to look for a duplicate", operation="get-duplicate-contact"
+                "give 'email' or 'number' (phone) to look for a duplicate", operation=GET_DUPLICATE_CONTACT.operation_id
             )
-        data = self._call(
-            "GET",
-            "/contacts/search/duplicate",
-            params={"locationId": self.require_location_id(), "email": email, "number": number},
-        )
-        contact = data.get("contact") if isinstance(data, dict) else None
-        return Contact.model_validate(contact) if contact else None
 
-    @operation("get-contacts", READ)
+        def parse(data: Any) -> Contact | None:
+            contact = data.get("contact") if isinstance(data, dict) else None
+            return Contact.model_validate(contact) if contact else None
+
+        params = {"locationId": self.require_location_id(), "email": email, "number": number}
+        return self._send(GET_DUPLICATE_CONTACT.spec(parse, params=params))
+
+    @operation(GET_CONTACTS)
     def get_contacts(
         self,
         query: str | None = None,
@@ -136,7 +196,9 @@ class ContactOperations(OperationsBase):
     ) -> ContactsPage:
         """One page of the legacy ``GET /contacts/`` (``limit`` <= 100; cursor in ``.meta``)."""
         if not 1 <= limit <= MAX_LEGACY_LIMIT:
-            raise GHLValidationError(f"parameter 'limit' must be 1..{MAX_LEGACY_LIMIT}, got {limit}", operation="get-contacts")
+            raise GHLValidationError(
+                f"parameter 'limit' must be 1..{MAX_LEGACY_LIMIT}, got {limit}", operation=GET_CONTACTS.operation_id
+            )
         params = {
             "locationId": self.require_location_id(),
             "query": query,
@@ -144,7 +206,7 @@ class ContactOperations(OperationsBase):
             "startAfter": start_after,
             "startAfterId": start_after_id,
         }
-        return ContactsPage.model_validate(self._call("GET", "/contacts/", params=params))
+        return self._send(GET_CONTACTS.spec(ContactsPage.model_validate, params=params))
 
     def iter_contacts_legacy(self, query: str | None = None, limit: int = MAX_LEGACY_LIMIT) -> Iterator[Contact]:
         """Every contact through the legacy ``GET /contacts/`` (``startAfter`` + ``startAfterId``).
@@ -152,7 +214,7 @@ class ContactOperations(OperationsBase):
         :raises GHLPaginationError: if the API hands back a cursor it already returned.
         """
         guard = CursorGuard(
-            "get-contacts",
+            GET_CONTACTS.operation_id,
             "Use the advanced search (iter_search_contacts) instead, which pages with searchAfter",
         )
         start_after: int | str | None = None
@@ -166,7 +228,7 @@ class ContactOperations(OperationsBase):
             start_after, start_after_id = meta.startAfter, meta.startAfterId  # type: ignore[assignment]
             guard.check((str(start_after), start_after_id))
 
-    @operation("get-contacts-by-businessId", READ)
+    @operation(GET_CONTACTS_BY_BUSINESS)
     def get_contacts_by_business(
         self, business_id: str, limit: int = 100, skip: int = 0, query: str | None = None
     ) -> ContactsPage:
@@ -179,11 +241,10 @@ class ContactOperations(OperationsBase):
                 f"parameter 'limit' must be 1..{MAX_BUSINESS_LIMIT} (got {limit}) and 'skip' >= 0 "
                 f"(got {skip}); read more than {MAX_BUSINESS_LIMIT} contacts with "
                 "iter_contacts_by_business, which pages with 'skip'",
-                operation="get-contacts-by-businessId",
+                operation=GET_CONTACTS_BY_BUSINESS.operation_id,
             )
         params = {"locationId": self.require_location_id(), "limit": str(limit), "skip": str(skip), "query": query}
-        path = api_path("/contacts/business/{business_id}", business_id=business_id)
-        return ContactsPage.model_validate(self._call("GET", path, params=params))
+        return self._send(GET_CONTACTS_BY_BUSINESS.spec(ContactsPage.model_validate, params=params, business_id=business_id))
 
     def iter_contacts_by_business(
         self, business_id: str, query: str | None = None, limit: int = MAX_BUSINESS_LIMIT
@@ -195,7 +256,7 @@ class ContactOperations(OperationsBase):
         """
         if limit < 1:
             raise GHLValidationError(
-                f"parameter 'limit' must be >= 1, got {limit}", operation="get-contacts-by-businessId"
+                f"parameter 'limit' must be >= 1, got {limit}", operation=GET_CONTACTS_BY_BUSINESS.operation_id
             )
         page_size = min(limit, MAX_BUSINESS_LIMIT)
 
@@ -203,13 +264,16 @@ class ContactOperations(OperationsBase):
             page = self.get_contacts_by_business(business_id, limit=page_size, skip=skip, query=query)
             return page.contacts, page.count
 
-        return pages_by_skip(fetch, page_size, "get-contacts-by-businessId")
+        return pages_by_skip(fetch, page_size, GET_CONTACTS_BY_BUSINESS.operation_id)
 
     # ------------------------------------------------------------------------------------------
     # Contacts: single records
     # ------------------------------------------------------------------------------------------
 
-    @operation("get-contact", READ)
+    def _get_contact(self, contact_id: str) -> RequestSpec[Contact]:
+        return GET_CONTACT.spec(lambda data: Contact.model_validate(data.get("contact", data)), contact_id=contact_id)
+
+    @operation(GET_CONTACT)
     def get_contact(self, contact_id: str) -> Contact:
         """``GET /contacts/{contactId}`` (contacts.json ``get-contact``), parsed into the same
         :class:`Contact` as the search's contacts (see :mod:`airflow_provider_contacts.models`).
@@ -217,10 +281,14 @@ class ContactOperations(OperationsBase):
         :raises GHLNotFoundError: the contact does not exist or was deleted: a 404, or the live
             API's 400 ``Contact not found`` (ghl-live-notes.md); ``status`` keeps which.
         """
-        data = self._call("GET", api_path(CONTACT_PATH, contact_id=contact_id))
-        return Contact.model_validate(data.get("contact", data))
+        return self._run(self._get_contact, contact_id)
 
-    @operation("create-contact", WRITE)
+    @operation(GET_CONTACT)
+    async def aget_contact(self, contact_id: str) -> Contact:
+        """Async :meth:`get_contact`: the same request, the same :class:`Contact` and errors."""
+        return await self._arun(self._get_contact, contact_id)
+
+    @operation(CREATE_CONTACT)
     def create_contact(self, body: CreateContact | dict[str, Any]) -> Contact:
         """``POST /contacts/``; ``locationId`` defaults to the hook's.
 
@@ -230,12 +298,11 @@ class ContactOperations(OperationsBase):
         this process's creates already returned is never returned again, so two deliberate
         identical creates (where the location allows duplicates) give two contacts.
         """
-        model = validate_body(CreateContact, body, "create-contact")
+        model = validate_body(CreateContact, body, CREATE_CONTACT.operation_id)
         payload = model.payload()
         payload["locationId"] = model.locationId or self.require_location_id()
         return self._create_once(
-            lambda: self._call("POST", "/contacts/", json_body=payload, scope=WRITE, replay_safe=False),
-            parse=lambda data: Contact.model_validate(data["contact"]),
+            CREATE_CONTACT.spec(_written_contact, body=payload, replay_safe=False),
             lookup=lambda window: self._find_created_contact(payload, window),
             key=self._claim_key("contact", payload["locationId"]),
             check_422=True,
@@ -271,7 +338,7 @@ class ContactOperations(OperationsBase):
                 matches.append(contact)
         return window.adopt(matches)
 
-    @operation("update-contact", WRITE)
+    @operation(UPDATE_CONTACT)
     def update_contact(self, contact_id: str, body: UpdateContact | dict[str, Any]) -> Contact:
         """``PUT /contacts/{contactId}`` (``update-contact``) with only the fields to change.
 
@@ -283,11 +350,10 @@ class ContactOperations(OperationsBase):
         :raises GHLValidationError: a body refused before sending (names the place and its keys).
         :raises GHLNotFoundError: the contact does not exist (404 or 400 ``Contact not found``).
         """
-        payload = validate_body(UpdateContact, body, "update-contact").payload()
-        data = self._call("PUT", api_path(CONTACT_PATH, contact_id=contact_id), json_body=payload, scope=WRITE)
-        return Contact.model_validate(data["contact"])
+        payload = validate_body(UpdateContact, body, UPDATE_CONTACT.operation_id).payload()
+        return self._send(UPDATE_CONTACT.spec(_written_contact, body=payload, contact_id=contact_id))
 
-    @operation("upsert-contact", WRITE)
+    @operation(UPSERT_CONTACT)
     def upsert_contact(self, body: UpsertContact | dict[str, Any]) -> UpsertResult:
         """``POST /contacts/upsert``: create or update by the location's duplicate rules.
 
@@ -295,25 +361,24 @@ class ContactOperations(OperationsBase):
         duplicate check, where the location allows duplicates) it is sent exactly once like
         :meth:`create_contact`: after an ambiguous failure the contact is looked up before any retry.
         """
-        model = validate_body(UpsertContact, body, "upsert-contact")
+        model = validate_body(UpsertContact, body, UPSERT_CONTACT.operation_id)
         payload = model.payload()
         payload["locationId"] = model.locationId or self.require_location_id()
         if not payload.get("createNewIfDuplicateAllowed"):
-            return UpsertResult.model_validate(self._call("POST", "/contacts/upsert", json_body=payload, scope=WRITE))
+            return self._send(UPSERT_CONTACT.spec(UpsertResult.model_validate, body=payload))
 
         def lookup(window: CreateWindow) -> UpsertResult | None:
             found = self._find_created_contact(payload, window)
             return None if found is None else UpsertResult(contact=found, new=True)
 
         return self._create_once(
-            lambda: self._call("POST", "/contacts/upsert", json_body=payload, scope=WRITE, replay_safe=False),
-            parse=UpsertResult.model_validate,
+            UPSERT_CONTACT.spec(UpsertResult.model_validate, body=payload, replay_safe=False),
             lookup=lookup,
             key=self._claim_key("contact", payload["locationId"]),
             record_id=lambda result: result.contact.id,
         )
 
-    @operation("delete-contact", WRITE)
+    @operation(DELETE_CONTACT)
     def delete_contact(self, contact_id: str, *, missing_ok: bool = False) -> bool:
         """``DELETE /contacts/{contactId}``; ``True`` if HighLevel confirmed (``succeded``).
 
@@ -321,7 +386,7 @@ class ContactOperations(OperationsBase):
             400 ``Contact not found`` - returns ``False`` instead of raising (an idempotent delete).
         :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
         """
-        return self._delete(api_path(CONTACT_PATH, contact_id=contact_id), missing_ok)
+        return self._delete(DELETE_CONTACT, missing_ok, contact_id=contact_id)
 
     def contact_exists(self, contact_id: str) -> bool:
         """Whether the contact exists: :meth:`get_contact` without :class:`GHLNotFoundError`
@@ -332,14 +397,15 @@ class ContactOperations(OperationsBase):
             return False
         return True
 
-    @operation("add-remove-contact-from-business", WRITE)
+    @operation(BULK_BUSINESS)
     def bulk_update_business(self, contact_ids: Sequence[str], business_id: str | None) -> BulkBusinessResult:
         """``POST /contacts/bulk/business``: attach contacts to a business (``None`` detaches)."""
-        body = {"locationId": self.require_location_id(), "ids": id_list(contact_ids, "contact_ids"), "businessId": business_id}
-        payload = validate_body(BulkBusinessBody, body, "add-remove-contact-from-business").payload()
-        return BulkBusinessResult.model_validate(self._call("POST", "/contacts/bulk/business", json_body=payload, scope=WRITE))
+        op = BULK_BUSINESS.operation_id
+        body = {"locationId": self.require_location_id(), "ids": id_list(contact_ids, "contact_ids", op), "businessId": business_id}
+        payload = validate_body(BulkBusinessBody, body, op).payload()
+        return self._send(BULK_BUSINESS.spec(BulkBusinessResult.model_validate, body=payload))
 
-    @operation("create-association", WRITE)
+    @operation(BULK_TAGS)
     def bulk_update_tags(
         self,
         type: Literal["add", "remove"],
@@ -348,25 +414,38 @@ class ContactOperations(OperationsBase):
         remove_all_tags: bool = False,
     ) -> BulkTagsResult:
         """``POST /contacts/bulk/tags/update/{type}``: add or remove tags on many contacts."""
+        op = BULK_TAGS.operation_id
         if type not in ("add", "remove"):
-            raise GHLValidationError(f"parameter 'type' must be 'add' or 'remove', got {type!r}", operation="create-association")
+            raise GHLValidationError(f"parameter 'type' must be 'add' or 'remove', got {type!r}", operation=op)
         if remove_all_tags and type != "remove":
-            raise GHLValidationError("'remove_all_tags' only works with type='remove'", operation="create-association")
+            raise GHLValidationError("'remove_all_tags' only works with type='remove'", operation=op)
         body: dict[str, Any] = {
-            "contacts": id_list(contact_ids, "contact_ids"),
+            "contacts": id_list(contact_ids, "contact_ids", op),
             "tags": list(tags),
             "locationId": self.require_location_id(),
         }
         if remove_all_tags:
             body["removeAllTags"] = True
-        payload = validate_body(BulkTagsBody, body, "create-association").payload()
-        return BulkTagsResult.model_validate(
-            self._call("POST", api_path("/contacts/bulk/tags/update/{type}", type=type), json_body=payload, scope=WRITE)
+        payload = validate_body(BulkTagsBody, body, op).payload()
+        return self._send(BULK_TAGS.spec(BulkTagsResult.model_validate, body=payload, type=type))
+
+    # ------------------------------------------------------------------------------------------
+    # The location's custom field definitions
+    # ------------------------------------------------------------------------------------------
+
+    def _custom_fields(self, model: Literal["contact", "opportunity", "all"] | None) -> RequestSpec[list[CustomField]]:
+        return GET_CUSTOM_FIELDS.spec(
+            lambda data: [CustomField.model_validate(f) for f in data.get("customFields") or []],
+            params={"model": model},
+            location_id=self.require_location_id(),
         )
 
-    @operation("get-custom-fields", FIELDS_READ)
+    @operation(GET_CUSTOM_FIELDS)
     def get_custom_fields(self, model: Literal["contact", "opportunity", "all"] | None = None) -> list[CustomField]:
         """Custom field definitions of the location (``GET /locations/{locationId}/customFields``)."""
-        path = api_path("/locations/{location_id}/customFields", location_id=self.require_location_id())
-        data = self._call("GET", path, params={"model": model}, scope=FIELDS_READ)
-        return [CustomField.model_validate(f) for f in data.get("customFields") or []]
+        return self._run(self._custom_fields, model)
+
+    @operation(GET_CUSTOM_FIELDS)
+    async def aget_custom_fields(self, model: Literal["contact", "opportunity", "all"] | None = None) -> list[CustomField]:
+        """Async :meth:`get_custom_fields`: the same request, the same :class:`CustomField` list."""
+        return await self._arun(self._custom_fields, model)

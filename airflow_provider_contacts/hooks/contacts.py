@@ -1,36 +1,55 @@
-"""``ContactsHook``: the one place that talks to the HighLevel Contacts API.
+"""``GHLContactsHook``: the one place that talks to the HighLevel Contacts API, sync and async.
 
 Usage::
 
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
-    hook = ContactsHook()  # connection "ghl_default"
+    hook = GHLContactsHook()  # connection "ghl_default"
     for contact in hook.iter_search_contacts(filters=[{"field": "dateUpdated", "operator": "range",
                                                        "value": {"gte": "2024-05-01T00:00:00Z"}}]):
         ...
     for activity in hook.fetch_tasks_and_notes(ids):
         ...
 
+    # asyncio code (triggers): no other setup; the connection is read with
+    # ``BaseHook.aget_connection`` and the requests go through an ``httpx.AsyncClient``.
+    hook = GHLContactsHook("ghl_default", location_id="...")
+    task = await hook.aget_task(contact_id, task_id)
+    async for task in hook.aiter_location_tasks(completed=False):
+        ...
+
+``ContactsHook`` is the same class under its former name.
+
 Every public operation method carries the contacts.json ``operationId`` it wraps
-(``ContactsHook.get_contact.operation_id == "get-contact"``) and the OAuth scope it needs
+(``GHLContactsHook.get_contact.operation_id == "get-contact"``) and the OAuth scope it needs
 (``.required_scope``). Bodies are validated with the request models of
 :mod:`airflow_provider_contacts.models` before any request; answers are parsed into its API models.
 The operations live in mixins by subject: :mod:`.contact_ops` (contacts, custom fields),
-:mod:`.activity_ops` (tasks, notes, task search, fan-out), :mod:`.membership_ops` (tags,
-followers, campaigns, workflows, appointments). This module holds the connection, session and auth.
+:mod:`.task_ops` (tasks, the location task search), :mod:`.note_ops` (notes),
+:mod:`.appointment_ops` (appointments), :mod:`.membership_ops` (tags, followers, campaigns,
+workflows) and :mod:`.fanout` (tasks and notes of many contacts at once). This module holds the
+connection, session and auth.
+
+The reads have async twins with the same parameters, operationId, request, pacing, retries,
+fallbacks and models: ``asearch_contacts``, ``aiter_search_contacts``, ``aget_contact``,
+``aget_custom_fields``, ``alist_tasks``, ``aget_task``, ``asearch_location_tasks``,
+``aiter_location_tasks``, ``alist_notes``, ``aget_note``. Each request is built once (a
+:class:`~.specs.RequestSpec` of an :class:`~.operations.Endpoint`) and sent by either transport;
+each async twin reads the connection without blocking the event loop (:meth:`aload_settings`) and
+opens its own ``httpx.AsyncClient`` (one per call, or per iteration of an ``aiter_`` method).
 
 Behaviour shared by every call (see :mod:`.transport`, :mod:`.pacing`, :mod:`.retry`): one cached
 ``requests.Session`` per hook, created on first use; ``Authorization: Bearer``, ``Version`` and
 ``Accept`` headers; (connect, read) timeouts; pacing from the rate-limit headers through a limiter
-shared per (base URL, location); bounded retries; a plain 401 retried once after a token refresh
-(never a 401 that says the token lacks a scope or is of the wrong class: :class:`GHLScopeError`);
-a 400 ``... not found`` raised as :class:`GHLNotFoundError` like a 404 (ghl-live-notes.md).
-Creates (contact, task, note) are sent exactly once: after an ambiguous failure the hook looks
-for the record the failed attempt made - never one that was there before or that another create
-returned (:mod:`.creates`) - before it sends the create again.
+shared per (base URL, location), by sync and async calls alike; bounded retries; a plain 401
+retried once after a token refresh (never a 401 that says the token lacks a scope or is of the
+wrong class: :class:`GHLScopeError`); a 400 ``... not found`` raised as :class:`GHLNotFoundError`
+like a 404 (ghl-live-notes.md). Creates (contact, task, note) are sent exactly once: after an
+ambiguous failure the hook looks for the record the failed attempt made - never one that was there
+before or that another create returned (:mod:`.creates`) - before it sends the create again.
 
 Every id the hook puts into a URL path is checked by one path builder
-(:func:`~.operations.api_path`, sync and async): letters, digits, ``_`` and ``-`` only, else
+(:func:`~.paths.api_path`, sync and async): letters, digits, ``_`` and ``-`` only, else
 :class:`GHLValidationError` naming the parameter before any request (issue #14: a ``note_id`` of
 ``..`` used to delete the contact). The base URL never carries credentials (they are dropped with a
 warning: HighLevel takes a Bearer token only), and URLs in logs and errors show no password
@@ -66,21 +85,32 @@ from airflow_provider_contacts.errors import (
     GHLLocationAccessError,
     GHLScopeError,
 )
-from airflow_provider_contacts.hooks.activity_ops import ActivityOperations
+from airflow_provider_contacts.hooks.appointment_ops import AppointmentOperations
 from airflow_provider_contacts.hooks.contact_ops import ContactOperations
 from airflow_provider_contacts.hooks.creates import CLAIMS, DATED
+from airflow_provider_contacts.hooks.fanout import FanoutOperations
 from airflow_provider_contacts.hooks.membership_ops import MembershipOperations
-from airflow_provider_contacts.hooks.operations import READ, operation
+from airflow_provider_contacts.hooks.note_ops import NoteOperations
+from airflow_provider_contacts.hooks.operations import READ
 from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, get_limiter, reset_limiters
 from airflow_provider_contacts.hooks.retry import RetryPolicy
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
 from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
+from airflow_provider_contacts.hooks.task_ops import TaskOperations
 from airflow_provider_contacts.hooks.transport import AsyncTransport, HookStats, Transport
 from airflow_provider_contacts.hooks.urls import redact_url_secrets
 
 
-class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, BaseHook):
-    """Hook for the HighLevel (LeadConnector) Contacts API.
+class GHLContactsHook(
+    ContactOperations,
+    TaskOperations,
+    NoteOperations,
+    AppointmentOperations,
+    MembershipOperations,
+    FanoutOperations,
+    BaseHook,
+):
+    """Hook for the HighLevel (LeadConnector) Contacts API (sync methods and their async twins).
 
     :param ghl_conn_id: id of a connection of type ``ghl``.
     :param location_id: location (sub-account) to work in; overrides the connection's
@@ -112,7 +142,7 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         for name, value, low in (("daily_reserve", daily_reserve, 0), ("task_batch_size", task_batch_size, 1),
                                  ("task_page_limit", task_page_limit, 1)):
             if not isinstance(value, int) or value < low:
-                raise GHLConfigError(f"ContactsHook: parameter '{name}' must be an integer >= {low}, got {value!r}")
+                raise GHLConfigError(f"GHLContactsHook: parameter '{name}' must be an integer >= {low}, got {value!r}")
         self.ghl_conn_id = ghl_conn_id
         self._location_override = location_id
         self.retry = retry or RetryPolicy()
@@ -141,7 +171,7 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
 
     async def aload_settings(self) -> ConnectionSettings:
         """Read the connection without blocking the event loop (``BaseHook.aget_connection``) and
-        keep it as :attr:`settings`; asyncio code (triggers) calls this before ``async_transport()``."""
+        keep it as :attr:`settings`. The async methods and :meth:`async_transport` call it first."""
         if self._settings is None:
             conn = await BaseHook.aget_connection(self.ghl_conn_id)
             settings = ConnectionSettings.from_connection(conn, self.ghl_conn_id)
@@ -190,7 +220,9 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
                         api_version=s.api_version,
                         timeout=s.timeout,
                     )
-                    source = OAuthTokenSource(oauth, build_token_store(s.token_store, s.conn_id), http=self._new_session)
+                    source = OAuthTokenSource(
+                        oauth, build_token_store(s.token_store, s.conn_id), http=self._new_session, retry=self.retry
+                    )
                     source.on_refresh = lambda: self.stats.add("refreshes")
                     self._token_source = source
                 else:
@@ -233,34 +265,22 @@ class ContactsHook(ContactOperations, ActivityOperations, MembershipOperations, 
         session.headers["Authorization"] = f"Bearer {token}"
         return session
 
-    def get_headers(self) -> dict[str, str]:
-        """The headers of an API call (for code doing its own HTTP, e.g. with httpx)."""
-        return {**self._base_headers(), "Authorization": f"Bearer {self.token_source.get_access_token()}"}
-
-    async def aget_headers(self) -> dict[str, str]:
-        """Async :meth:`get_headers` (for triggers)."""
-        token = await self.token_source.aget_access_token()
-        return {**self._base_headers(), "Authorization": f"Bearer {token}"}
-
     @contextlib.asynccontextmanager
     async def async_transport(self) -> AsyncIterator[AsyncTransport]:
-        """An :class:`AsyncTransport` for asyncio code (triggers), on its own ``httpx.AsyncClient``.
+        """An :class:`AsyncTransport` on its own ``httpx.AsyncClient``: what the async methods
+        send through (each opens one).
 
         Same base URL, headers, timeouts, token source, shared limiter, retry rules and ``stats``
-        as the hook's own calls::
-
-            async with hook.async_transport() as api:
-                page = await api.request("POST", "/contacts/search", operation="search-contacts-advanced",
-                                         json_body={"locationId": hook.location_id, "pageLimit": 100})
-
-        The connection is read on first use of the hook's settings (a sync lookup); code that must
-        not block awaits :meth:`aload_settings` first.
+        as the hook's sync calls. The connection is read first with :meth:`aload_settings` (never
+        a sync lookup inside the event loop). Prefer the async methods (``await
+        hook.aget_contact(...)``); this is for requests the hook has no method for.
         """
+        await self.aload_settings()
         connect_s, read_s = self.timeout
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s), headers=self._base_headers()
         ) as client:
-            yield AsyncTransport(client=client, task_search=self.task_search_access, **self._request_rules())
+            yield AsyncTransport(client=client, owner=self, **self._request_rules())
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -337,4 +357,7 @@ def forget_process_state() -> None:
     DATED.clear()
 
 
-__all__ = ["ContactsHook", "forget_process_state", "operation"]
+#: The hook's former name (kept importable: ``from airflow_provider_contacts.hooks.contacts import ContactsHook``).
+ContactsHook = GHLContactsHook
+
+__all__ = ["ContactsHook", "GHLContactsHook", "forget_process_state"]

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from airflow_provider_contacts.hooks.operations import OperationsBase
 from airflow_provider_contacts.hooks.pagination import batched
 from airflow_provider_contacts.models import ContactActivity, Note, Task
 
@@ -118,4 +119,29 @@ def fetch_activity(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["ActivitySource", "fetch_activity"]
+class FanoutOperations(OperationsBase):
+    """The fan-out of ``GHLContactsHook`` over its task and note reads (:mod:`.task_ops`,
+    :mod:`.note_ops`)."""
+
+    task_batch_size: int
+
+    def fetch_tasks_and_notes(
+        self,
+        contact_ids: Iterable[str],
+        max_workers: int = 8,
+        tasks: bool = True,
+        notes: bool = True,
+    ) -> Iterator[ContactActivity]:
+        """Tasks and notes of many contacts, fetched concurrently under the shared limiter.
+
+        Yields one :class:`ContactActivity` per id as soon as it is complete (completion order).
+        Tasks come from the location task search in batches of ``task_batch_size`` ids (or per
+        contact without the scope); notes need one call per contact. Memory stays bounded.
+        """
+        return fetch_activity(
+            cast(ActivitySource, self), contact_ids, max_workers=max_workers, tasks=tasks, notes=notes,
+            batch_size=self.task_batch_size,
+        )
+
+
+__all__ = ["ActivitySource", "FanoutOperations", "fetch_activity"]

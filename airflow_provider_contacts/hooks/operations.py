@@ -1,47 +1,47 @@
-"""What every operation method of ``ContactsHook`` shares.
+"""What every operation method of ``GHLContactsHook`` shares.
 
-* :func:`operation` marks a method with the contacts.json ``operationId`` it wraps and the OAuth
-  scope it needs, and makes that id the operation name of every request it sends (errors and logs
-  name it);
-* :func:`api_path` builds every request path that holds an id - the one place where ids enter
-  URLs, for the sync operations and the async ones (:mod:`.async_search`) alike: each id is checked
-  (:func:`~airflow_provider_contacts.hooks.urls.check_id`: letters, digits, ``_``, ``-``, 1..64
-  characters) and percent-encoded, and a bad one fails before any request with
-  :class:`GHLValidationError` naming the parameter; :func:`segment` is the same check for one
-  segment, :func:`id_list` checks lists of ids sent in bodies;
+* :class:`Endpoint` declares one operation of contacts.json (or locations.json): method, path
+  template, ``operationId`` and the OAuth scope it needs. Its :meth:`Endpoint.spec` builds the
+  :class:`~airflow_provider_contacts.hooks.specs.RequestSpec` of one call - the path through
+  :func:`~airflow_provider_contacts.hooks.paths.api_path`, the one place where ids enter URLs
+  (each id checked: letters, digits, ``_``, ``-``, 1..64 characters; a bad one fails before any
+  request with :class:`GHLValidationError` naming the parameter and the operation);
+* :func:`operation` marks a hook method - sync or async - with the ``operationId`` of its
+  endpoint and the scope it needs (``.operation_id``, ``.required_scope``);
 * :class:`OperationsBase` is the base of the operation mixins (:mod:`.contact_ops`,
-  :mod:`.activity_ops`, :mod:`.membership_ops`): one request helper and the rule for creates that
-  must not be sent twice (:meth:`OperationsBase._create_once`, see :mod:`.creates`).
+  :mod:`.task_ops`, :mod:`.note_ops`, :mod:`.appointment_ops`, :mod:`.membership_ops`): it sends a
+  spec or runs a plan (:mod:`.specs`) through the sync transport (``_run``, ``_iterate``) or, for
+  the async twins, through an async transport opened after ``await aload_settings()``
+  (``_arun``, ``_aiterate``), and holds the rule for creates that must not be sent twice
+  (:meth:`OperationsBase._create_once`, see :mod:`.creates`).
 """
 
 from __future__ import annotations
 
-import contextvars
-import functools
+import contextlib
 import logging
-import string
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from airflow_provider_contacts.errors import GHLConfigError, GHLNotFoundError, GHLValidationError
 from airflow_provider_contacts.hooks.creates import CLAIMS, DATED, CreateWindow
+from airflow_provider_contacts.hooks.paths import api_path
+from airflow_provider_contacts.hooks.specs import Plan, RequestSpec, adrive, drive
 from airflow_provider_contacts.hooks.transport import AmbiguousWrite
-from airflow_provider_contacts.hooks.urls import check_id
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.retry import RetryPolicy
-    from airflow_provider_contacts.hooks.transport import HookStats, Transport
+    from airflow_provider_contacts.hooks.settings import ConnectionSettings
+    from airflow_provider_contacts.hooks.transport import AsyncTransport, HookStats, Transport
 
 log = logging.getLogger("airflow_provider_contacts.hooks.contacts")
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-#: The operationId of the operation method running in this context (named in errors and logs).
-current_operation: contextvars.ContextVar[str] = contextvars.ContextVar("ghl_operation", default="request")
+P = ParamSpec("P")
 
 #: How far before the first attempt a record's ``dateAdded`` may lie and still count as created by
 #: that attempt, when the API sent no ``Date`` header to learn its clock from (then this machine's
@@ -59,73 +59,44 @@ READ, WRITE = "contacts.readonly", "contacts.write"
 TASKS_READ, FIELDS_READ = "locations/tasks.readonly", "locations/customFields.readonly"
 
 
-def operation(operation_id: str, scope: str) -> Callable[[F], F]:
-    """Mark a hook method as wrapping contacts.json ``operation_id`` that needs OAuth ``scope``."""
+@dataclass(frozen=True)
+class Endpoint:
+    """One API operation: ``method`` on ``template`` (placeholders named like the hook's
+    parameters, e.g. ``/contacts/{contact_id}``), its ``operationId`` and the OAuth ``scope`` it needs."""
 
-    def decorate(fn: F) -> F:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = current_operation.set(operation_id)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                current_operation.reset(token)
+    method: str
+    template: str
+    operation_id: str
+    scope: str
 
-        wrapper.operation_id = operation_id  # type: ignore[attr-defined]
-        wrapper.required_scope = scope  # type: ignore[attr-defined]
-        return cast(F, wrapper)
+    def spec(
+        self,
+        parse: Callable[[Any], T],
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        replay_safe: bool = True,
+        **ids: str,
+    ) -> RequestSpec[T]:
+        """The request of one call: the path with ``ids`` checked and filled in (see
+        :func:`~airflow_provider_contacts.hooks.paths.api_path`), answered through ``parse``.
 
-    return decorate
-
-
-_FORMATTER = string.Formatter()
-
-
-def api_path(template: str, /, operation: str | None = None, **ids: Any) -> str:
-    """The request path of ``template`` with each ``{name}`` replaced by the checked id ``ids[name]``.
-
-    ``api_path("/contacts/{contact_id}/notes/{note_id}", contact_id=c, note_id=n)``. The
-    placeholders are the hook's parameter names, so an error names the parameter the caller passed.
-    Every id must be a HighLevel id (:func:`~airflow_provider_contacts.hooks.urls.check_id`:
-    ``A-Z a-z 0-9 _ -``, 1..64 characters); it is percent-encoded all the same. Ids are checked in
-    the order of the template, so the first bad one is named.
-
-    :param operation: the operationId the error carries; default: the running hook operation
-        (:data:`current_operation`). Async code, which runs outside the hook's methods, passes it.
-
-    :raises GHLValidationError: an id that is empty, a dot segment, or holds ``/ ? # %``,
-        whitespace, control or other characters - before any request, with the running operation
-        (``status`` None), e.g. ``parameter 'note_id': '..' is not a HighLevel id (letters, digits,
-        _ and -, 1 to 64 characters); pass the note's id``.
-    :raises ValueError: a placeholder without a value, or a value without a placeholder (a bug).
-    """
-    names = [field for _, field, _, _ in _FORMATTER.parse(template) if field is not None]
-    if sorted(names) != sorted(ids):
-        raise ValueError(f"api_path({template!r}): ids {sorted(ids)} do not match the placeholders {names}")
-    operation = operation or current_operation.get()
-    encoded = {name: quote(check_id(ids[name], name, operation), safe="") for name in names}
-    return template.format(**encoded)
+        :raises GHLValidationError: an id that is not a HighLevel id (nothing is sent).
+        """
+        path = api_path(self.template, self.operation_id, **ids)
+        return RequestSpec(self.method, path, self.operation_id, self.scope, parse, params, body, replay_safe)
 
 
-def segment(value: str, name: str) -> str:
-    """One checked, percent-encoded path segment from the id ``value`` (parameter ``name``): the
-    check of :func:`api_path`, for code that still joins segments itself.
+def operation(endpoint: Endpoint) -> Callable[[F], F]:
+    """Mark a hook method (sync or async) as wrapping ``endpoint``: it gets ``.operation_id`` and
+    ``.required_scope``."""
 
-    :raises GHLValidationError: ``value`` is not a HighLevel id (see :func:`api_path`).
-    """
-    return quote(check_id(value, name, current_operation.get()), safe="")
+    def mark(fn: F) -> F:
+        fn.operation_id = endpoint.operation_id  # type: ignore[attr-defined]
+        fn.required_scope = endpoint.scope  # type: ignore[attr-defined]
+        return fn
 
-
-def id_list(values: Sequence[str] | None, name: str) -> list[str]:
-    """A non-empty list of ids (a single string is one id); otherwise a validation error naming ``name``."""
-    if isinstance(values, str):
-        values = [values]
-    cleaned = [v for v in (values or []) if isinstance(v, str) and v.strip()]
-    if not cleaned:
-        raise GHLValidationError(
-            f"parameter '{name}' must be a non-empty list of ids", operation=current_operation.get()
-        )
-    return cleaned
+    return mark
 
 
 def flatten(items: Any) -> Iterator[Any]:
@@ -145,26 +116,32 @@ def confirmed(data: Any) -> bool:
 
 
 class OperationsBase:
-    """Base of the operation mixins; ``ContactsHook`` provides the attributes declared here."""
+    """Base of the operation mixins; ``GHLContactsHook`` provides the attributes declared here."""
 
     ghl_conn_id: str
     retry: RetryPolicy
     stats: HookStats
 
     @property
-    def base_url(self) -> str:  # pragma: no cover - provided by ContactsHook
+    def base_url(self) -> str:  # pragma: no cover - provided by GHLContactsHook
         raise NotImplementedError
 
     @property
-    def location_id(self) -> str | None:  # pragma: no cover - provided by ContactsHook
+    def location_id(self) -> str | None:  # pragma: no cover - provided by GHLContactsHook
         raise NotImplementedError
 
     @property
-    def transport(self) -> Transport:  # pragma: no cover - provided by ContactsHook
+    def transport(self) -> Transport:  # pragma: no cover - provided by GHLContactsHook
         raise NotImplementedError
 
     @property
-    def timeout(self) -> tuple[float, float]:  # pragma: no cover - provided by ContactsHook
+    def timeout(self) -> tuple[float, float]:  # pragma: no cover - provided by GHLContactsHook
+        raise NotImplementedError
+
+    async def aload_settings(self) -> ConnectionSettings:  # pragma: no cover - provided by GHLContactsHook
+        raise NotImplementedError
+
+    def async_transport(self) -> contextlib.AbstractAsyncContextManager[AsyncTransport]:  # pragma: no cover
         raise NotImplementedError
 
     def require_location_id(self) -> str:
@@ -172,46 +149,64 @@ class OperationsBase:
         location = self.location_id
         if not location:
             raise GHLConfigError(
-                f"location_id is not set: pass ContactsHook(location_id=...) or set the extra "
+                f"location_id is not set: pass GHLContactsHook(location_id=...) or set the extra "
                 f"'location_id' on connection {self.ghl_conn_id!r}"
             )
         return location
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json_body: Any = None,
-        scope: str = READ,
-        replay_safe: bool = True,
-    ) -> Any:
-        """Send one request of the running operation through the hook's transport."""
-        return self.transport.request(
-            method,
-            path,
-            operation=current_operation.get(),
-            params=params,
-            json_body=json_body,
-            scope=scope,
-            replay_safe=replay_safe,
-        )
+    # -- sending: sync ----------------------------------------------------------------------------
 
-    def _delete(self, path: str, missing_ok: bool) -> bool:
-        """``DELETE path`` of the running operation: ``True`` if HighLevel confirmed (``succeded``).
+    def _call(self, method: str, path: str, **options: Any) -> Any:
+        """Send one request through the hook's transport (every sync request passes here)."""
+        return self.transport.request(method, path, **options)
+
+    def _send(self, spec: RequestSpec[T]) -> T:
+        """Send ``spec`` through the sync transport; its parsed answer."""
+        return spec.send(self._call)
+
+    def _run(self, build: Callable[P, RequestSpec[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The sync half of a read: ``build(*args, **kwargs)`` sent through the sync transport."""
+        return self._send(build(*args, **kwargs))
+
+    def _iterate(self, plan: Callable[P, Plan[Any]], *args: P.args, **kwargs: P.kwargs) -> Iterator[Any]:
+        """The sync half of a paged read: the records of ``plan(*args, **kwargs)`` (lazily)."""
+        return drive(plan(*args, **kwargs), self._call)
+
+    # -- sending: async -----------------------------------------------------------------------
+
+    async def _arun(self, build: Callable[P, RequestSpec[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """The async half of a read: the connection read without blocking the loop, the spec built
+        as the sync half builds it, sent through an async transport of this hook."""
+        await self.aload_settings()
+        spec = build(*args, **kwargs)  # a bad id fails here, before a client is opened
+        async with self.async_transport() as api:
+            return await spec.asend(api.request)
+
+    async def _aiterate(self, plan: Callable[P, Plan[Any]], *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[Any]:
+        """The async half of a paged read: the records of the same plan as the sync half, through
+        one async transport of this hook for the whole iteration (close the iterator early with
+        ``contextlib.aclosing``)."""
+        await self.aload_settings()
+        async with self.async_transport() as api:
+            async for record in adrive(plan(*args, **kwargs), api.request):
+                yield record
+
+    # -- shared pieces of operations ------------------------------------------------------------
+
+    def _delete(self, endpoint: Endpoint, missing_ok: bool, **ids: str) -> bool:
+        """``DELETE`` of ``endpoint``: ``True`` if HighLevel confirmed (``succeded``).
 
         With ``missing_ok``, a record that does not exist (404, or the live API's 400 ``... not
         found``: ghl-live-notes.md) gives ``False`` instead of :class:`GHLNotFoundError`.
         """
+        spec = endpoint.spec(confirmed, **ids)
         try:
-            data = self._call("DELETE", path, scope=WRITE)
+            return self._send(spec)
         except GHLNotFoundError:
             if not missing_ok:
                 raise
-            log.info("%s: %s does not exist (already deleted); missing_ok=True", current_operation.get(), path)
+            log.info("%s: %s does not exist (already deleted); missing_ok=True", spec.operation, spec.path)
             return False
-        return confirmed(data)
 
     def _with_contact(self, items: list[dict[str, Any]], contact_id: str, model: type[T]) -> list[T]:
         """Parse tasks/notes of one contact; each carries ``contactId`` (the API's, else ours).
@@ -226,6 +221,49 @@ class OperationsBase:
         DATED.observe(self.base_url, model.__name__.lower(), records)
         return records
 
+    def _children(self, key: str, contact_id: str, model: type[T]) -> Callable[[Any], list[T]]:
+        """Parser of an answer listing a contact's tasks or notes under ``key``."""
+        return lambda data: self._with_contact(data.get(key) or [], contact_id, model)
+
+    def _child(self, key: str, contact_id: str, model: type[T]) -> Callable[[Any], T]:
+        """Parser of an answer holding one task or note of a contact under ``key``."""
+        return lambda data: self._with_contact([data[key]], contact_id, model)[0]
+
+    def _create_child(
+        self,
+        endpoint: Endpoint,
+        kind: str,
+        model: type[T],
+        listing: Callable[[str], list[T]],
+        contact_id: str,
+        payload: dict[str, Any],
+        same: Callable[[T], bool],
+    ) -> T:
+        """``POST`` a task or note (``kind``) of a contact exactly once (see :meth:`_create_once`).
+
+        After an ambiguous failure, the contact's records (``listing``) are looked through for one
+        that is ``same`` as the one sent and that the failed attempt made: added since it was sent
+        (on the server's clock), not claimed by another create of this process, and - for records
+        without ``dateAdded`` (tasks, per contacts.json, until the API shows otherwise) - not in a
+        listing taken just before the create (one extra ``GET`` per create of such records).
+        """
+
+        def snapshot() -> list[str]:
+            try:
+                return [item.id for item in listing(contact_id)]  # type: ignore[attr-defined]
+            except GHLNotFoundError:
+                return []  # the create will say so, under its own operation
+
+        def lookup(window: CreateWindow) -> T | None:
+            return window.adopt([item for item in listing(contact_id) if same(item)])
+
+        return self._create_once(
+            endpoint.spec(self._child(kind, contact_id, model), body=payload, replay_safe=False, contact_id=contact_id),
+            lookup=lookup,
+            key=self._claim_key(kind, contact_id),
+            snapshot=None if DATED.dated(self.base_url, kind) else snapshot,
+        )
+
     def _claim_key(self, kind: str, parent: str) -> Hashable:
         """The key of this hook's creates of ``kind`` under ``parent`` (contact id, or location id
         for contacts) in :data:`~airflow_provider_contacts.hooks.creates.CLAIMS`."""
@@ -233,9 +271,8 @@ class OperationsBase:
 
     def _create_once(
         self,
-        send: Callable[[], Any],
+        spec: RequestSpec[T],
         *,
-        parse: Callable[[Any], T],
         lookup: Callable[[CreateWindow], T | None],
         key: Hashable,
         record_id: Callable[[T], str] = lambda record: record.id,  # type: ignore[attr-defined]
@@ -245,8 +282,8 @@ class OperationsBase:
         """Send a create exactly once; after an ambiguous failure return what ``lookup`` adopts,
         else send it again (bounded by the retry policy).
 
-        :param send: sends the create with ``replay_safe=False`` (raises ``AmbiguousWrite``).
-        :param parse: the answer of a successful send -> the record.
+        :param spec: the create, with ``replay_safe=False`` (an ambiguous failure raises
+            ``AmbiguousWrite``); its ``parse`` gives the record of a successful answer.
         :param lookup: given the :class:`~airflow_provider_contacts.hooks.creates.CreateWindow` of
             this create, finds matching records and returns ``window.adopt(matches)``: the newest
             one made since the first attempt was sent (server clock), not in the snapshot, not
@@ -267,12 +304,11 @@ class OperationsBase:
                 key=key, sent_at=time.time(), clock=self.transport.clock, known=known,
                 allowance=CLOCK_ALLOWANCE, fallback=CREATE_MATCH_SKEW,
             )
-            return self._send_once(send, parse, lookup, window, record_id, check_422)
+            return self._send_once(spec, lookup, window, record_id, check_422)
 
     def _send_once(
         self,
-        send: Callable[[], Any],
-        parse: Callable[[Any], T],
+        spec: RequestSpec[T],
         lookup: Callable[[CreateWindow], T | None],
         window: CreateWindow,
         record_id: Callable[[T], str],
@@ -280,14 +316,13 @@ class OperationsBase:
     ) -> T:
         """The attempts of :meth:`_create_once` (under its lock)."""
         key = window.key
-        attempts = 0
-        started = time.monotonic()
+        attempts = self.retry.begin()
         while True:
             try:
-                record = parse(send())
+                record = self._send(spec)
             except AmbiguousWrite as ambiguous:
                 error = ambiguous.error
-                if attempts == 0 and ambiguous.sent_at is not None:
+                if attempts.failures == 0 and ambiguous.sent_at is not None:
                     window.sent_at = ambiguous.sent_at  # when the first attempt really went out
                 if ambiguous.timed_out:
                     # The server may still be processing the request: give it as long again
@@ -306,17 +341,33 @@ class OperationsBase:
                     log.warning(
                         "%s: HighLevel returned %s, which another create of this process had already "
                         "adopted after a failure; that create returned a record it did not make",
-                        current_operation.get(), record_id(record),
+                        spec.operation, record_id(record),
                     )
                 return record
             found = lookup(window)
             if found is not None:
                 log.warning("%s: %s, but the record was created; not sending it again", error.operation, error.message)
                 return found
-            attempts += 1
-            wait = self.retry.next_wait_s(attempts, started)
+            wait = attempts.failed()
             if wait is None:
-                raise error.with_message(f"{error.message} (gave up after {attempts} attempts; the record was not created)")
+                raise error.with_message(
+                    f"{error.message} (gave up after {attempts.failures} attempts; the record was not created)"
+                )
             self.stats.add("retries")
-            log.warning("%s: %s and the record is not there; retry %d in %.2f s", error.operation, error.message, attempts, wait)
+            log.warning(
+                "%s: %s and the record is not there; retry %d in %.2f s", error.operation, error.message, attempts.failures, wait
+            )
             time.sleep(wait)
+
+
+__all__ = [
+    "FIELDS_READ",
+    "READ",
+    "TASKS_READ",
+    "WRITE",
+    "Endpoint",
+    "OperationsBase",
+    "confirmed",
+    "flatten",
+    "operation",
+]

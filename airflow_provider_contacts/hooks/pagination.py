@@ -1,8 +1,10 @@
-"""Small building blocks of the hook's paginators.
+"""Small building blocks of the hook's paginators, without I/O.
 
-The paginators themselves live on :class:`~airflow_provider_contacts.hooks.contacts.ContactsHook`
-(they need its requests); this module holds what they share: a guard against servers that repeat a
-cursor, the ``limit``/``skip`` page loop, and lazy batching of an iterable of ids.
+The paginators themselves are plans of the hook's operation mixins (they need its requests; see
+:mod:`.specs`); this module holds what they share, sync and async alike: the ``searchAfter``
+cursor of the advanced search (:class:`SearchPaging`) and the stop rules of ``limit``/``skip``
+listings (:class:`SkipPaging`, :func:`pages_by_skip`), a guard against servers that repeat a
+cursor, the advanced search's request body, and lazy batching of an iterable of ids.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from airflow_provider_contacts.models import (
 
 T = TypeVar("T")
 
-#: Page-based contact search cannot go past this many results (page * pageLimit).
-SEARCH_WINDOW = 10_000
+#: Filters of an advanced search: ``SearchFilter``/``SearchFilterGroup`` models or dicts.
+SearchFilters = Sequence[SearchFilter | SearchFilterGroup | dict[str, Any]]
+#: Sort of an advanced search: ``SearchSort`` models or dicts.
+SearchSorts = Sequence[SearchSort | dict[str, Any]]
+
 #: Largest ``pageLimit`` of the advanced search.
 MAX_SEARCH_PAGE_LIMIT = 500
 #: Largest ``limit`` of the legacy ``GET /contacts/``.
@@ -135,11 +140,17 @@ def pages_by_skip(
 #: contacts.json ``operationId`` of the advanced search.
 SEARCH_OPERATION = "search-contacts-advanced"
 
+#: What to do when the advanced search hands back a cursor twice (appended to the pagination error).
+REPEATED_CURSOR_ADVICE = (
+    "Read again later; if it keeps repeating, split the read with filters (e.g. a 'dateUpdated' or "
+    "'dateAdded' range per call) so each search needs fewer pages"
+)
+
 
 def search_body(
     location_id: str,
-    filters: Sequence[SearchFilter | SearchFilterGroup | dict[str, Any]] | None = None,
-    sort: Sequence[SearchSort | dict[str, Any]] | None = None,
+    filters: SearchFilters | None = None,
+    sort: SearchSorts | None = None,
     query: str | None = None,
     page: int | None = 1,
     page_limit: int = MAX_SEARCH_PAGE_LIMIT,
@@ -165,22 +176,38 @@ def search_body(
     return validate_body(SearchContactsBody, body, SEARCH_OPERATION).payload()
 
 
-def next_search_cursor(contacts: Sequence[Contact], page_limit: int, guard: CursorGuard) -> list[Any] | None:
-    """The ``searchAfter`` of the next page, or ``None`` when ``contacts`` was the last page.
+class SearchPaging:
+    """The ``searchAfter`` cursor of one advanced search iteration (``POST /contacts/search``).
 
-    :raises GHLAPIError: a full page whose last contact carries no cursor.
-    :raises GHLPaginationError: the cursor was already used in this iteration.
+    The first page is requested with ``page=1`` (:attr:`cursor` ``None``); every later one with
+    the ``searchAfter`` of the last contact of the page before, so the 10,000-result cap of
+    page-based search never applies. A page shorter than ``page_limit`` is the last.
+
+    :param page_limit: contacts per page.
     """
-    if len(contacts) < page_limit:
-        return None
-    cursor = contacts[-1].searchAfter
-    if not cursor:
-        raise GHLAPIError(
-            "the search answer carries no 'searchAfter' on its contacts; cannot page further",
-            operation=SEARCH_OPERATION,
-        )
-    guard.check(tuple(map(str, cursor)))
-    return list(cursor)
+
+    def __init__(self, page_limit: int) -> None:
+        self.page_limit = page_limit
+        self.cursor: list[Any] | None = None  #: ``searchAfter`` of the next page (``None``: the first)
+        self._guard = CursorGuard(SEARCH_OPERATION, REPEATED_CURSOR_ADVICE)
+
+    def advance(self, contacts: Sequence[Contact]) -> bool:
+        """Account for one page just read; ``True`` when another must be read (:attr:`cursor`).
+
+        :raises GHLAPIError: a full page whose last contact carries no cursor.
+        :raises GHLPaginationError: the cursor was already used in this iteration.
+        """
+        if len(contacts) < self.page_limit:
+            return False
+        cursor = contacts[-1].searchAfter
+        if not cursor:
+            raise GHLAPIError(
+                "the search answer carries no 'searchAfter' on its contacts; cannot page further",
+                operation=SEARCH_OPERATION,
+            )
+        self._guard.check(tuple(map(str, cursor)))
+        self.cursor = list(cursor)
+        return True
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -198,11 +225,14 @@ __all__ = [
     "MAX_LEGACY_LIMIT",
     "MAX_SEARCH_PAGE_LIMIT",
     "MAX_TASK_SEARCH_LIMIT",
-    "SEARCH_WINDOW",
+    "REPEATED_CURSOR_ADVICE",
     "SEARCH_OPERATION",
     "CursorGuard",
+    "SearchFilters",
+    "SearchPaging",
+    "SearchSorts",
+    "SkipPaging",
     "batched",
-    "next_search_cursor",
     "pages_by_skip",
     "search_body",
 ]

@@ -1,5 +1,11 @@
 """Retry policy of the hook: what is retried, how often, and how long to wait.
 
+One policy for every HTTP call the provider makes: the API calls of both transports
+(:mod:`.transport`), the look-ups and resends of exactly-once creates
+(:meth:`~.operations.OperationsBase._create_once`), and the OAuth token calls (``auth.py``). Each
+call keeps its own :class:`Attempts` (``policy.begin()``), which says after every failure or 429
+how long to wait before the next attempt, or that it is time to give up.
+
 * Retried: 429 (after ``Retry-After`` or one rate-limit window), 5xx, connection errors, timeouts
   and broken answers (truncated body, invalid JSON on a 2xx).
 * Not retried: other 4xx (a plain 401 - expired or invalid token - is retried once, after a token
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Mapping
@@ -50,13 +56,48 @@ class RetryPolicy:
         ceiling = min(self.cap_s, self.base_s * (2 ** max(0, attempt - 1)))
         return random.uniform(0, ceiling)
 
-    def next_wait_s(self, attempt: int, started: float) -> float | None:
-        """Wait before retry ``attempt`` (1-based) of a call begun at monotonic time ``started``,
-        or ``None`` when the retry count or the time budget is spent."""
-        wait = self.backoff_s(attempt)
-        if attempt > self.max_retries or time.monotonic() - started + wait > self.max_elapsed_s:
-            return None
-        return wait
+    def begin(self) -> Attempts:
+        """The retry bookkeeping of one call starting now."""
+        return Attempts(self)
+
+
+@dataclass
+class Attempts:
+    """The failures and 429s of one call under a :class:`RetryPolicy` (from ``policy.begin()``).
+
+    After each failed attempt the caller asks how long to wait; ``None`` means give up::
+
+        attempts = policy.begin()
+        while True:
+            ...
+            wait = attempts.failed()  # a 5xx, no answer, a broken body
+            # or: wait = attempts.throttled(retry_after_s(headers, default_s))  # a 429
+            if wait is None:
+                raise ...
+            time.sleep(wait)
+    """
+
+    policy: RetryPolicy
+    started: float = field(default_factory=time.monotonic)
+    failures: int = 0
+    throttles: int = 0
+
+    def failed(self) -> float | None:
+        """Count a failure (5xx, no answer, broken answer): the backoff before the next attempt,
+        or ``None`` when the retries or the time budget are spent."""
+        self.failures += 1
+        wait = self.policy.backoff_s(self.failures)
+        return wait if self.failures <= self.policy.max_retries and self._fits(wait) else None
+
+    def throttled(self, wait_s: float) -> float | None:
+        """Count a 429 whose answer asks for ``wait_s`` seconds: ``wait_s``, or ``None`` when the
+        429 retries or the time budget are spent."""
+        self.throttles += 1
+        return wait_s if self.throttles <= self.policy.max_throttled and self._fits(wait_s) else None
+
+    def _fits(self, wait_s: float) -> bool:
+        """Whether waiting ``wait_s`` still ends within ``max_elapsed_s`` of the start."""
+        return time.monotonic() - self.started + wait_s <= self.policy.max_elapsed_s
 
 
 def retry_after_s(headers: Mapping[str, str], default_s: float) -> float:
@@ -87,4 +128,4 @@ def retry_after_s(headers: Mapping[str, str], default_s: float) -> float:
     return min(max(wait, 0.005), 600.0)
 
 
-__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "retry_after_s"]
+__all__ = ["RETRYABLE_STATUSES", "Attempts", "RetryPolicy", "retry_after_s"]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from airflow_provider_contacts import CONN_TYPE, DEFAULT_API_VERSION, DEFAULT_BASE_URL
-from airflow_provider_contacts.auth import mask_secret
+from airflow_provider_contacts.auth import mask_secret, rotation_store_extra
 from airflow_provider_contacts.errors import GHLConfigError
 from airflow_provider_contacts.hooks.urls import redact_url_secrets, split_url_credentials
 
@@ -112,7 +112,7 @@ class ConnectionSettings:
     refresh_token: str | None = field(repr=False)
     user_type: Literal["Location", "Company"]
     company_id: str | None
-    token_store: str | None
+    token_store: str | None  # extra "rotation_store" (legacy "token_store"): a store spec, no secret
     api_version: str
     connect_timeout_s: float
     read_timeout_s: float
@@ -155,7 +155,7 @@ class ConnectionSettings:
             refresh_token=_extra(extras, "refresh_token"),
             user_type=user_type,  # type: ignore[arg-type]
             company_id=_extra(extras, "company_id"),
-            token_store=_extra(extras, "token_store"),
+            token_store=rotation_store_extra(extras, conn_id, oauth=auth_type == "oauth"),
             api_version=str(_extra(extras, "api_version") or DEFAULT_API_VERSION),
             connect_timeout_s=_timeout(extras, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_S),
             read_timeout_s=_timeout(extras, "read_timeout", DEFAULT_READ_TIMEOUT_S),

@@ -5,9 +5,9 @@
 not authorized for this scope.`` (:class:`~airflow_provider_contacts.errors.GHLScopeError`; the
 spec and older tokens: 403). The hook then reads tasks with one ``GET /contacts/{id}/tasks`` per
 contact instead (same result, more requests), logs that once, and does not try the search again.
-The sync paths (``ActivityOperations.iter_location_tasks`` / ``tasks_for_contacts`` and the fan-out)
-and the async one (``async_search.aiter_location_tasks``) share one :class:`TaskSearchAccess` per
-hook. Source: ghl-live-notes.md, "Statuses and error bodies".
+The reads of several tasks (``TaskOperations.iter_location_tasks`` and its async twin
+``aiter_location_tasks``, ``tasks_for_contacts`` and the fan-out) share one
+:class:`TaskSearchAccess` per hook. Source: ghl-live-notes.md, "Statuses and error bodies".
 """
 
 from __future__ import annotations

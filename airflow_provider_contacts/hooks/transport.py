@@ -6,7 +6,8 @@ One :meth:`Transport.request` call is one logical API call. It
    (which may raise :class:`GHLDailyLimitError` before the daily limit),
 2. sends the request with ``Authorization: Bearer <token>`` and the (connect, read) timeouts,
 3. feeds the ``X-RateLimit-*`` headers back to the limiter,
-4. retries per :class:`~airflow_provider_contacts.hooks.retry.RetryPolicy`: 429 after
+4. retries per :class:`~airflow_provider_contacts.hooks.retry.RetryPolicy` (one
+   :class:`~airflow_provider_contacts.hooks.retry.Attempts` per call): 429 after
    ``Retry-After`` (holding every thread of the process), 5xx / network errors / broken bodies with
    jittered backoff, a plain 401 (expired or invalid token) once after the token source refreshed
    the token,
@@ -37,10 +38,10 @@ was sent, and every answer's ``Date`` header feeds the transport's
 compare ``dateAdded`` with the send time on the server's clock (see :mod:`.creates`).
 
 Before any request, the path is checked by
-:func:`~airflow_provider_contacts.hooks.urls.check_request_path`: only ``/`` and plain segments
+:func:`~airflow_provider_contacts.hooks.paths.check_request_path`: only ``/`` and plain segments
 (letters, digits, ``_``, ``-``) are sent, so no id can smuggle in ``..``, ``/``, ``?``, ``#`` or
 ``%`` (ids are checked, with the parameter named, by
-:func:`~airflow_provider_contacts.hooks.operations.api_path`). A base URL never carries credentials
+:func:`~airflow_provider_contacts.hooks.paths.api_path`). A base URL never carries credentials
 (:class:`~airflow_provider_contacts.hooks.settings.ConnectionSettings` strips them), and every
 message naming it goes through :func:`~airflow_provider_contacts.hooks.urls.redact_url_secrets`.
 
@@ -75,9 +76,9 @@ from airflow_provider_contacts.errors import (
 )
 from airflow_provider_contacts.hooks.creates import ServerClock
 from airflow_provider_contacts.hooks.pacing import RateLimiter
-from airflow_provider_contacts.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, retry_after_s
-from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
-from airflow_provider_contacts.hooks.urls import check_request_path, redact_url_secrets
+from airflow_provider_contacts.hooks.paths import check_request_path
+from airflow_provider_contacts.hooks.retry import RETRYABLE_STATUSES, Attempts, RetryPolicy, retry_after_s
+from airflow_provider_contacts.hooks.urls import redact_url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,6 @@ class HookStats:
                 "retries": self.retries,
                 "refreshes": self.refreshes,
             }
-
-    def __getitem__(self, name: str) -> int:
-        return self.as_dict()[name]
 
 
 class AmbiguousWrite(Exception):
@@ -152,10 +150,8 @@ class _Call:
     operation: str
     scope: str | None
     replay_safe: bool
-    started: float = field(default_factory=time.monotonic)
+    attempts: Attempts
     sent_at: float | None = None  # epoch seconds when the current attempt was sent
-    failures: int = 0
-    throttles: int = 0
     refreshed: bool = False
 
 
@@ -194,7 +190,7 @@ class _RequestRules:
     def _start(self, method: str, path: str, operation: str, scope: str | None, replay_safe: bool) -> _Call:
         """Check the path (nothing is sent for a refused one) and start a call."""
         check_request_path(method, path, operation)
-        return _Call(operation, scope, replay_safe)
+        return _Call(operation, scope, replay_safe, self.retry.begin())
 
     def _on_no_answer(self, call: _Call, exc: BaseException) -> _Step:
         error = GHLTransportError(
@@ -228,20 +224,19 @@ class _RequestRules:
             call.refreshed = True
             return _Step("refresh", error=self._client_error(status, message, trace_id, call.operation, call.scope))
         if status == 429:
-            call.throttles += 1
             self.stats.add("throttled")
             wait = retry_after_s(headers, self.limiter.retry_after_default())
             self.limiter.hold(wait)  # every thread and coroutine of the process waits
-            if call.throttles > self.retry.max_throttled or time.monotonic() - call.started + wait > self.retry.max_elapsed_s:
+            if call.attempts.throttled(wait) is None:
                 raise GHLRateLimitError(
-                    f"{message}; still rate limited after {call.throttles} attempts - lower the "
+                    f"{message}; still rate limited after {call.attempts.throttles} attempts - lower the "
                     "concurrency or spread the work over more time",
                     status=429,
                     trace_id=trace_id,
                     operation=call.operation,
                 )
             self.stats.add("retries")
-            log.info("%s: 429, waiting %.2f s (attempt %d)", call.operation, wait, call.throttles)
+            log.info("%s: 429, waiting %.2f s (attempt %d)", call.operation, wait, call.attempts.throttles)
             return _Step("wait", wait_s=0.0)  # the limiter's hold does the waiting
         if status in RETRYABLE_STATUSES:
             error = GHLServerError(message, status=status, trace_id=trace_id, operation=call.operation)
@@ -252,12 +247,11 @@ class _RequestRules:
         """A 5xx, no answer, or a broken body: back off and resend, or give up."""
         if not call.replay_safe and reached:
             raise AmbiguousWrite(error, timed_out=timed_out, sent_at=call.sent_at)
-        call.failures += 1
-        wait = self.retry.next_wait_s(call.failures, call.started)
+        wait = call.attempts.failed()
         if wait is None:
-            raise error.with_message(f"{error.message} (gave up after {call.failures} attempts)")
+            raise error.with_message(f"{error.message} (gave up after {call.attempts.failures} attempts)")
         self.stats.add("retries")
-        log.warning("%s: %s; retry %d in %.2f s", call.operation, error.message, call.failures, wait)
+        log.warning("%s: %s; retry %d in %.2f s", call.operation, error.message, call.attempts.failures, wait)
         return _Step("wait", wait_s=wait)
 
     @staticmethod
@@ -403,10 +397,9 @@ class AsyncTransport(_RequestRules):
     ``aon_unauthorized``) and the retry rules with :class:`Transport`; waits never block the loop.
 
     :param client: an ``httpx.AsyncClient`` whose ``base_url``, timeouts and ``Version``/``Accept``
-        headers are set (see ``ContactsHook.async_transport()``).
-    :param task_search: the hook's memory of whether its token may use the location task search
-        (``TaskSearchAccess``), shared with the hook's sync calls; the async task paging
-        (``async_search.aiter_location_tasks``) reads and updates it. ``None``: a fresh one.
+        headers are set (see ``GHLContactsHook.async_transport()``).
+    :param owner: the hook that opened the transport; the compatibility functions of
+        :mod:`~airflow_provider_contacts.hooks.async_search` run that hook's reads on it.
     """
 
     def __init__(
@@ -418,14 +411,14 @@ class AsyncTransport(_RequestRules):
         retry: RetryPolicy,
         daily_reserve: int,
         stats: HookStats,
-        task_search: TaskSearchAccess | None = None,
+        owner: Any = None,
     ) -> None:
         super().__init__(
             base_url=str(client.base_url).rstrip("/"), token_source=token_source, limiter=limiter,
             retry=retry, daily_reserve=daily_reserve, stats=stats,
         )
         self.client = client
-        self.task_search = task_search if task_search is not None else TaskSearchAccess()
+        self.owner = owner
 
     async def request(
         self,

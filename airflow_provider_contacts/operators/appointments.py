@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_contacts.operators.output import GHLContactRecordsOperator
+from airflow_provider_contacts.operators.base import GHLContactRecordsOperator
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 #: Key fields of an appointment in XCom results and output tables.
 APPOINTMENT_KEY_FIELDS: tuple[str, ...] = (
@@ -36,7 +36,7 @@ class GHLGetAppointmentsOperator(GHLContactRecordsOperator):
     hook_method = "get_appointments"
     key_fields = APPOINTMENT_KEY_FIELDS
 
-    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+    def iter_records(self, hook: GHLContactsHook) -> Iterable[Any]:
         return hook.get_appointments(self._id("contact_id"))
 
 

@@ -1,277 +1,56 @@
-"""Shared base of the HighLevel Contacts operators.
+"""The base classes of the HighLevel Contacts operators.
 
 Every operator wraps exactly one Contacts API operation (one ``operationId`` of contacts.json) and
-one :class:`~airflow_provider_contacts.hooks.contacts.ContactsHook` method. The base class owns
+one :class:`~airflow_provider_contacts.hooks.contacts.GHLContactsHook` method. The base classes own
 what they all share:
 
 * ``ghl_conn_id`` (default ``ghl_default``) and an optional ``location_id`` override, both
-  templated, and the cached :attr:`GHLBaseOperator.hook`;
-* input checks that run *before* any request: ids must be non-empty strings without ``/``, bodies
-  (dicts, or JSON strings after templating) are validated with the hook's pydantic request models
-  so that the error names the field and the fix (:class:`GHLInputError`, which fails the task
-  without retries - retrying cannot fix a bad input);
-* result shaping: a small JSON-serialisable dict for XCom (ids, counts, key fields), never a
-  whole location;
-* what it shares with the sensors (:class:`GHLTaskMixin`): errors no retry can cure fail the task
-  at once (:mod:`.failures`: not found, missing scope, other location, validation, configuration),
-  transient ones stay retryable; credentials inside URLs are masked in logs and rendered fields
-  (:mod:`.redaction`).
+  templated, and the cached ``hook``;
+* input checks that run *before* any request (:mod:`airflow_provider_contacts.params`): ids must
+  be non-empty strings without ``/``, bodies (dicts, or JSON strings after templating) are
+  validated with the hook's pydantic request models so that the error names the field and the fix
+  (:class:`~airflow_provider_contacts.params.GHLInputError`, which fails the task without
+  retries - retrying cannot fix a bad input);
+* result shaping (:mod:`airflow_provider_contacts.results`): a small JSON-serialisable dict for
+  XCom (ids, counts, key fields), never a whole location; many records go to a table or a file
+  (:class:`GHLRecordsOperator`, :mod:`.output`);
+* what they share with the sensors (:class:`~airflow_provider_contacts.task_mixin.GHLTaskMixin`):
+  errors no retry can cure fail the task at once (:mod:`airflow_provider_contacts.failures`),
+  transient ones stay retryable; credentials inside URLs are masked in logs and rendered fields.
 
 A concrete operator declares ``operation_id``, its templated parameters, and implements
-:meth:`GHLBaseOperator.call` (the one hook call) and, if needed, :meth:`GHLBaseOperator.shape`.
+:meth:`GHLBaseOperator.call` (the one hook call) and, if needed, :meth:`GHLBaseOperator.shape`;
+a records operator implements :meth:`GHLRecordsOperator.iter_records` instead.
 """
 
 from __future__ import annotations
 
-import ast
 import copy
-import functools
-import json
-from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel
-
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.errors import GHLValidationError
-from airflow_provider_contacts.operators.failures import fail_fast, is_not_found
-from airflow_provider_contacts.operators.redaction import mask_url_credentials
+from airflow_provider_contacts.failures import is_not_found
+from airflow_provider_contacts.operators.output import DEFAULT_BATCH_SIZE, DEFAULT_MAX_XCOM_RECORDS, OutputOptions, deliver_records
+from airflow_provider_contacts.params import (
+    check_id,
+    check_id_list,
+    coerce_list,
+    input_error,
+    validate_request,
+)
+from airflow_provider_contacts.results import api_record, log_summary, pick, to_jsonable
+from airflow_provider_contacts.task_mixin import GHLTaskMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
     from airflow_provider_contacts.models import RequestModel
 
 M = TypeVar("M", bound="RequestModel")
-
-
-class GHLInputError(GHLValidationError, AirflowFailException):
-    """An operator or sensor parameter is invalid; raised before any request is sent.
-
-    It is a :class:`~airflow_provider_contacts.errors.GHLValidationError` (``status`` is ``None``)
-    and an ``AirflowFailException``, so the task fails at once instead of retrying an input that
-    cannot succeed.
-    """
-
-
-def input_error(owner: str, param: str, problem: str, operation: str | None = None) -> GHLInputError:
-    """Build the error for a bad parameter: ``"<owner>: parameter '<param>': <problem>"``."""
-    return GHLInputError(f"{owner}: parameter '{param}': {problem}", operation=operation)
-
-
-def check_id(owner: str, param: str, value: Any, operation: str | None = None) -> str:
-    """Return ``value`` as a clean id, or raise :class:`GHLInputError` naming ``param``.
-
-    Ids are interpolated into URL paths, so they must be non-empty strings without ``/``, ``?`` or
-    ``#``; surrounding whitespace (a common templating artefact) is stripped.
-    """
-    if isinstance(value, (int,)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise input_error(
-            owner,
-            param,
-            f"needs a HighLevel id (a non-empty string), got {value!r}; pass the id, e.g. "
-            "\"{{ ti.xcom_pull(task_ids='create_contact')['id'] }}\"",
-            operation,
-        )
-    text = value.strip()
-    if any(ch in text for ch in "/?#") or any(ch.isspace() for ch in text):
-        raise input_error(owner, param, f"{text!r} is not an id (it contains '/', '?', '#' or spaces)", operation)
-    return text
-
-
-def check_id_list(owner: str, param: str, values: Any, operation: str | None = None) -> list[str]:
-    """Return ``values`` (a list, or a JSON list / comma-separated string) as a list of clean ids."""
-    items = coerce_list(owner, param, values, operation)
-    if not items:
-        raise input_error(owner, param, "needs at least one id", operation)
-    return [check_id(owner, f"{param}[{i}]", v, operation) for i, v in enumerate(items)]
-
-
-def coerce_list(owner: str, param: str, values: Any, operation: str | None = None) -> list[Any]:
-    """A list from a list/tuple/set, a JSON or Python list literal, or a comma-separated string."""
-    if values is None:
-        return []
-    if isinstance(values, str):
-        text = values.strip()
-        if text.startswith("["):
-            parsed = _parse_literal(text)
-            if not isinstance(parsed, list):
-                raise input_error(owner, param, f"{text!r} is not a JSON list", operation)
-            return parsed
-        return [part.strip() for part in text.split(",") if part.strip()]
-    if isinstance(values, (list, tuple, set, frozenset)):
-        return list(values)
-    raise input_error(owner, param, f"needs a list, got {type(values).__name__}", operation)
-
-
-def _parse_literal(text: str) -> Any:
-    """Parse a JSON text, or a Python literal (what non-native Jinja renders a dict/list into)."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return _UNPARSEABLE
-
-
-_UNPARSEABLE = object()
-
-
-def coerce_mapping(owner: str, param: str, value: Any, operation: str | None = None) -> dict[str, Any]:
-    """A dict from a mapping, a pydantic model, or a JSON object string (rendered templates)."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(exclude_unset=True, by_alias=True)
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, str):
-        parsed = _parse_literal(value.strip())
-        if isinstance(parsed, dict):
-            return parsed
-        raise input_error(
-            owner,
-            param,
-            f"must be a JSON object (a dict), got the string {value[:80]!r}; pass a dict or a JSON "
-            "object, or set render_template_as_native_obj=True on the DAG for templated dicts",
-            operation,
-        )
-    if value is None:
-        return {}
-    raise input_error(owner, param, f"must be a dict, got {type(value).__name__}", operation)
-
-
-def validate_request(
-    owner: str, param: str, model: type[M], value: Any, operation: str | None = None
-) -> M:
-    """Validate ``value`` against the hook's request model; errors name ``param`` and each field."""
-    from airflow_provider_contacts.models import validate_body
-
-    data = value if isinstance(value, model) else coerce_mapping(owner, param, value, operation)
-    try:
-        return validate_body(model, data, operation or owner)
-    except GHLValidationError as exc:
-        raise input_error(owner, param, exc.message, operation) from None
-
-
-def validate_filters(owner: str, param: str, filters: Any, operation: str | None = None) -> list[dict[str, Any]]:
-    """Advanced-search filters (list, or JSON list) validated one by one with the hook's models.
-
-    Each item is a filter ``{"field", "operator", "value"}`` or a group ``{"group", "filters"}``;
-    returns the JSON payloads. Errors name ``param``, the item index and the field.
-    """
-    from airflow_provider_contacts.models import SearchFilter, SearchFilterGroup
-
-    out = []
-    for i, item in enumerate(coerce_list(owner, param, filters, operation)):
-        model = SearchFilterGroup if isinstance(item, Mapping) and "group" in item else SearchFilter
-        out.append(validate_request(owner, f"{param}[{i}]", model, item, operation).payload())
-    return out
-
-
-def to_jsonable(value: Any) -> Any:
-    """Turn hook results (pydantic models, lists of them, datetimes) into JSON-able data."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
-def succeeded(result: Any) -> bool:
-    """Whether a hook result reports success (``True``, or a ``succeded``/``success`` flag)."""
-    if isinstance(result, bool):
-        return result
-    data = to_jsonable(result)
-    if isinstance(data, Mapping):
-        for key in ("succeded", "succeeded", "success"):
-            if key in data:
-                return bool(data[key])
-    return result is not None
-
-
-def clean_location_id(location_id: Any) -> str | None:
-    """The rendered ``location_id`` override, or ``None`` when it is unset (``""``, ``"None"``)."""
-    location = location_id.strip() if isinstance(location_id, str) else None
-    return None if location in ("", "None") else location
-
-
-def make_hook(ghl_conn_id: str, location_id: str | None) -> ContactsHook:
-    """A :class:`ContactsHook` for a (rendered) connection id and optional location override.
-
-    (Credentials written into the connection's host are the hook's business: its settings drop
-    them from the base URL and register them with Airflow's secrets masker.)
-    """
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
-
-    return ContactsHook(ghl_conn_id=ghl_conn_id, location_id=clean_location_id(location_id))
-
-
-def pick(record: Mapping[str, Any], fields: Sequence[str]) -> dict[str, Any]:
-    """The ``fields`` of ``record`` that are present and not ``None`` (key fields for XCom)."""
-    return {f: record[f] for f in fields if record.get(f) is not None}
-
-
-#: Entry points of a task that :class:`GHLTaskMixin` guards with :func:`~.failures.fail_fast`.
-GUARDED_METHODS: tuple[str, ...] = ("execute", "execute_complete", "poke")
-
-
-def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` raising :func:`~.failures.fail_fast`'s error (chained) for permanent errors."""
-
-    @functools.wraps(method)
-    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as exc:
-            replacement = fail_fast(exc, self)
-            if replacement is None:
-                raise
-            raise replacement from exc
-
-    guarded.__ghl_guarded__ = True  # type: ignore[attr-defined]
-    return guarded
-
-
-class GHLTaskMixin:
-    """What every HighLevel operator *and* sensor shares (the one place for both):
-
-    * **fail fast**: ``execute``, ``execute_complete`` and ``poke`` - of this class and of every
-      subclass that defines them - run under :func:`~airflow_provider_contacts.operators.failures.fail_fast`:
-      an error that no retry can cure (record not found, missing scope, another location's data,
-      a request HighLevel rejects as invalid, bad configuration, a bad mapping) is re-raised as an
-      ``AirflowFailException`` that is still the original error's class, with the fix in its
-      message and the original chained (``__cause__``: its traceId, status, operation). Server,
-      network, rate-limit and daily-limit errors stay retryable. In poke and reschedule mode a
-      sensor's ``soft_fail`` / ``never_fail`` apply to them as to any ``AirflowFailException``.
-    * **URL credentials** in rendered template fields (e.g. ``output_path="https://user:token@..."``)
-      are registered with Airflow's secrets masker, so the UI's rendered fields and the logs show
-      ``***`` (those of the connection's host are handled by the hook's settings).
-
-    List it first among the bases (``class X(GHLTaskMixin, BaseOperator)``).
-    """
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        for name in GUARDED_METHODS:
-            method = cls.__dict__.get(name)
-            if callable(method) and not getattr(method, "__ghl_guarded__", False):
-                setattr(cls, name, _guarded(method))
-
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
-        for field in getattr(self, "template_fields", ()):
-            mask_url_credentials(getattr(self, field, None))
 
 
 class GHLBaseOperator(GHLTaskMixin, BaseOperator):
@@ -290,7 +69,7 @@ class GHLBaseOperator(GHLTaskMixin, BaseOperator):
 
     #: The contacts.json ``operationId`` this operator wraps.
     operation_id: ClassVar[str]
-    #: Name of the ContactsHook method this operator calls (it carries the same ``operation_id``).
+    #: Name of the GHLContactsHook method this operator calls (it carries the same ``operation_id``).
     hook_method: ClassVar[str]
     #: Key fields of a returned record that go to XCom (``None``: the whole record).
     result_fields: ClassVar[Sequence[str] | None] = None
@@ -316,10 +95,6 @@ class GHLBaseOperator(GHLTaskMixin, BaseOperator):
         self.location_id = location_id
 
     # -- helpers for subclasses ------------------------------------------------------------
-    @property
-    def _owner(self) -> str:
-        return f"{type(self).__name__}(task_id={self.task_id!r})"
-
     def _id(self, param: str) -> str:
         """The templated id parameter ``param``, checked (see :func:`check_id`)."""
         return check_id(self._owner, param, getattr(self, param), self.operation_id)
@@ -344,11 +119,6 @@ class GHLBaseOperator(GHLTaskMixin, BaseOperator):
         values = coerce_list(self._owner, param, getattr(self, param), self.operation_id)
         return validate_request(self._owner, param, model, {param: values}, self.operation_id)
 
-    @cached_property
-    def hook(self) -> ContactsHook:
-        """The hook for ``ghl_conn_id`` and ``location_id`` (created once per task run)."""
-        return make_hook(self.ghl_conn_id, self.location_id)
-
     # -- the template ----------------------------------------------------------------------
     def validate(self) -> None:
         """Check rendered parameters before any request; raise :class:`GHLInputError`.
@@ -360,7 +130,7 @@ class GHLBaseOperator(GHLTaskMixin, BaseOperator):
         if self.body_model is not None:
             self.validated_body()
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         """Make the one hook call of this operator and return its result."""
         raise NotImplementedError
 
@@ -388,7 +158,7 @@ class GHLBaseOperator(GHLTaskMixin, BaseOperator):
         shaped = self.shape(self.perform())
         if isinstance(shaped, dict):
             shaped = {**shaped, **self.result_extras()}
-        self.log.info("%s (%s) done: %s", self.operation_id, type(self).__name__, _summary(shaped))
+        self.log.info("%s (%s) done: %s", self.operation_id, type(self).__name__, log_summary(shaped))
         return shaped
 
 
@@ -458,42 +228,115 @@ class GHLDeleteMixin(GHLBaseOperator):
         return {**super().result_extras(), "missing": self._missing}
 
 
-def _summary(value: Any) -> str:
-    """A short description of an XCom value for the task log: ids, flags and counts only.
+class GHLRecordsOperator(GHLBaseOperator):
+    """Base of operators that can return many records (search, list, contacts of a business).
 
-    Personal data (names, emails, phones, note bodies) stays out of the logs.
+    :param output_table: write the records to this table ('table' or 'schema.table') instead of
+        XCom; created when missing. Templated.
+    :param output_conn_id: common-sql connection of ``output_table`` (or the storage connection of
+        ``output_path``). Templated.
+    :param output_path: write the records as JSON Lines to this ObjectStoragePath URL (e.g.
+        ``file:///data/contacts.jsonl``, ``s3://bucket/contacts.jsonl``) instead of XCom. Templated.
+    :param max_xcom_records: without a target, fail rather than push more records than this to
+        XCom (default 1,000).
+    :param batch_size: records per batch written to the target (one transaction / one flush).
+    :param create_table: create ``output_table`` when it does not exist (default True).
+    :param max_records: stop after this many records (``None``: every record).
+
+    XCom result: ``{"count": n, "records": [...]}`` without a target, ``{"count": n,
+    "output_table": ..., "output_conn_id": ...}`` or ``{"count": n, "output_path": ...}`` with one.
+    Reading only: idempotent.
     """
-    if isinstance(value, Mapping):
-        keys = ", ".join(
-            f"{k}={v!r}"
-            for k, v in value.items()
-            if isinstance(v, (bool, int, float)) or (isinstance(v, str) and (k == "id" or k.endswith(("_id", "Id"))))
+
+    #: API fields stored as their own columns in ``output_table`` (besides ``id`` and ``record``).
+    key_fields: ClassVar[Sequence[str]] = ("id",)
+
+    template_fields: Sequence[str] = (
+        *GHLBaseOperator.template_fields,
+        "output_table",
+        "output_conn_id",
+        "output_path",
+    )
+
+    def __init__(
+        self,
+        *,
+        output_table: str | None = None,
+        output_conn_id: str | None = None,
+        output_path: str | None = None,
+        max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        create_table: bool = True,
+        max_records: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.max_records = max_records
+        self.output_table = output_table
+        self.output_conn_id = output_conn_id
+        self.output_path = output_path
+        self.max_xcom_records = max_xcom_records
+        self.batch_size = batch_size
+        self.create_table = create_table
+
+    @property
+    def output_options(self) -> OutputOptions:
+        """The rendered output parameters."""
+        return OutputOptions(
+            output_table=(self.output_table or "").strip() or None,
+            output_conn_id=(self.output_conn_id or "").strip() or None,
+            output_path=(self.output_path or "").strip() or None,
+            max_xcom_records=self.max_xcom_records,
+            batch_size=self.batch_size,
+            create_table=self.create_table,
         )
-        counts = ", ".join(f"{k}: {len(v)} item(s)" for k, v in value.items() if isinstance(v, (list, dict)))
-        return "; ".join(p for p in (keys, counts) if p) or "{}"
-    if isinstance(value, list):
-        return f"{len(value)} item(s)"
-    return type(value).__name__
+
+    def iter_records(self, hook: GHLContactsHook) -> Iterable[Any]:
+        """The records (hook models), lazily: the one hook call (an iterator or a list)."""
+        raise NotImplementedError
+
+    def validate(self) -> None:
+        super().validate()
+        if self.max_records is not None and (
+            isinstance(self.max_records, bool) or not isinstance(self.max_records, int) or self.max_records < 1
+        ):
+            raise input_error(self._owner, "max_records", "must be a positive integer or None", self.operation_id)
+
+    def call(self, hook: GHLContactsHook) -> Iterator[dict[str, Any]]:
+        records = iter(self.iter_records(hook))
+        if self.max_records is not None:
+            records = islice(records, self.max_records)
+        return (api_record(record) for record in records)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate, stream the records to the target (or collect them for XCom), return the summary."""
+        self.validate()
+        result = deliver_records(  # checks the output options before any request
+            lambda: self.call(self.hook),
+            self.output_options,
+            owner=self._owner,
+            key_fields=self.key_fields,
+            operation=self.operation_id,
+            log=self.log,
+        )
+        self.log.info("%s (%s): %d record(s)", self.operation_id, type(self).__name__, result["count"])
+        return result
+
+
+class GHLContactRecordsOperator(GHLRecordsOperator, GHLContactOperator):
+    """Base of operators that list records of one contact (tasks, notes, appointments).
+
+    :param contact_id: the contact's id. Templated.
+    """
+
+    template_fields: Sequence[str] = (*GHLRecordsOperator.template_fields, "contact_id")
 
 
 __all__ = [
-    "GUARDED_METHODS",
     "GHLBaseOperator",
     "GHLBodyMixin",
     "GHLContactOperator",
+    "GHLContactRecordsOperator",
     "GHLDeleteMixin",
-    "GHLInputError",
-    "GHLTaskMixin",
-    "check_id",
-    "check_id_list",
-    "clean_location_id",
-    "coerce_list",
-    "coerce_mapping",
-    "input_error",
-    "make_hook",
-    "pick",
-    "succeeded",
-    "to_jsonable",
-    "validate_filters",
-    "validate_request",
+    "GHLRecordsOperator",
 ]

@@ -6,12 +6,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_contacts.models import BulkBusinessBody
-from airflow_provider_contacts.operators.base import GHLBaseOperator, check_id, to_jsonable
+from airflow_provider_contacts.operators.base import GHLBaseOperator, GHLRecordsOperator
 from airflow_provider_contacts.operators.contacts import CONTACT_KEY_FIELDS
-from airflow_provider_contacts.operators.output import GHLRecordsOperator
+from airflow_provider_contacts.params import check_id
+from airflow_provider_contacts.results import to_jsonable
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 
 class GHLGetContactsByBusinessOperator(GHLRecordsOperator):
@@ -35,7 +36,7 @@ class GHLGetContactsByBusinessOperator(GHLRecordsOperator):
         self.business_id = business_id
         self.query = query
 
-    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+    def iter_records(self, hook: GHLContactsHook) -> Iterable[Any]:
         return hook.iter_contacts_by_business(self._id("business_id"), query=self.query or None)
 
 
@@ -70,7 +71,7 @@ class GHLBulkUpdateContactsBusinessOperator(GHLBaseOperator):
     def validate(self) -> None:
         self._checked()
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         body = self._checked()
         return hook.bulk_update_business(body.ids, body.businessId)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin, succeeded
+from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin
+from airflow_provider_contacts.results import succeeded
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 
 class _CampaignOperator(GHLContactOperator):
@@ -22,7 +23,7 @@ class _CampaignOperator(GHLContactOperator):
         return shaped
 
 
-class _OneCampaign(_CampaignOperator):
+class _OneCampaignOperator(_CampaignOperator):
     """Adds ``campaign_id`` (templated)."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "campaign_id")
@@ -33,7 +34,7 @@ class _OneCampaign(_CampaignOperator):
         self.campaign_id = campaign_id
 
 
-class GHLAddContactToCampaignOperator(_OneCampaign):
+class GHLAddContactToCampaignOperator(_OneCampaignOperator):
     """Add a contact to a campaign (``POST /contacts/{contactId}/campaigns/{campaignId}``).
 
     :param campaign_id: the campaign. Templated.
@@ -44,11 +45,11 @@ class GHLAddContactToCampaignOperator(_OneCampaign):
     operation_id = "add-contact-to-campaign"
     hook_method = "add_contact_to_campaign"
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.add_contact_to_campaign(self._id("contact_id"), self._id("campaign_id"))
 
 
-class GHLRemoveContactFromCampaignOperator(GHLDeleteMixin, _OneCampaign):
+class GHLRemoveContactFromCampaignOperator(GHLDeleteMixin, _OneCampaignOperator):
     """Remove a contact from a campaign (``DELETE /contacts/{contactId}/campaigns/{campaignId}``).
 
     :param campaign_id: the campaign. Templated.
@@ -61,7 +62,7 @@ class GHLRemoveContactFromCampaignOperator(GHLDeleteMixin, _OneCampaign):
     operation_id = "remove-contact-from-campaign"
     hook_method = "remove_contact_from_campaign"
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.remove_contact_from_campaign(self._id("contact_id"), self._id("campaign_id"))
 
 
@@ -77,7 +78,7 @@ class GHLRemoveContactFromAllCampaignsOperator(GHLDeleteMixin, _CampaignOperator
     operation_id = "remove-contact-from-every-campaign"
     hook_method = "remove_contact_from_all_campaigns"
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.remove_contact_from_all_campaigns(self._id("contact_id"))
 
 

@@ -15,17 +15,13 @@ from airflow_provider_contacts.operators.base import (
     GHLBodyMixin,
     GHLContactOperator,
     GHLDeleteMixin,
-    coerce_list,
-    input_error,
-    pick,
-    to_jsonable,
-    validate_filters,
-    validate_request,
+    GHLRecordsOperator,
 )
-from airflow_provider_contacts.operators.output import GHLRecordsOperator
+from airflow_provider_contacts.params import coerce_list, input_error, validate_filters, validate_request
+from airflow_provider_contacts.results import pick, to_jsonable
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 #: Key fields of a contact in XCom results and in output tables.
 CONTACT_KEY_FIELDS: tuple[str, ...] = (
@@ -94,7 +90,7 @@ class GHLSearchContactsOperator(GHLRecordsOperator):
             raise input_error(self._owner, "page_limit", f"must be an integer from 1 to 500, got {self.page_limit!r}", self.operation_id)
         self._search()
 
-    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+    def iter_records(self, hook: GHLContactsHook) -> Iterable[Any]:
         filters, sort = self._search()
         return hook.iter_search_contacts(filters=filters, sort=sort, query=self.query or None, page_limit=self.page_limit)
 
@@ -122,7 +118,7 @@ class GHLGetDuplicateContactOperator(GHLBaseOperator):
         if not (self.email or "").strip() and not (self.number or "").strip():
             raise input_error(self._owner, "email", "set email or number (or both) to look a duplicate up", self.operation_id)
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.get_duplicate_contact(email=(self.email or "").strip() or None, number=(self.number or "").strip() or None)
 
     def shape(self, result: Any) -> dict[str, Any]:
@@ -140,7 +136,7 @@ class GHLGetContactOperator(GHLContactOperator):
     operation_id = "get-contact"
     hook_method = "get_contact"
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.get_contact(self._id("contact_id"))
 
 
@@ -161,7 +157,7 @@ class GHLCreateContactOperator(GHLBodyMixin, GHLBaseOperator):
     result_fields = CONTACT_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "body")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.create_contact(self.validated_body())
 
 
@@ -180,7 +176,7 @@ class GHLUpdateContactOperator(GHLBodyMixin, GHLContactOperator):
     result_fields = CONTACT_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "body")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.update_contact(self._id("contact_id"), self.validated_body())
 
 
@@ -198,7 +194,7 @@ class GHLUpsertContactOperator(GHLBodyMixin, GHLBaseOperator):
     body_model = UpsertContact
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "body")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.upsert_contact(self.validated_body())
 
     def shape(self, result: Any) -> dict[str, Any]:
@@ -219,7 +215,7 @@ class GHLDeleteContactOperator(GHLDeleteMixin, GHLContactOperator):
     operation_id = "delete-contact"
     hook_method = "delete_contact"
 
-    def call(self, hook: ContactsHook) -> bool:
+    def call(self, hook: GHLContactsHook) -> bool:
         return hook.delete_contact(self._id("contact_id"))
 
     def shape(self, result: Any) -> dict[str, Any]:
@@ -252,7 +248,7 @@ class GHLGetContactsOperator(GHLRecordsOperator):
         if not isinstance(self.limit, int) or not 1 <= self.limit <= 100:
             raise input_error(self._owner, "limit", f"must be an integer from 1 to 100, got {self.limit!r}", self.operation_id)
 
-    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+    def iter_records(self, hook: GHLContactsHook) -> Iterable[Any]:
         self.log.warning("GET /contacts/ (get-contacts) is deprecated by HighLevel; prefer GHLSearchContactsOperator")
         return hook.iter_contacts_legacy(query=self.query or None, limit=self.limit)
 

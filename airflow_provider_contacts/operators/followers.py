@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_contacts.models import FollowersBody
-from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin, to_jsonable
+from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin
+from airflow_provider_contacts.results import to_jsonable
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 
-class _ContactFollowers(GHLContactOperator):
+class _FollowersOperator(GHLContactOperator):
     """Base of the follower operators: adds ``followers`` (templated list of user ids)."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "followers")
@@ -27,7 +28,7 @@ class _ContactFollowers(GHLContactOperator):
         super().validate()
         self._list_body(FollowersBody, "followers")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         """``hook.add_followers`` / ``hook.remove_followers`` (the class's ``hook_method``)."""
         followers = self._list_body(FollowersBody, "followers").followers
         return getattr(hook, self.hook_method)(self._id("contact_id"), followers)
@@ -41,7 +42,7 @@ class _ContactFollowers(GHLContactOperator):
         }
 
 
-class GHLAddFollowersOperator(_ContactFollowers):
+class GHLAddFollowersOperator(_FollowersOperator):
     """Add followers (user ids) to a contact (``POST /contacts/{contactId}/followers``).
 
     :param followers: user ids (list, JSON list or comma-separated string). Templated.
@@ -54,7 +55,7 @@ class GHLAddFollowersOperator(_ContactFollowers):
     changed_field = "followersAdded"
 
 
-class GHLRemoveFollowersOperator(GHLDeleteMixin, _ContactFollowers):
+class GHLRemoveFollowersOperator(GHLDeleteMixin, _FollowersOperator):
     """Remove followers from a contact (``DELETE /contacts/{contactId}/followers``).
 
     :param followers: user ids. Templated.

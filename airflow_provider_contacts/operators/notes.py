@@ -10,17 +10,21 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_contacts.models import CreateNote, UpdateNote
-from airflow_provider_contacts.operators.base import GHLBodyMixin, GHLContactOperator, GHLDeleteMixin
-from airflow_provider_contacts.operators.output import GHLContactRecordsOperator
+from airflow_provider_contacts.operators.base import (
+    GHLBodyMixin,
+    GHLContactOperator,
+    GHLContactRecordsOperator,
+    GHLDeleteMixin,
+)
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 #: Key fields of a note in XCom results and output tables.
 NOTE_KEY_FIELDS: tuple[str, ...] = ("id", "contactId", "title", "userId", "pinned", "dateAdded")
 
 
-class _OneNote(GHLContactOperator):
+class _OneNoteOperator(GHLContactOperator):
     """Base of operators on one existing note: adds ``note_id`` (templated)."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "note_id")
@@ -43,11 +47,11 @@ class GHLListNotesOperator(GHLContactRecordsOperator):
     hook_method = "list_notes"
     key_fields = NOTE_KEY_FIELDS
 
-    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+    def iter_records(self, hook: GHLContactsHook) -> Iterable[Any]:
         return hook.list_notes(self._id("contact_id"))
 
 
-class GHLGetNoteOperator(_OneNote):
+class GHLGetNoteOperator(_OneNoteOperator):
     """Get one note of a contact (``GET /contacts/{contactId}/notes/{id}``).
 
     :param note_id: the note id. Templated.
@@ -58,7 +62,7 @@ class GHLGetNoteOperator(_OneNote):
     operation_id = "get-note"
     hook_method = "get_note"
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.get_note(self._id("contact_id"), self._id("note_id"))
 
 
@@ -77,11 +81,11 @@ class GHLCreateNoteOperator(GHLBodyMixin, GHLContactOperator):
     result_fields = NOTE_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "body")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.create_note(self._id("contact_id"), self.validated_body())
 
 
-class GHLUpdateNoteOperator(GHLBodyMixin, _OneNote):
+class GHLUpdateNoteOperator(GHLBodyMixin, _OneNoteOperator):
     """Update a note (``PUT /contacts/{contactId}/notes/{id}``).
 
     :param note_id: the note id. Templated.
@@ -93,13 +97,13 @@ class GHLUpdateNoteOperator(GHLBodyMixin, _OneNote):
     operation_id = "update-note"
     hook_method = "update_note"
     body_model = UpdateNote
-    template_fields: Sequence[str] = (*_OneNote.template_fields, "body")
+    template_fields: Sequence[str] = (*_OneNoteOperator.template_fields, "body")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.update_note(self._id("contact_id"), self._id("note_id"), self.validated_body())
 
 
-class GHLDeleteNoteOperator(GHLDeleteMixin, _OneNote):
+class GHLDeleteNoteOperator(GHLDeleteMixin, _OneNoteOperator):
     """Delete a note (``DELETE /contacts/{contactId}/notes/{id}``).
 
     :param note_id: the note id. Templated.
@@ -113,7 +117,7 @@ class GHLDeleteNoteOperator(GHLDeleteMixin, _OneNote):
     operation_id = "delete-note"
     hook_method = "delete_note"
 
-    def call(self, hook: ContactsHook) -> bool:
+    def call(self, hook: GHLContactsHook) -> bool:
         return hook.delete_note(self._id("contact_id"), self._id("note_id"))
 
     def shape(self, result: Any) -> dict[str, Any]:

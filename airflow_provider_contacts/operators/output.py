@@ -1,7 +1,8 @@
-"""Write many records to a target instead of XCom.
+"""Where many records go instead of XCom: a table or a file (the record targets).
 
-XCom is for small values. Operators that can return many records (search, list, by business)
-take the same output parameters, handled here:
+XCom is for small values. Operators that can return many records (search, list, by business:
+:class:`~airflow_provider_contacts.operators.base.GHLRecordsOperator`) take the same output
+parameters; :func:`deliver_records` sends their records where those parameters say:
 
 * ``output_table`` + ``output_conn_id``: rows go to a table through any common-sql connection
   (``DbApiHook.insert_rows`` with ``replace=True`` and ``replace_index=["id"]``, so re-running a task
@@ -24,19 +25,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from airflow_provider_contacts.hooks.pagination import batched
-from airflow_provider_contacts.operators.base import GHLBaseOperator, GHLContactOperator, input_error, to_jsonable
-from airflow_provider_contacts.operators.redaction import mask_url_credentials, redact_url_credentials
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
-
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+from airflow_provider_contacts.params import input_error
+from airflow_provider_contacts.redaction import mask_url_credentials, redact_url_credentials
 
 #: Default cap of records pushed to XCom.
 DEFAULT_MAX_XCOM_RECORDS = 1_000
@@ -63,7 +59,7 @@ class OutputOptions:
     create_table: bool = True
 
     def check(self, owner: str, operation: str | None = None) -> None:
-        """Raise :class:`~airflow_provider_contacts.operators.base.GHLInputError` on a bad combination."""
+        """Raise :class:`~airflow_provider_contacts.params.GHLInputError` on a bad combination."""
         if self.output_table and self.output_path:
             raise input_error(owner, "output_table", "set either output_table or output_path, not both", operation)
         if self.output_table:
@@ -122,7 +118,6 @@ class TableWriter:
         self.table = table
         self.key_fields = [f for f in key_fields if f != "id"]
         self.columns = ["id", *(snake_case(f) for f in self.key_fields), "record"]
-        self.rows_written = 0
         if create_table:
             self._ensure_table()
 
@@ -161,7 +156,6 @@ class TableWriter:
             replace=True,
             replace_index=["id"],
         )
-        self.rows_written += len(rows)
 
     def close(self) -> None:
         """Nothing to flush: every batch is committed by ``insert_rows``."""
@@ -245,121 +239,8 @@ def deliver_records(
     return {"count": count, **writer.describe()}
 
 
-class GHLRecordsOperator(GHLBaseOperator):
-    """Base of operators that can return many records (search, list, contacts of a business).
-
-    :param output_table: write the records to this table ('table' or 'schema.table') instead of
-        XCom; created when missing. Templated.
-    :param output_conn_id: common-sql connection of ``output_table`` (or the storage connection of
-        ``output_path``). Templated.
-    :param output_path: write the records as JSON Lines to this ObjectStoragePath URL (e.g.
-        ``file:///data/contacts.jsonl``, ``s3://bucket/contacts.jsonl``) instead of XCom. Templated.
-    :param max_xcom_records: without a target, fail rather than push more records than this to
-        XCom (default 1,000).
-    :param batch_size: records per batch written to the target (one transaction / one flush).
-    :param create_table: create ``output_table`` when it does not exist (default True).
-    :param max_records: stop after this many records (``None``: every record).
-
-    XCom result: ``{"count": n, "records": [...]}`` without a target, ``{"count": n,
-    "output_table": ..., "output_conn_id": ...}`` or ``{"count": n, "output_path": ...}`` with one.
-    Reading only: idempotent.
-    """
-
-    #: API fields stored as their own columns in ``output_table`` (besides ``id`` and ``record``).
-    key_fields: ClassVar[Sequence[str]] = ("id",)
-
-    template_fields: Sequence[str] = (
-        *GHLBaseOperator.template_fields,
-        "output_table",
-        "output_conn_id",
-        "output_path",
-    )
-
-    def __init__(
-        self,
-        *,
-        output_table: str | None = None,
-        output_conn_id: str | None = None,
-        output_path: str | None = None,
-        max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        create_table: bool = True,
-        max_records: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.max_records = max_records
-        self.output_table = output_table
-        self.output_conn_id = output_conn_id
-        self.output_path = output_path
-        self.max_xcom_records = max_xcom_records
-        self.batch_size = batch_size
-        self.create_table = create_table
-
-    @property
-    def output_options(self) -> OutputOptions:
-        """The rendered output parameters."""
-        return OutputOptions(
-            output_table=(self.output_table or "").strip() or None,
-            output_conn_id=(self.output_conn_id or "").strip() or None,
-            output_path=(self.output_path or "").strip() or None,
-            max_xcom_records=self.max_xcom_records,
-            batch_size=self.batch_size,
-            create_table=self.create_table,
-        )
-
-    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
-        """The records (hook models), lazily: the one hook call (an iterator or a list)."""
-        raise NotImplementedError
-
-    def validate(self) -> None:
-        super().validate()
-        if self.max_records is not None and (
-            isinstance(self.max_records, bool) or not isinstance(self.max_records, int) or self.max_records < 1
-        ):
-            raise input_error(self._owner, "max_records", "must be a positive integer or None", self.operation_id)
-
-    def call(self, hook: ContactsHook) -> Iterator[dict[str, Any]]:
-        records = iter(self.iter_records(hook))
-        if self.max_records is not None:
-            records = islice(records, self.max_records)
-        return (_record(record) for record in records)
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        """Validate, stream the records to the target (or collect them for XCom), return the summary."""
-        self.validate()
-        result = deliver_records(  # checks the output options before any request
-            lambda: self.call(self.hook),
-            self.output_options,
-            owner=self._owner,
-            key_fields=self.key_fields,
-            operation=self.operation_id,
-            log=self.log,
-        )
-        self.log.info("%s (%s): %d record(s)", self.operation_id, type(self).__name__, result["count"])
-        return result
-
-
-def _record(model: Any) -> dict[str, Any]:
-    """An API record as JSON data, without the search cursor (``searchAfter`` is paging state)."""
-    data = to_jsonable(model)
-    data.pop("searchAfter", None)
-    return data
-
-
-class GHLContactRecordsOperator(GHLRecordsOperator, GHLContactOperator):
-    """Base of operators that list records of one contact (tasks, notes, appointments).
-
-    :param contact_id: the contact's id. Templated.
-    """
-
-    template_fields: Sequence[str] = (*GHLRecordsOperator.template_fields, "contact_id")
-
-
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "GHLContactRecordsOperator",
-    "GHLRecordsOperator",
     "DEFAULT_MAX_XCOM_RECORDS",
     "JsonLinesWriter",
     "OutputOptions",

@@ -7,20 +7,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow_provider_contacts.errors import GHLAPIError
 from airflow_provider_contacts.models import BulkTagsBody, TagsBody
-from airflow_provider_contacts.operators.base import (
-    GHLBaseOperator,
-    GHLContactOperator,
-    GHLDeleteMixin,
-    coerce_list,
-    input_error,
-    to_jsonable,
-)
+from airflow_provider_contacts.operators.base import GHLBaseOperator, GHLContactOperator, GHLDeleteMixin
+from airflow_provider_contacts.params import coerce_list, input_error
+from airflow_provider_contacts.results import to_jsonable
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 
-class _ContactTags(GHLContactOperator):
+class _TagsOperator(GHLContactOperator):
     """Base of the single-contact tag operators: adds ``tags`` (templated list)."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "tags")
@@ -33,7 +28,7 @@ class _ContactTags(GHLContactOperator):
         super().validate()
         self._list_body(TagsBody, "tags")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         """``hook.add_tags`` / ``hook.remove_tags`` (the class's ``hook_method``) with the tags."""
         return getattr(hook, self.hook_method)(self._id("contact_id"), self._list_body(TagsBody, "tags").tags)
 
@@ -41,7 +36,7 @@ class _ContactTags(GHLContactOperator):
         return {"contact_id": self._id("contact_id"), "tags": to_jsonable(result)}
 
 
-class GHLAddTagsOperator(_ContactTags):
+class GHLAddTagsOperator(_TagsOperator):
     """Add tags to a contact (``POST /contacts/{contactId}/tags``).
 
     :param tags: tags to add (list, JSON list or comma-separated string). Templated.
@@ -53,7 +48,7 @@ class GHLAddTagsOperator(_ContactTags):
     hook_method = "add_tags"
 
 
-class GHLRemoveTagsOperator(GHLDeleteMixin, _ContactTags):
+class GHLRemoveTagsOperator(GHLDeleteMixin, _TagsOperator):
     """Remove tags from a contact (``DELETE /contacts/{contactId}/tags``).
 
     :param tags: tags to remove. Templated.
@@ -126,7 +121,7 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
     def validate(self) -> None:
         self._checked()
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         body = self._checked()
         return hook.bulk_update_tags(
             str(self.action).strip().lower(), body.contacts, body.tags, remove_all_tags=bool(body.removeAllTags)

@@ -11,17 +11,22 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_contacts.models import CreateTask, UpdateTask
-from airflow_provider_contacts.operators.base import GHLBodyMixin, GHLContactOperator, GHLDeleteMixin, input_error
-from airflow_provider_contacts.operators.output import GHLContactRecordsOperator
+from airflow_provider_contacts.operators.base import (
+    GHLBodyMixin,
+    GHLContactOperator,
+    GHLContactRecordsOperator,
+    GHLDeleteMixin,
+)
+from airflow_provider_contacts.params import input_error
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 #: Key fields of a task in XCom results and output tables.
 TASK_KEY_FIELDS: tuple[str, ...] = ("id", "contactId", "title", "dueDate", "completed", "assignedTo")
 
 
-class _OneTask(GHLContactOperator):
+class _OneTaskOperator(GHLContactOperator):
     """Base of operators on one existing task: adds ``ghl_task_id`` (templated).
 
     The parameter is ``ghl_task_id`` because ``task_id`` is the Airflow task's own id.
@@ -47,11 +52,11 @@ class GHLListTasksOperator(GHLContactRecordsOperator):
     hook_method = "list_tasks"
     key_fields = TASK_KEY_FIELDS
 
-    def iter_records(self, hook: ContactsHook) -> Iterable[Any]:
+    def iter_records(self, hook: GHLContactsHook) -> Iterable[Any]:
         return hook.list_tasks(self._id("contact_id"))
 
 
-class GHLGetTaskOperator(_OneTask):
+class GHLGetTaskOperator(_OneTaskOperator):
     """Get one task of a contact (``GET /contacts/{contactId}/tasks/{taskId}``).
 
     :param ghl_task_id: the HighLevel task id. Templated.
@@ -62,7 +67,7 @@ class GHLGetTaskOperator(_OneTask):
     operation_id = "get-task"
     hook_method = "get_task"
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.get_task(self._id("contact_id"), self._id("ghl_task_id"))
 
 
@@ -81,11 +86,11 @@ class GHLCreateTaskOperator(GHLBodyMixin, GHLContactOperator):
     result_fields = TASK_KEY_FIELDS
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "body")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.create_task(self._id("contact_id"), self.validated_body())
 
 
-class GHLUpdateTaskOperator(GHLBodyMixin, _OneTask):
+class GHLUpdateTaskOperator(GHLBodyMixin, _OneTaskOperator):
     """Update a task (``PUT /contacts/{contactId}/tasks/{taskId}``).
 
     :param ghl_task_id: the HighLevel task id. Templated.
@@ -97,13 +102,13 @@ class GHLUpdateTaskOperator(GHLBodyMixin, _OneTask):
     operation_id = "update-task"
     hook_method = "update_task"
     body_model = UpdateTask
-    template_fields: Sequence[str] = (*_OneTask.template_fields, "body")
+    template_fields: Sequence[str] = (*_OneTaskOperator.template_fields, "body")
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.update_task(self._id("contact_id"), self._id("ghl_task_id"), self.validated_body())
 
 
-class GHLCompleteTaskOperator(_OneTask):
+class GHLCompleteTaskOperator(_OneTaskOperator):
     """Mark a task completed, or not completed (``PUT /contacts/{contactId}/tasks/{taskId}/completed``).
 
     :param ghl_task_id: the HighLevel task id. Templated.
@@ -124,11 +129,11 @@ class GHLCompleteTaskOperator(_OneTask):
         if not isinstance(self.completed, bool):
             raise input_error(self._owner, "completed", f"must be True or False, got {self.completed!r}", self.operation_id)
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.complete_task(self._id("contact_id"), self._id("ghl_task_id"), completed=self.completed)
 
 
-class GHLDeleteTaskOperator(GHLDeleteMixin, _OneTask):
+class GHLDeleteTaskOperator(GHLDeleteMixin, _OneTaskOperator):
     """Delete a task (``DELETE /contacts/{contactId}/tasks/{taskId}``).
 
     :param ghl_task_id: the HighLevel task id. Templated.
@@ -142,7 +147,7 @@ class GHLDeleteTaskOperator(GHLDeleteMixin, _OneTask):
     operation_id = "delete-task"
     hook_method = "delete_task"
 
-    def call(self, hook: ContactsHook) -> bool:
+    def call(self, hook: GHLContactsHook) -> bool:
         return hook.delete_task(self._id("contact_id"), self._id("ghl_task_id"))
 
     def shape(self, result: Any) -> dict[str, Any]:

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_contacts.models import WorkflowBody
-from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin, succeeded
+from airflow_provider_contacts.operators.base import GHLContactOperator, GHLDeleteMixin
+from airflow_provider_contacts.results import succeeded
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.hooks.contacts import GHLContactsHook
 
 
 class _WorkflowOperator(GHLContactOperator):
@@ -50,7 +51,7 @@ class GHLAddContactToWorkflowOperator(_WorkflowOperator):
     operation_id = "add-contact-to-workflow"
     hook_method = "add_contact_to_workflow"
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.add_contact_to_workflow(
             self._id("contact_id"), self._id("workflow_id"), event_start_time=self._event_start()
         )
@@ -68,7 +69,7 @@ class GHLRemoveContactFromWorkflowOperator(GHLDeleteMixin, _WorkflowOperator):
     operation_id = "delete-contact-from-workflow"
     hook_method = "remove_contact_from_workflow"
 
-    def call(self, hook: ContactsHook) -> Any:
+    def call(self, hook: GHLContactsHook) -> Any:
         return hook.remove_contact_from_workflow(
             self._id("contact_id"), self._id("workflow_id"), event_start_time=self._event_start()
         )

@@ -868,7 +868,7 @@ def oauth_expiry_scenario(sb: SandboxServer, target: TargetSpec, mapping_path: s
     before = sb.admin.counters()
     app = sb.admin.install_oauth_app()
     store = Path(workdir) / f"tokens-{tag}.json"
-    conn_json = sb.oauth_conn_json(app, token_store=f"file:{store}")
+    conn_json = sb.oauth_conn_json(app, rotation_store=f"file:{store}")
     size = max(1, len(sb.truth()["contacts"]))
     # A full run's requests in sequence: the notes of 8 contacts at a time, and per batch of 25 the
     # task search, the page and the writes. Latency stretches it over a few token lifetimes.

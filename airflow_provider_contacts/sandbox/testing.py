@@ -116,7 +116,7 @@ class SandboxServer:
         sandbox: ``app`` is what ``admin.install_oauth_app()`` answered (installed now when
         ``None``); its refresh token seeds the connection. ``access_token`` goes into the password
         (empty: the hook refreshes before its first call); ``extra_overrides`` go into the extras,
-        e.g. ``token_store="file:/tmp/x/tokens.json"``."""
+        e.g. ``rotation_store="file:/tmp/x/tokens.json"``."""
         app = app or self.admin.install_oauth_app()
         extra = {"location_id": app.get("locationId") or self.location_id, "auth_type": "oauth",
                  "client_id": app["client_id"], "client_secret": app["client_secret"],

@@ -1,10 +1,11 @@
 """Shared base of the HighLevel sensors: poke, reschedule and deferrable modes over one condition.
 
-A sensor builds a :class:`~airflow_provider_contacts.triggers.conditions.Condition` from its
+A sensor builds a :class:`~airflow_provider_contacts.sensors.conditions.GHLCondition` from its
 rendered parameters and checks it - the same condition, with the same reads and the same decision,
 in every mode, so every mode gives the same answer:
 
-* ``mode="poke"``: in the worker, every ``poke_interval`` seconds, through the hook; the condition
+* ``mode="poke"``: in the worker, every ``poke_interval`` seconds, through the hook
+  (:class:`~airflow_provider_contacts.sensors.sources.GHLHookSource`); the condition
   (and its baseline) stays in memory between pokes;
 * ``mode="reschedule"``: the same check, the worker slot is freed between pokes. A new process runs
   each poke, so what the condition must remember between pokes - the moment waiting began (the
@@ -19,7 +20,8 @@ in every mode, so every mode gives the same answer:
 * ``deferrable=True`` (default: ``[operators] default_deferrable``): the first check runs in the
   worker (it takes the baseline, and returns at once when the condition already holds), then the
   task defers to :class:`~airflow_provider_contacts.triggers.changes.GHLChangeTrigger`, which
-  carries the condition with its baseline and checks it with the async client in the triggerer;
+  carries the condition with its baseline and checks it in the triggerer through the hook's async
+  twins (:class:`~airflow_provider_contacts.sensors.sources.GHLAsyncHookSource`);
   ``execute_complete`` returns its result, or raises what the trigger's error event describes
   (rebuilt as the same error class) or ``AirflowSensorTimeout``.
 
@@ -29,8 +31,8 @@ the condition's small JSON result (ids and key fields).
 
 Errors: a record that does not exist (404, or the live API's 400 ``Contact not found``), a missing
 scope, another location's token, an invalid request or bad configuration fail the task at once
-with the fix in the message (:class:`~airflow_provider_contacts.operators.base.GHLTaskMixin`,
-:mod:`~airflow_provider_contacts.operators.failures`) - in every mode, and subject to
+with the fix in the message (:class:`~airflow_provider_contacts.task_mixin.GHLTaskMixin`,
+:mod:`~airflow_provider_contacts.failures`) - in every mode, and subject to
 ``soft_fail`` / ``never_fail`` as any ``AirflowFailException``; server, network and rate-limit
 errors stay retryable.
 """
@@ -38,10 +40,8 @@ errors stay retryable.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
-from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
@@ -51,75 +51,28 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.hooks.pagination import MAX_SEARCH_PAGE_LIMIT
-from airflow_provider_contacts.operators.base import (
-    GHLTaskMixin,
+from airflow_provider_contacts.failures import error_from_event
+from airflow_provider_contacts.params import (
     check_id,
     clean_location_id,
     input_error,
-    make_hook,
-    to_jsonable,
+    is_unset,
+    iso,
+    positive_seconds,
+    to_utc,
 )
-from airflow_provider_contacts.operators.failures import error_from_event
-from airflow_provider_contacts.operators.redaction import redact_url_credentials
-from airflow_provider_contacts.triggers.changes import GHLChangeTrigger, describe_timeout, positive_seconds
-from airflow_provider_contacts.triggers.conditions import Condition, iso, to_utc
+from airflow_provider_contacts.redaction import redact_url_credentials
+from airflow_provider_contacts.sensors.conditions import GHLCondition
+from airflow_provider_contacts.sensors.sources import GHLHookSource
+from airflow_provider_contacts.task_mixin import GHLTaskMixin
+from airflow_provider_contacts.triggers.changes import GHLChangeTrigger, describe_timeout
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_contacts.hooks.contacts import ContactsHook
-
 #: Key of a reschedule-mode sensor's wait in the task state store:
-#: ``{"started_at": <ISO 8601>, "condition": <Condition.to_kwargs(), baseline included>}``.
+#: ``{"started_at": <ISO 8601>, "condition": <GHLCondition.to_kwargs(), baseline included>}``.
 STATE_KEY = "ghl_sensor_wait"
-
-
-class HookSource:
-    """The synchronous condition source: the hook's reads, answers dumped to API-shaped dicts."""
-
-    def __init__(self, hook: ContactsHook) -> None:
-        self.hook = hook
-
-    @staticmethod
-    def _dump(records: Iterable[Any]) -> list[dict[str, Any]]:
-        return [to_jsonable(r) for r in records]
-
-    def search_contacts(self, filters: list[dict[str, Any]], sort: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-        page_limit = max(1, min(MAX_SEARCH_PAGE_LIMIT, limit))
-        found = self.hook.iter_search_contacts(filters=filters, sort=sort, page_limit=page_limit)
-        return self._dump(islice(found, limit))
-
-    def list_tasks(self, contact_id: str) -> list[dict[str, Any]]:
-        return self._dump(self.hook.list_tasks(contact_id))
-
-    def get_task(self, contact_id: str, task_id: str) -> list[dict[str, Any]]:
-        return self._dump([self.hook.get_task(contact_id, task_id)])
-
-    def list_notes(self, contact_id: str) -> list[dict[str, Any]]:
-        return self._dump(self.hook.list_notes(contact_id))
-
-    def tasks(self, contact_id: str | None, completed: bool | None = None) -> list[dict[str, Any]]:
-        """A contact's tasks, or with ``None`` every task of the location (``iter_location_tasks``)."""
-        if contact_id:
-            return [t for t in self.list_tasks(contact_id) if completed is None or bool(t.get("completed")) == completed]
-        return self._dump(self.hook.iter_location_tasks(completed=completed))
-
-    def open_tasks(self, contact_id: str | None) -> list[dict[str, Any]]:
-        return self.tasks(contact_id, completed=False)
-
-
-def _seconds(value: timedelta | float | int | str, owner: str, param: str) -> float:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise input_error(owner, param, f"must be a timedelta or a number of seconds, got {value!r}") from None
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class GHLBaseSensor(GHLTaskMixin, BaseSensorOperator):
@@ -152,48 +105,40 @@ class GHLBaseSensor(GHLTaskMixin, BaseSensorOperator):
     ) -> None:
         super().__init__(**kwargs)
         # Airflow accepts 0, which would poll the API in a tight loop in every mode.
-        self.poke_interval = positive_seconds(self.poke_interval, "poke_interval", self._owner)
+        self.poke_interval = positive_seconds(self._owner, "poke_interval", self.poke_interval)
         self.ghl_conn_id = ghl_conn_id
         self.location_id = location_id
         self.deferrable = deferrable
-        self._condition: Condition | None = None
+        self._condition: GHLCondition | None = None
         self._started_at_iso: str | None = None
         self._unsaved = False
 
     # -- for subclasses --------------------------------------------------------------------
-    @property
-    def _owner(self) -> str:
-        return f"{type(self).__name__}(task_id={self.task_id!r})"
-
     def _id(self, param: str, optional: bool = False) -> str | None:
+        """The templated id parameter ``param``, checked; ``None`` when ``optional`` and unset."""
         value = getattr(self, param)
-        if optional and (value is None or (isinstance(value, str) and value.strip() in ("", "None"))):
+        if optional and is_unset(value):
             return None
         return check_id(self._owner, param, value)
 
     def _since(self, value: Any, started_at: datetime, param: str = "since") -> str:
         """The rendered ``since`` as ISO 8601 UTC, or ``started_at`` when it is not set."""
-        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+        if is_unset(value):
             return iso(started_at)
         try:
             return iso(value, param)
         except ValueError as exc:
             raise input_error(self._owner, param, str(exc)) from None
 
-    def build_condition(self, started_at: datetime) -> Condition:
+    def build_condition(self, started_at: datetime) -> GHLCondition:
         """The condition for the rendered parameters; ``started_at`` is when waiting began."""
         raise NotImplementedError
 
-    def _make_condition(self, started_at: datetime) -> Condition:
+    def _make_condition(self, started_at: datetime) -> GHLCondition:
         try:
             return self.build_condition(started_at)
         except ValueError as exc:
             raise input_error(self._owner, "parameters", str(exc)) from None
-
-    @cached_property
-    def hook(self) -> ContactsHook:
-        """The hook for ``ghl_conn_id`` and ``location_id``."""
-        return make_hook(self.ghl_conn_id, self.location_id)
 
     # -- when the wait began, and what it remembers ----------------------------------------
     def _store(self, context: Context) -> Any:
@@ -202,7 +147,7 @@ class GHLBaseSensor(GHLTaskMixin, BaseSensorOperator):
             return None
         return context.get("task_state_store")
 
-    def _begin(self, context: Context) -> Condition:
+    def _begin(self, context: Context) -> GHLCondition:
         """The condition of this wait: restored from the state store in a reschedule-mode poke that
         is not the first of its wait (same parameters), else built anew from when waiting began -
         this try's start, or in reschedule mode without a saved wait Airflow's first reschedule
@@ -216,7 +161,7 @@ class GHLBaseSensor(GHLTaskMixin, BaseSensorOperator):
                 started = to_utc(saved["started_at"], "started_at")
                 fresh = self._make_condition(started)
                 try:
-                    restored: Condition | None = Condition.from_kwargs(saved["condition"])
+                    restored: GHLCondition | None = GHLCondition.from_kwargs(saved["condition"])
                 except (TypeError, ValueError):
                     restored = None
                 self._started_at_iso = iso(started)
@@ -230,12 +175,12 @@ class GHLBaseSensor(GHLTaskMixin, BaseSensorOperator):
                 self._unsaved = True
                 return fresh
         began = first_reschedule or getattr(ti, "start_date", None)
-        started = _aware(began) if began is not None else datetime.now(timezone.utc)
+        started = to_utc(began, "start_date") if began is not None else datetime.now(timezone.utc)
         self._started_at_iso = iso(started)
         self._unsaved = True
         return self._make_condition(started)
 
-    def _check_state_kept(self, context: Context, condition: Condition, records: list[dict[str, Any]]) -> None:
+    def _check_state_kept(self, context: Context, condition: GHLCondition, records: list[dict[str, Any]]) -> None:
         """Refuse a reschedule-mode wait whose baseline would be lost between pokes."""
         if (
             self.reschedule
@@ -252,7 +197,7 @@ class GHLBaseSensor(GHLTaskMixin, BaseSensorOperator):
                 "mode='poke' or deferrable=True",
             )
 
-    def _save(self, context: Context, condition: Condition) -> None:
+    def _save(self, context: Context, condition: GHLCondition) -> None:
         store = self._store(context)
         if store is None or not self._unsaved:
             return
@@ -271,7 +216,7 @@ class GHLBaseSensor(GHLTaskMixin, BaseSensorOperator):
         if self._condition is None:
             self._condition = self._begin(context)
         condition = self._condition
-        records = condition.read(HookSource(self.hook))
+        records = condition.read(GHLHookSource(self.hook))
         if condition.needs_baseline:
             self._check_state_kept(context, condition, records)
             condition.set_baseline(records)
@@ -351,4 +296,4 @@ class GHLBaseSensor(GHLTaskMixin, BaseSensorOperator):
         raise error_from_event({"error_type": "UnexpectedEvent", "message": f"unexpected trigger event {event!r}"})
 
 
-__all__ = ["STATE_KEY", "GHLBaseSensor", "HookSource"]
+__all__ = ["STATE_KEY", "GHLBaseSensor"]

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from airflow_provider_contacts.operators.base import coerce_list, coerce_mapping, validate_filters
+from airflow_provider_contacts.params import coerce_list, coerce_mapping, validate_filters
 from airflow_provider_contacts.sensors.base import GHLBaseSensor
-from airflow_provider_contacts.triggers.conditions import Condition, ContactsChanged
+from airflow_provider_contacts.sensors.conditions import GHLContactsChangedCondition
 
 
 class GHLContactsChangedSensor(GHLBaseSensor):
@@ -82,8 +82,8 @@ class GHLContactsChangedSensor(GHLBaseSensor):
             return None
         return [str(i) for i in coerce_list(self._owner, "seen_ids", self.seen_ids)]
 
-    def build_condition(self, started_at: datetime) -> Condition:
-        return ContactsChanged(
+    def build_condition(self, started_at: datetime) -> GHLContactsChangedCondition:
+        return GHLContactsChangedCondition(
             since=self._since(self.since, started_at),
             date_field="dateAdded" if self.change == "created" else "dateUpdated",
             filters=self.search_filters(),

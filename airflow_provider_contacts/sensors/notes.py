@@ -17,7 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_contacts.sensors.base import GHLBaseSensor
-from airflow_provider_contacts.triggers.conditions import CHANGE_KINDS, Condition, NoteAdded, NotesChanged
+from airflow_provider_contacts.sensors.conditions import (
+    CHANGE_KINDS,
+    GHLNoteAddedCondition,
+    GHLNoteChangedCondition,
+)
 
 
 class GHLNoteAddedSensor(GHLBaseSensor):
@@ -38,8 +42,10 @@ class GHLNoteAddedSensor(GHLBaseSensor):
         self.contact_id = contact_id
         self.since = since
 
-    def build_condition(self, started_at: datetime) -> Condition:
-        return NoteAdded(contact_id=self._id("contact_id"), since=self._since(self.since, started_at))  # type: ignore[arg-type]
+    def build_condition(self, started_at: datetime) -> GHLNoteAddedCondition:
+        return GHLNoteAddedCondition(
+            contact_id=self._id("contact_id"), since=self._since(self.since, started_at)  # type: ignore[arg-type]
+        )
 
 
 class GHLNoteChangedSensor(GHLBaseSensor):
@@ -78,12 +84,12 @@ class GHLNoteChangedSensor(GHLBaseSensor):
         self.changes = list(changes)
         self.max_items = max_items
         try:  # refuse bad values at parse time
-            NotesChanged(contact_id="check", compare=self.compare, changes=self.changes, max_items=max_items)
+            GHLNoteChangedCondition(contact_id="check", compare=self.compare, changes=self.changes, max_items=max_items)
         except ValueError as exc:
             raise ValueError(f"{self._owner}: {exc}") from None
 
-    def build_condition(self, started_at: datetime) -> Condition:
-        return NotesChanged(
+    def build_condition(self, started_at: datetime) -> GHLNoteChangedCondition:
+        return GHLNoteChangedCondition(
             contact_id=self._id("contact_id"), compare=self.compare, changes=self.changes, max_items=self.max_items
         )
 

@@ -10,15 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_contacts.operators.base import coerce_list
-from airflow_provider_contacts.sensors.base import GHLBaseSensor, _seconds
-from airflow_provider_contacts.triggers.conditions import (
+from airflow_provider_contacts.params import coerce_list, duration_seconds
+from airflow_provider_contacts.sensors.base import GHLBaseSensor
+from airflow_provider_contacts.sensors.conditions import (
     CHANGE_KINDS,
-    Condition,
-    TaskCompleted,
-    TaskCreated,
-    TaskDue,
-    TasksChanged,
+    GHLTaskChangedCondition,
+    GHLTaskCompletedCondition,
+    GHLTaskCreatedCondition,
+    GHLTaskDueCondition,
 )
 
 
@@ -64,11 +63,11 @@ class GHLTaskCreatedSensor(GHLBaseSensor):
         self.since = since
         self.title = title
 
-    def build_condition(self, started_at: datetime) -> Condition:
+    def build_condition(self, started_at: datetime) -> GHLTaskCreatedCondition:
         known = None
         if self.known_task_ids is not None and self.known_task_ids != "None":
             known = [str(k) for k in coerce_list(self._owner, "known_task_ids", self.known_task_ids)]
-        return TaskCreated(
+        return GHLTaskCreatedCondition(
             contact_id=self._id("contact_id", optional=True),
             since=self._since(self.since, started_at),
             known_ids=known,
@@ -116,12 +115,12 @@ class GHLTaskChangedSensor(GHLBaseSensor):
         self.changes = list(changes)
         self.max_items = max_items
         try:  # refuse bad values at parse time
-            TasksChanged(compare=self.compare, changes=self.changes, max_items=max_items)
+            GHLTaskChangedCondition(compare=self.compare, changes=self.changes, max_items=max_items)
         except ValueError as exc:
             raise ValueError(f"{self._owner}: {exc}") from None
 
-    def build_condition(self, started_at: datetime) -> Condition:
-        return TasksChanged(
+    def build_condition(self, started_at: datetime) -> GHLTaskChangedCondition:
+        return GHLTaskChangedCondition(
             contact_id=self._id("contact_id", optional=True),
             compare=self.compare,
             changes=self.changes,
@@ -148,8 +147,10 @@ class GHLTaskCompletedSensor(GHLBaseSensor):
         self.contact_id = contact_id
         self.ghl_task_id = ghl_task_id
 
-    def build_condition(self, started_at: datetime) -> Condition:
-        return TaskCompleted(contact_id=self._id("contact_id"), task_id=self._id("ghl_task_id"))  # type: ignore[arg-type]
+    def build_condition(self, started_at: datetime) -> GHLTaskCompletedCondition:
+        return GHLTaskCompletedCondition(
+            contact_id=self._id("contact_id"), task_id=self._id("ghl_task_id")  # type: ignore[arg-type]
+        )
 
 
 class GHLTaskDueSensor(GHLBaseSensor):
@@ -182,10 +183,10 @@ class GHLTaskDueSensor(GHLBaseSensor):
         self.include_overdue = include_overdue
         self.title = title
 
-    def build_condition(self, started_at: datetime) -> Condition:
-        return TaskDue(
+    def build_condition(self, started_at: datetime) -> GHLTaskDueCondition:
+        return GHLTaskDueCondition(
             contact_id=self._id("contact_id", optional=True),
-            within_s=_seconds(self.within, self._owner, "within"),
+            within_s=duration_seconds(self._owner, "within", self.within),
             include_overdue=bool(self.include_overdue),
             title=self.title or None,
         )

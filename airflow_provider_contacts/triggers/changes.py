@@ -1,13 +1,14 @@
 """The trigger behind the deferrable HighLevel sensors.
 
-:class:`GHLChangeTrigger` polls one :mod:`condition <airflow_provider_contacts.triggers.conditions>`
-with the async client (same headers, auth, pacing and retries as the hook) until it holds, the
-overall timeout passes, or something fails. It always ends with exactly one event:
+:class:`GHLChangeTrigger` polls one sensor :mod:`condition <airflow_provider_contacts.sensors.conditions>`
+through the hook's async reads (:class:`~airflow_provider_contacts.sensors.sources.GHLAsyncHookSource`:
+same headers, auth, pacing and retries as the hook's sync calls) until it holds, the overall
+timeout passes, or something fails. It always ends with exactly one event:
 
 * ``{"status": "success", "result": {...}}`` - the condition's JSON result;
 * ``{"status": "timeout", "message": ...}`` - ``timeout`` seconds passed without a match;
 * ``{"status": "error", "message": ..., "error_type": ..., "retryable": bool, "api": {...}}`` - any
-  exception (:func:`~airflow_provider_contacts.operators.failures.error_event`: no tokens, URL
+  exception (:func:`~airflow_provider_contacts.failures.error_event`: no tokens, URL
   credentials redacted; ``api`` carries HighLevel's message, HTTP status, traceId, operation and
   scope of an API error, so the sensor rebuilds the same error and fails exactly as in poke mode:
   at once for a missing record, scope, location or invalid request, retryably for the rest).
@@ -20,40 +21,17 @@ serialised kwargs - neither moves nor loses it.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.operators.failures import error_event, is_retryable
-from airflow_provider_contacts.operators.redaction import redact_url_credentials
-from airflow_provider_contacts.triggers.conditions import Condition
-
-
-def error_payload(exc: BaseException) -> dict[str, Any]:
-    """A JSON error event payload (:func:`~airflow_provider_contacts.operators.failures.error_event`):
-    the error's class, its message (errors never carry tokens; URL credentials redacted), whether a
-    retry may help, and HighLevel's details of an API error."""
-    return error_event(exc)
-
-
-def positive_seconds(value: Any, param: str, owner: str) -> float:
-    """``value`` as a positive, finite number of seconds, else a ``ValueError`` naming ``param``.
-
-    A zero or negative interval would poll in a tight loop (and spend the API's rate limit).
-    """
-    try:
-        seconds = float(value.total_seconds() if hasattr(value, "total_seconds") else value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(
-            f"{owner}: parameter '{param}' must be a positive number of seconds (or a timedelta), got {value!r}; "
-            f"pass e.g. {param}=60 (HighLevel allows about 100 requests per 10 s per location)"
-        )
-    return seconds
+from airflow_provider_contacts.failures import error_event, is_retryable
+from airflow_provider_contacts.params import positive_seconds
+from airflow_provider_contacts.redaction import redact_url_credentials
+from airflow_provider_contacts.sensors.conditions import GHLCondition
+from airflow_provider_contacts.sensors.sources import GHLAsyncHookSource
 
 
 def describe_timeout(timeout: float | None) -> str:
@@ -64,7 +42,8 @@ def describe_timeout(timeout: float | None) -> str:
 class GHLChangeTrigger(BaseTrigger):
     """Poll a condition until it holds (deferrable sensors).
 
-    :param condition: the condition as :meth:`Condition.to_kwargs` gives it (JSON).
+    :param condition: the condition as :meth:`~airflow_provider_contacts.sensors.conditions.GHLCondition.to_kwargs`
+        gives it (JSON).
     :param ghl_conn_id: connection of type ``ghl``.
     :param location_id: location override.
     :param poll_interval: seconds between two checks (> 0).
@@ -88,7 +67,7 @@ class GHLChangeTrigger(BaseTrigger):
         self.condition = dict(condition)
         self.ghl_conn_id = ghl_conn_id
         self.location_id = location_id
-        self.poll_interval = positive_seconds(poll_interval, "poll_interval", type(self).__name__)
+        self.poll_interval = positive_seconds(type(self).__name__, "poll_interval", poll_interval)
         self.timeout = float(timeout) if timeout is not None else None
         self.silent_fail = bool(silent_fail)
 
@@ -108,46 +87,42 @@ class GHLChangeTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check, sleep ``poll_interval``, repeat; yield one terminal event."""
-        # Imported here, in the triggerer: the sensors import this module at DAG parse time and
-        # must not pull in the HTTP stack (requests, httpx, the hook) with it.
-        from airflow_provider_contacts.triggers.client import AsyncContactsClient
-
         started = time.monotonic()
         checks = 0
         try:
-            condition = Condition.from_kwargs(self.condition)
-            async with AsyncContactsClient(self.ghl_conn_id, self.location_id) as client:
-                while True:
-                    checks += 1
-                    try:
-                        result = await condition.acheck(client)
-                    except Exception as exc:
-                        if not (self.silent_fail and is_retryable(exc)):
-                            raise
-                        self.log.error("check %d failed (silent_fail): %s", checks, redact_url_credentials(str(exc)))
-                        result = None
-                    if result is not None:
-                        self.log.info("%s holds after %d check(s)", condition.kind, checks)
-                        yield TriggerEvent({"status": "success", "result": result, "checks": checks})
-                        return
-                    wait = self.poll_interval
-                    if self.timeout is not None:
-                        wait = min(wait, self.timeout - (time.monotonic() - started))
-                    if wait <= 0:
-                        yield TriggerEvent(
-                            {
-                                "status": "timeout",
-                                "message": f"{condition.kind} did not hold {describe_timeout(self.timeout)} ({checks} checks)",
-                                "checks": checks,
-                            }
-                        )
-                        return
-                    await asyncio.sleep(wait)
+            condition = GHLCondition.from_kwargs(self.condition)
+            source = await GHLAsyncHookSource.connect(self.ghl_conn_id, self.location_id)
+            while True:
+                checks += 1
+                try:
+                    result = await condition.acheck(source)
+                except Exception as exc:
+                    if not (self.silent_fail and is_retryable(exc)):
+                        raise
+                    self.log.error("check %d failed (silent_fail): %s", checks, redact_url_credentials(str(exc)))
+                    result = None
+                if result is not None:
+                    self.log.info("%s holds after %d check(s)", condition.kind, checks)
+                    yield TriggerEvent({"status": "success", "result": result, "checks": checks})
+                    return
+                wait = self.poll_interval
+                if self.timeout is not None:
+                    wait = min(wait, self.timeout - (time.monotonic() - started))
+                if wait <= 0:
+                    yield TriggerEvent(
+                        {
+                            "status": "timeout",
+                            "message": f"{condition.kind} did not hold {describe_timeout(self.timeout)} ({checks} checks)",
+                            "checks": checks,
+                        }
+                    )
+                    return
+                await asyncio.sleep(wait)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes an error event, never a hang
             self.log.warning("GHLChangeTrigger failed: %s", redact_url_credentials(str(exc) or repr(exc)))
-            yield TriggerEvent({**error_payload(exc), "checks": checks})
+            yield TriggerEvent({**error_event(exc), "checks": checks})
 
 
-__all__ = ["GHLChangeTrigger", "describe_timeout", "error_payload", "positive_seconds"]
+__all__ = ["GHLChangeTrigger", "describe_timeout"]

@@ -42,16 +42,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow_provider_contacts import DEFAULT_CONN_ID
-from airflow_provider_contacts.operators.redaction import redact_url_credentials
-from airflow_provider_contacts.triggers.changes import error_payload, positive_seconds
-from airflow_provider_contacts.triggers.conditions import ContactsChanged, iso
-
-if TYPE_CHECKING:
-    from airflow_provider_contacts.triggers.client import AsyncContactsClient
+from airflow_provider_contacts.failures import error_event
+from airflow_provider_contacts.params import iso, positive_seconds
+from airflow_provider_contacts.redaction import redact_url_credentials
+from airflow_provider_contacts.sensors.conditions import GHLContactsChangedCondition
+from airflow_provider_contacts.sensors.sources import GHLAsyncHookSource
 
 #: Key of the watermark in the asset state store (an ISO 8601 UTC string).
 WATERMARK_KEY = "ghl_watermark"
@@ -90,16 +89,14 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
         self.filters = list(filters or [])
         self.date_field = date_field
         self.since = iso(since) if since else None
-        self.poll_interval = positive_seconds(poll_interval, "poll_interval", type(self).__name__)
+        self.poll_interval = positive_seconds(type(self).__name__, "poll_interval", poll_interval)
         self.max_ids = int(max_ids)
         self.max_consecutive_errors = int(max_consecutive_errors)
         # Validate now (at DAG parse time) rather than in the triggerer.
-        ContactsChanged(since=self.since or iso(datetime.now(timezone.utc)), date_field=date_field, filters=self.filters,
-                        max_ids=self.max_ids)
-        #: Current watermark (ISO 8601 UTC); set when run() starts.
-        self.watermark: str | None = self.since
-        #: Ids reported at exactly ``watermark`` (``None``: ``watermark`` itself is exclusive).
-        self.watermark_ids: list[str] | None = None
+        GHLContactsChangedCondition(
+            since=self.since or iso(datetime.now(timezone.utc)), date_field=date_field, filters=self.filters,
+            max_ids=self.max_ids,
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-only kwargs (the configuration, not the moving watermark)."""
@@ -148,50 +145,41 @@ class GHLContactsChangedEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield one event per batch of changed contacts."""
-        # Imported here, in the triggerer: DAG files build this trigger at parse time (AssetWatcher).
-        from airflow_provider_contacts.triggers.client import AsyncContactsClient
-
         watermark, seen_ids = await self._load_watermark()
-        self.watermark, self.watermark_ids = watermark, seen_ids
         self.log.info(
             "watching contacts changed after %s (%s; %d already reported at it)",
             watermark, self.date_field, len(seen_ids or ()),
         )
-        condition = ContactsChanged(
+        condition = GHLContactsChangedCondition(
             since=watermark, date_field=self.date_field, filters=self.filters, max_ids=self.max_ids, seen_ids=seen_ids
         )
         errors = 0
-        client: AsyncContactsClient | None = None
-        try:
-            while True:
-                try:
-                    if client is None:
-                        client = await AsyncContactsClient(self.ghl_conn_id, self.location_id).open()
-                    result = await condition.acheck(client)
+        source: GHLAsyncHookSource | None = None
+        while True:
+            try:
+                if source is None:
+                    source = await GHLAsyncHookSource.connect(self.ghl_conn_id, self.location_id)
+                result = await condition.acheck(source)
+                errors = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep watching; report persistent failures
+                errors += 1
+                self.log.warning(
+                    "polling contacts failed (%d in a row): %s", errors, redact_url_credentials(str(exc) or repr(exc))
+                )
+                if errors >= self.max_consecutive_errors:
                     errors = 0
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - keep watching; report persistent failures
-                    errors += 1
-                    self.log.warning(
-                        "polling contacts failed (%d in a row): %s", errors, redact_url_credentials(str(exc) or repr(exc))
-                    )
-                    if errors >= self.max_consecutive_errors:
-                        errors = 0
-                        yield TriggerEvent({**error_payload(exc), "location_id": self.location_id})
-                    result = None
-                if result is not None:
-                    condition = condition.next_after(result)
-                    self.watermark, self.watermark_ids = condition.since, condition.seen_ids
-                    await self._save_watermark(condition.since, result["watermark_ids"])
-                    location = client.location_id if client is not None else self.location_id
-                    yield TriggerEvent({"status": "changed", "location_id": location, **result})
-                    if result["truncated"]:
-                        continue  # more changes are waiting: fetch them without sleeping
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            if client is not None:
-                await client.close()
+                    yield TriggerEvent({**error_event(exc), "location_id": self.location_id})
+                result = None
+            if result is not None:
+                condition = condition.next_after(result)
+                await self._save_watermark(condition.since, result["watermark_ids"])
+                location = source.location_id if source is not None else self.location_id
+                yield TriggerEvent({"status": "changed", "location_id": location, **result})
+                if result["truncated"]:
+                    continue  # more changes are waiting: fetch them without sleeping
+            await asyncio.sleep(self.poll_interval)
 
 
 def _ids_at(saved: Any, watermark: str) -> list[str]:

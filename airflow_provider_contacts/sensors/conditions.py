@@ -1,15 +1,20 @@
-"""What the sensors and triggers wait for, independent of how the data is fetched.
+"""What a sensor checks - in a worker or, carried by its trigger, in the triggerer - independent of
+how the data is fetched.
 
-A :class:`Condition` names one read (``fetch`` + ``fetch_args``) and decides on its answer
+A :class:`GHLCondition` names one read (``fetch`` + ``fetch_args``) and decides on its answer
 (``evaluate``). The read is served by a *source* with the same method names either way:
 
-* synchronously by :class:`airflow_provider_contacts.sensors.base.HookSource` (the hook, in a
-  worker: poke and reschedule modes);
-* asynchronously by :class:`airflow_provider_contacts.triggers.client.AsyncContactsClient`
-  (httpx, in the triggerer: deferrable mode and event-driven scheduling).
+* synchronously by :class:`~airflow_provider_contacts.sensors.sources.GHLHookSource` (the hook,
+  in a worker: poke and reschedule modes);
+* asynchronously by :class:`~airflow_provider_contacts.sensors.sources.GHLAsyncHookSource` (the
+  hook's async twins, in the triggerer: deferrable mode and event-driven scheduling).
+
+Each condition is named after the sensor that checks it (``GHLTaskChangedSensor`` checks a
+:class:`GHLTaskChangedCondition`); the names before the provider-wide ``GHL`` prefix stay importable
+as aliases (``TasksChanged``, ``ContactsChanged``, ...).
 
 So one condition gives the same answer in all three sensor modes. Conditions serialise to JSON
-(:meth:`Condition.to_kwargs`) so a trigger can carry them; every date is an ISO 8601 UTC string.
+(:meth:`GHLCondition.to_kwargs`) so a trigger can carry them; every date is an ISO 8601 UTC string.
 
 Source methods (all answers are API-shaped JSON dicts, dumped from the hook's models by both
 sources so that every field has the same form in every mode):
@@ -41,15 +46,18 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Protocol
 
-from airflow_provider_contacts.models import format_datetime, parse_datetime
+from airflow_provider_contacts.dates import format_datetime, parse_datetime
+from airflow_provider_contacts.params import iso, to_utc
+from airflow_provider_contacts.results import pick
 
 #: Key fields of tasks and notes in sensor results (small XCom values).
 _TASK_FIELDS = ("id", "contactId", "title", "dueDate", "completed", "assignedTo")
 _NOTE_FIELDS = ("id", "contactId", "title", "userId", "dateAdded")
 
 
-class ConditionSource(Protocol):
-    """The reads a condition may ask for (sync flavour; the async client mirrors it)."""
+class GHLConditionSource(Protocol):
+    """The reads a condition may ask for (sync flavour; :class:`~.sources.GHLAsyncHookSource`
+    has the same methods, awaited)."""
 
     def search_contacts(self, filters: list[dict[str, Any]], sort: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]: ...
 
@@ -64,30 +72,6 @@ class ConditionSource(Protocol):
     def tasks(self, contact_id: str | None, completed: bool | None = None) -> list[dict[str, Any]]: ...
 
 
-def to_utc(value: Any, name: str = "since") -> datetime:
-    """An aware UTC datetime from a datetime, an ISO 8601 string or epoch milliseconds.
-
-    :raises ValueError: naming ``name`` when the value is missing or not a date-time.
-    """
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
-        raise ValueError(
-            f"'{name}' is empty; pass a date-time (e.g. '2024-05-01T00:00:00Z' or "
-            "'{{ data_interval_start }}'; manual runs have no data interval, use '{{ dag_run.start_date }}')"
-        )
-    try:
-        parsed = parse_datetime(value)
-    except ValueError as exc:
-        raise ValueError(f"'{name}': {exc}") from None
-    if not isinstance(parsed, datetime):
-        raise ValueError(f"'{name}': {value!r} is not a date-time")
-    return parsed.astimezone(timezone.utc)
-
-
-def iso(value: Any, name: str = "since") -> str:
-    """``value`` as HighLevel's ISO 8601 UTC string (``2024-05-01T00:00:00.000Z``)."""
-    return format_datetime(to_utc(value, name))
-
-
 def _date(record: Mapping[str, Any], key: str) -> datetime | None:
     value = record.get(key)
     if value in (None, ""):
@@ -99,16 +83,12 @@ def _date(record: Mapping[str, Any], key: str) -> datetime | None:
     return parsed if isinstance(parsed, datetime) else None
 
 
-def _pick(record: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-    return {k: record[k] for k in keys if record.get(k) is not None}
-
-
 def _title_matches(record: Mapping[str, Any], title: str | None) -> bool:
     return not title or title.casefold() in str(record.get("title") or "").casefold()
 
 
 @dataclass
-class Condition:
+class GHLCondition:
     """Base: one read, one decision. Subclasses are dataclasses of JSON-able fields."""
 
     kind: ClassVar[str]
@@ -116,14 +96,16 @@ class Condition:
     fetch: ClassVar[str]
 
     def fetch_args(self) -> dict[str, Any]:
-        """Keyword arguments of the source call."""
-        raise NotImplementedError
+        """Keyword arguments of the source call; by default the contact the condition watches
+        (``contact_id``: ``None`` for the whole location where the read allows it). The contacts
+        condition, which has no ``contact_id``, overrides it."""
+        return {"contact_id": self.contact_id}  # type: ignore[attr-defined]
 
     def evaluate(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The JSON-able result when the condition holds, else ``None``."""
         raise NotImplementedError
 
-    # -- baselines (TaskCreated, TasksChanged, NotesChanged) --------------------------------
+    # -- baselines (task created, task changed, note changed) -------------------------------
     #: Dataclass fields that hold the baseline (state seen at the first check), not parameters.
     baseline_fields: ClassVar[tuple[str, ...]] = ()
 
@@ -145,24 +127,24 @@ class Condition:
         return {k: v for k, v in self.to_kwargs().items() if k not in self.baseline_fields}
 
     # -- running ---------------------------------------------------------------------------
-    def read(self, source: ConditionSource) -> list[dict[str, Any]]:
+    def read(self, source: GHLConditionSource) -> list[dict[str, Any]]:
         """Fetch the records this condition looks at, synchronously."""
         return getattr(source, self.fetch)(**self.fetch_args())
 
-    async def aread(self, client: Any) -> list[dict[str, Any]]:
+    async def aread(self, source: Any) -> list[dict[str, Any]]:
         """Fetch the records this condition looks at, asynchronously."""
-        return await getattr(client, self.fetch)(**self.fetch_args())
+        return await getattr(source, self.fetch)(**self.fetch_args())
 
-    def check(self, source: ConditionSource) -> dict[str, Any] | None:
+    def check(self, source: GHLConditionSource) -> dict[str, Any] | None:
         """Fetch and evaluate (sync); takes the baseline first if it is missing."""
         records = self.read(source)
         if self.needs_baseline:
             self.set_baseline(records)
         return self.evaluate(records)
 
-    async def acheck(self, client: Any) -> dict[str, Any] | None:
+    async def acheck(self, source: Any) -> dict[str, Any] | None:
         """Fetch and evaluate (async); takes the baseline first if it is missing."""
-        records = await self.aread(client)
+        records = await self.aread(source)
         if self.needs_baseline:
             self.set_baseline(records)
         return self.evaluate(records)
@@ -173,7 +155,7 @@ class Condition:
         return {"kind": self.kind, **asdict(self)}
 
     @staticmethod
-    def from_kwargs(data: Mapping[str, Any]) -> Condition:
+    def from_kwargs(data: Mapping[str, Any]) -> GHLCondition:
         """Rebuild a condition from :meth:`to_kwargs` output."""
         values = dict(data)
         kind = values.pop("kind", None)
@@ -184,7 +166,7 @@ class Condition:
 
 
 @dataclass
-class ContactsChanged(Condition):
+class GHLContactsChangedCondition(GHLCondition):
     """Contacts created (``date_field="dateAdded"``) or updated (``"dateUpdated"``) after ``since``.
 
     :param since: ISO 8601 UTC watermark (millisecond precision, as HighLevel's dates).
@@ -263,13 +245,13 @@ class ContactsChanged(Condition):
             "watermark_ids": sorted(set(at_latest)),
         }
 
-    def next_after(self, result: Mapping[str, Any]) -> ContactsChanged:
+    def next_after(self, result: Mapping[str, Any]) -> GHLContactsChangedCondition:
         """The condition that continues exactly after ``result`` (same filters and limits)."""
         return replace(self, since=result["watermark"], seen_ids=list(result["watermark_ids"]))
 
 
 @dataclass
-class TaskCreated(Condition):
+class GHLTaskCreatedCondition(GHLCondition):
     """A task created for a contact (or anywhere in the location) after the baseline.
 
     HighLevel's task answers may carry no ``dateAdded``; "new" therefore means "not among
@@ -319,9 +301,6 @@ class TaskCreated(Condition):
         """True when some task carries no ``dateAdded`` (so ``since`` alone cannot tell new ones)."""
         return any(_date(r, "dateAdded") is None for r in records)
 
-    def fetch_args(self) -> dict[str, Any]:
-        return {"contact_id": self.contact_id}
-
     def evaluate(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
         known = set(self.known_ids or ())
         new = [r for r in records if r["id"] not in known and _title_matches(r, self.title)]
@@ -330,13 +309,13 @@ class TaskCreated(Condition):
         return {
             "contact_id": self.contact_id,
             "task_ids": [r["id"] for r in new],
-            "tasks": [_pick(r, _TASK_FIELDS) for r in new],
+            "tasks": [pick(r, _TASK_FIELDS) for r in new],
             "count": len(new),
         }
 
 
 @dataclass
-class TaskCompleted(Condition):
+class GHLTaskCompletedCondition(GHLCondition):
     """One task of a contact is completed.
 
     Result: ``{"contact_id", "task_id", "task": <key fields>}``.
@@ -355,11 +334,11 @@ class TaskCompleted(Condition):
         done = [r for r in records if r.get("completed") is True]
         if not done:
             return None
-        return {"contact_id": self.contact_id, "task_id": self.task_id, "task": _pick(done[0], _TASK_FIELDS)}
+        return {"contact_id": self.contact_id, "task_id": self.task_id, "task": pick(done[0], _TASK_FIELDS)}
 
 
 @dataclass
-class TaskDue(Condition):
+class GHLTaskDueCondition(GHLCondition):
     """Open (not completed) tasks due within ``within_s`` seconds from now.
 
     :param contact_id: the contact, or ``None`` for every task of the location.
@@ -384,9 +363,6 @@ class TaskDue(Condition):
         if not self.within_s > 0:
             raise ValueError(f"'within' must be a positive duration, got {self.within_s!r} s")
 
-    def fetch_args(self) -> dict[str, Any]:
-        return {"contact_id": self.contact_id}
-
     def evaluate(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
         now = datetime.now(timezone.utc)
         end = now + timedelta(seconds=self.within_s)
@@ -403,14 +379,14 @@ class TaskDue(Condition):
         shown = due[: self.max_items]
         return {
             "task_ids": [r["id"] for r in shown],
-            "tasks": [_pick(r, _TASK_FIELDS) for r in shown],
+            "tasks": [pick(r, _TASK_FIELDS) for r in shown],
             "count": len(due),
             "window_end": format_datetime(end),
         }
 
 
 @dataclass
-class NoteAdded(Condition):
+class GHLNoteAddedCondition(GHLCondition):
     """A note added to a contact after ``since`` (by the note's ``dateAdded``).
 
     Result: ``{"contact_id", "note_ids": [...], "notes": [<key fields>], "count": n}``.
@@ -425,9 +401,6 @@ class NoteAdded(Condition):
     def __post_init__(self) -> None:
         self.since = iso(self.since)
 
-    def fetch_args(self) -> dict[str, Any]:
-        return {"contact_id": self.contact_id}
-
     def evaluate(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
         since = to_utc(self.since)
         new = [r for r in records if (added := _date(r, "dateAdded")) is not None and added > since]
@@ -437,16 +410,18 @@ class NoteAdded(Condition):
         return {
             "contact_id": self.contact_id,
             "note_ids": [r["id"] for r in new],
-            "notes": [_pick(r, _NOTE_FIELDS) for r in new],
+            "notes": [pick(r, _NOTE_FIELDS) for r in new],
             "count": len(new),
         }
 
 
-#: Fields of a task compared by :class:`TasksChanged` (tasks have no update time: ghl-live-notes.md).
+#: Fields of a task compared by :class:`GHLTaskChangedCondition` (tasks have no update time:
+#: ghl-live-notes.md).
 TASK_COMPARE_FIELDS: tuple[str, ...] = ("title", "body", "dueDate", "completed", "assignedTo")
-#: Fields of a note compared by :class:`NotesChanged`.
+#: Fields of a note compared by :class:`GHLNoteChangedCondition`.
 NOTE_COMPARE_FIELDS: tuple[str, ...] = ("body", "title", "color", "pinned", "userId")
-#: Kinds of change :class:`TasksChanged` / :class:`NotesChanged` report, in result order.
+#: Kinds of change :class:`GHLTaskChangedCondition` / :class:`GHLNoteChangedCondition` report, in
+#: result order.
 CHANGE_KINDS: tuple[str, ...] = ("created", "updated", "deleted")
 _DATE_FIELDS = frozenset({"dueDate", "dateAdded", "dateUpdated"})
 #: Hex characters of one field's hash in a fingerprint (32 bits: a change goes unnoticed with
@@ -476,9 +451,10 @@ def fingerprint(record: Mapping[str, Any], fields: Sequence[str]) -> str:
 
 
 @dataclass
-class _RecordsChanged(Condition):
-    """Base of :class:`TasksChanged` and :class:`NotesChanged`: records created, updated (a
-    compared field differs) or deleted since the baseline, by content (no update times needed).
+class _RecordChangedCondition(GHLCondition):
+    """Base of :class:`GHLTaskChangedCondition` and :class:`GHLNoteChangedCondition`: records
+    created, updated (a compared field differs) or deleted since the baseline, by content (no
+    update times needed).
 
     :param contact_id: the contact (``None``: the whole location, where the source can read it).
     :param compare: the fields whose change counts (default: the class's ``default_fields``).
@@ -553,20 +529,20 @@ class _RecordsChanged(Condition):
                 for kind, rid, fields in shown
             ],
             f"{self.noun}_ids": [rid for _, rid, _ in shown],
-            f"{self.noun}s": [_pick(current[rid], self.key_fields) for kind, rid, _ in shown if kind != "deleted"],
+            f"{self.noun}s": [pick(current[rid], self.key_fields) for kind, rid, _ in shown if kind != "deleted"],
             "count": len(found),
             "truncated": len(found) > self.max_items,
         }
 
 
 @dataclass
-class TasksChanged(_RecordsChanged):
+class GHLTaskChangedCondition(_RecordChangedCondition):
     """Tasks of a contact - or of the whole location (``contact_id=None``: the location task
     search) - created, updated or deleted since the baseline. Tasks carry no update time
     (ghl-live-notes.md), so "updated" means a compared field (default: title, body, dueDate,
     completed, assignedTo) differs from the baseline's fingerprint; "completed" is one of them.
 
-    Result: see :class:`_RecordsChanged` (``task_ids``, ``tasks``).
+    Result: see :class:`_RecordChangedCondition` (``task_ids``, ``tasks``).
     """
 
     kind: ClassVar[str] = "tasks_changed"
@@ -576,12 +552,9 @@ class TasksChanged(_RecordsChanged):
     key_fields: ClassVar[tuple[str, ...]] = _TASK_FIELDS
     noun: ClassVar[str] = "task"
 
-    def fetch_args(self) -> dict[str, Any]:
-        return {"contact_id": self.contact_id}
-
 
 @dataclass
-class NotesChanged(_RecordsChanged):
+class GHLNoteChangedCondition(_RecordChangedCondition):
     """Notes of one contact created, edited (a compared field - default body, title, color,
     pinned, userId - differs from the baseline) or deleted since the baseline.
 
@@ -589,7 +562,7 @@ class NotesChanged(_RecordsChanged):
     not touch the contact's ``dateUpdated`` (ghl-live-notes.md), so "recently updated contacts"
     cannot find them; reading every contact's notes at each check would cost one request per contact.
 
-    Result: see :class:`_RecordsChanged` (``note_ids``, ``notes``).
+    Result: see :class:`_RecordChangedCondition` (``note_ids``, ``notes``).
     """
 
     kind: ClassVar[str] = "notes_changed"
@@ -607,30 +580,44 @@ class NotesChanged(_RecordsChanged):
             )
         super().__post_init__()
 
-    def fetch_args(self) -> dict[str, Any]:
-        return {"contact_id": self.contact_id}
 
-
-CONDITIONS: dict[str, type[Condition]] = {
+CONDITIONS: dict[str, type[GHLCondition]] = {
     cls.kind: cls
-    for cls in (ContactsChanged, TaskCreated, TaskCompleted, TaskDue, NoteAdded, TasksChanged, NotesChanged)
+    for cls in (
+        GHLContactsChangedCondition,
+        GHLTaskCreatedCondition,
+        GHLTaskCompletedCondition,
+        GHLTaskDueCondition,
+        GHLNoteAddedCondition,
+        GHLTaskChangedCondition,
+        GHLNoteChangedCondition,
+    )
 }
+
+#: The names before the ``GHL`` prefix (aliases; the trigger kwargs never held class names).
+Condition = GHLCondition
+ConditionSource = GHLConditionSource
+ContactsChanged = GHLContactsChangedCondition
+TaskCreated = GHLTaskCreatedCondition
+TaskCompleted = GHLTaskCompletedCondition
+TaskDue = GHLTaskDueCondition
+NoteAdded = GHLNoteAddedCondition
+TasksChanged = GHLTaskChangedCondition
+NotesChanged = GHLNoteChangedCondition
 
 __all__ = [
     "CHANGE_KINDS",
     "CONDITIONS",
     "NOTE_COMPARE_FIELDS",
     "TASK_COMPARE_FIELDS",
-    "Condition",
-    "ConditionSource",
-    "ContactsChanged",
-    "NoteAdded",
-    "NotesChanged",
-    "TaskCompleted",
-    "TaskCreated",
-    "TaskDue",
-    "TasksChanged",
+    "GHLCondition",
+    "GHLConditionSource",
+    "GHLContactsChangedCondition",
+    "GHLNoteAddedCondition",
+    "GHLNoteChangedCondition",
+    "GHLTaskCompletedCondition",
+    "GHLTaskCreatedCondition",
+    "GHLTaskDueCondition",
+    "GHLTaskChangedCondition",
     "fingerprint",
-    "iso",
-    "to_utc",
 ]

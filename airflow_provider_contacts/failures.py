@@ -3,8 +3,8 @@
 Airflow retries a failed task (``retries``, ``retry_delay``) unless the error is an
 ``AirflowFailException``. Retrying helps against a busy or unreachable API; it cannot fix a wrong
 id, a missing scope or a bad parameter, and only delays the failure (and spends requests). So every
-HighLevel operator and sensor (their shared base,
-:class:`~airflow_provider_contacts.operators.base.GHLTaskMixin`) passes the errors of its
+HighLevel operator and sensor (their shared mixin,
+:class:`~airflow_provider_contacts.task_mixin.GHLTaskMixin`) passes the errors of its
 ``execute``, ``poke`` and ``execute_complete`` through :func:`fail_fast`:
 
 =====================================================  =========================================
@@ -57,7 +57,7 @@ from airflow_provider_contacts.errors import (
     is_not_found_message,
     is_scope_message,
 )
-from airflow_provider_contacts.operators.redaction import mask_url_credentials, redact_url_credentials
+from airflow_provider_contacts.redaction import mask_url_credentials, redact_url_credentials
 
 #: Parameters whose rendered value names the record a task works on (quoted in not-found errors).
 ID_PARAMS: tuple[str, ...] = (
