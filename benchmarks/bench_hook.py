@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.base_url:
         base_url, token, location_id = args.base_url, args.token, args.location_id
     else:
-        from airflow_provider_contacts.sandbox.testing import SandboxConfig, SandboxServer
+        from ghl_sandbox.testing import SandboxConfig, SandboxServer
 
         cfg = SandboxConfig(
             seed=args.seed,

@@ -95,9 +95,9 @@ def floor_incremental(contacts: int, changed: int, swept: int) -> int:
 
 
 def bench_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
-    from airflow_provider_contacts.sandbox.config import SandboxConfig, parse_rate_limit
-    from airflow_provider_contacts.sandbox.testing import SandboxServer
-    from airflow_provider_contacts.sync.scenario import apply_mutations
+    from ghl_sandbox.config import SandboxConfig, parse_rate_limit
+    from ghl_sandbox.testing import SandboxServer
+    from ghl_sandbox.scenario import apply_mutations
 
     limit = parse_rate_limit(args.rate_limit)
     rate = limit[0] / limit[1] if limit else float("inf")

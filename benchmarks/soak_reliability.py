@@ -15,7 +15,7 @@ c. two reconciles of the location into one target at once (first loads, then inc
 d. OAuth access tokens expiring every 2 s while a reconcile child and this process share the
    connection's single-use refresh tokens (file token store).
 
-Every scenario ends with the checks of ``airflow_provider_contacts.sandbox.chaos``: the target equals
+Every scenario ends with the checks of ``support.chaos``: the target equals
 the sandbox, no row or record lost, no duplicate, no refresh token reused, no token in any log or
 run report. Bounded: ``--rounds`` rounds, no new round after ``--max-minutes``. Talks to 127.0.0.1
 only. Prints one table row per scenario run, the totals, and as the last line one JSON object:
@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parent.parent
 MAPPING_FILE = REPO / "dags" / "ghl_contacts_mapping.yaml"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # support.chaos: the reliability scenarios the tests run
 
 COLUMNS = ("round", "scenario", "target", "secs", "runs", "kills", "faults", "lost_ans", "writes", "failed",
            "rows_lost", "dups", "rec_lost", "refresh", "reused", "leaks", "ok")
@@ -175,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW_HOME", str(workdir / "airflow-home"))
 
-    from airflow_provider_contacts.sandbox import chaos
-    from airflow_provider_contacts.sandbox.testing import SandboxConfig, SandboxServer, token_leaks
+    from support import chaos
+    from ghl_sandbox.testing import SandboxConfig, SandboxServer, token_leaks
 
     results: list[tuple[int, str, Any]] = []
     rounds_done = 0

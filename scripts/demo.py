@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # support.verify: the target-vs-sandbox comparison the tests use
 DEMO_HOME = REPO / ".demo" / "airflow_home"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 CONTACTS = 300
@@ -81,8 +82,8 @@ def main() -> int:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DEMO_HOME / 'airflow.db'}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }
-    from airflow_provider_contacts.sandbox.config import SandboxConfig
-    from airflow_provider_contacts.sandbox.testing import SandboxServer
+    from ghl_sandbox.config import SandboxConfig
+    from ghl_sandbox.testing import SandboxServer
 
     banner("setting up")
     print(f"AIRFLOW_HOME={DEMO_HOME}")
@@ -103,7 +104,7 @@ def main() -> int:
         run_dag(env, {}, target, "run 1: first load")
 
         banner("changing data in the CRM (sandbox admin surface)")
-        from airflow_provider_contacts.sync.scenario import apply_mutations
+        from ghl_sandbox.scenario import apply_mutations
 
         done = apply_mutations(sandbox.admin, scale=2)
         for kind, count in done.summary().items():
@@ -127,7 +128,7 @@ def check(sandbox: Any, target: Path, report: dict[str, Any], done: Any) -> list
     from airflow_provider_contacts.sync.mapping import FieldMapping
     from airflow_provider_contacts.sync.sinks import SqlSink
     from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
-    from airflow_provider_contacts.sync.verify import diff_target
+    from support.verify import diff_target
 
     mapping = FieldMapping.load(REPO / "dags" / "ghl_contacts_mapping.yaml")
     truth = sandbox.truth()  # contacts as search shows them (live shape), which is what the sync reads

@@ -3,7 +3,9 @@
 Airflow reads its configuration when first imported, so everything here happens at import time of
 this conftest, before any test module imports Airflow. The sandbox fixtures (``sandbox``,
 ``sandbox_factory``) come from the package's own pytest plugin,
-``airflow_provider_contacts.sandbox.pytest_plugin``, registered through the ``pytest11`` entry point.
+``ghl_sandbox.pytest_plugin``, opted into below with ``pytest_plugins`` (installing the provider
+forces no fixtures on anyone's pytest sessions; a user's conftest opts in the same way, or
+``pytest -p ghl_sandbox.pytest_plugin``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["ghl_sandbox.pytest_plugin"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # test helpers such as airflow_cluster
@@ -59,7 +63,7 @@ def airflow_cluster(tmp_path_factory: pytest.TempPathFactory):
     """
     from airflow_cluster import AirflowCluster
 
-    from airflow_provider_contacts.sandbox.testing import SandboxConfig, SandboxServer
+    from ghl_sandbox.testing import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(contacts=300, seed=7), subprocess=True) as sandbox:
         home = tmp_path_factory.mktemp("airflow-cluster")

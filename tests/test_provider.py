@@ -212,3 +212,39 @@ def test_renamed_public_classes_keep_their_old_names() -> None:
         for old, new in names.items():
             assert getattr(module, old) is getattr(module, new), old
             assert new in module.__all__
+
+
+def _top_level_imports(path: Path) -> set[str]:
+    """The top-level packages ``path`` imports anywhere in it (lazily too); relative imports are
+    its own package."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [("airflow_provider_contacts", "ghl_sandbox"), ("ghl_sandbox", "airflow_provider_contacts")],
+)
+def test_the_provider_and_the_sandbox_import_nothing_from_each_other(package: str, forbidden: str) -> None:
+    """The sandbox is its own package beside the provider (a stand-in server that shared the
+    client's code could not catch their disagreements), and the provider never needs it."""
+    offenders = sorted(
+        str(path.relative_to(ROOT.parent))
+        for path in (ROOT.parent / package).rglob("*.py")
+        if forbidden in _top_level_imports(path)
+    )
+    assert not offenders, f"{package} imports {forbidden} in {offenders}"
+
+
+def test_installing_the_provider_registers_no_pytest_fixtures() -> None:
+    """The sandbox's fixtures are opt-in (``pytest_plugins = ["ghl_sandbox.pytest_plugin"]`` or
+    ``-p ghl_sandbox.pytest_plugin``), not forced into every pytest session of an environment."""
+    plugins = [ep.value for ep in importlib.metadata.entry_points(group="pytest11")]
+    assert not [value for value in plugins if value.startswith(("ghl_sandbox", "airflow_provider_contacts"))]

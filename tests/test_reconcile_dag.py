@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_contacts.sync.scenario import apply_mutations
+from ghl_sandbox.scenario import apply_mutations
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "ghl_contacts_reconcile"

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_contacts.sync import FieldMapping, SqlSink
-from airflow_provider_contacts.sync.scenario import apply_mutations
+from ghl_sandbox.scenario import apply_mutations
 from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
-from airflow_provider_contacts.sync.verify import diff_target
+from support.verify import diff_target
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "dags" / "ghl_contacts_mapping.yaml"
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))

@@ -1,14 +1,14 @@
 """Reliability suite (issue #14 item 9): the reconciliation and the hook's writes under the failures
 production brings, each scenario ending with the same checks:
 
-* the target equals the sandbox (``sync.verify.diff_target`` against ``SandboxServer.truth()``),
+* the target equals the sandbox (``support.verify.diff_target`` against ``SandboxServer.truth()``),
   no row lost, no id twice in a table;
 * no HighLevel record created twice, none lost (every create through the hook exactly once);
 * no refresh token used twice (the sandbox counts every reuse, ``admin.oauth_stats()``);
 * no token in any log (this process's records, captured stdout/stderr, the children's output), in
   the XCom value of a run (its report) or in an operator's XCom value and template fields.
 
-Scenarios (``airflow_provider_contacts.sandbox.chaos``, also run repeatedly by
+Scenarios (``support.chaos``, also run repeatedly by
 ``benchmarks/soak_reliability.py``):
 
 a. 15 % of all requests faulted (500/502/503/504, delays, dropped answers, applied-then-lost), plus
@@ -35,8 +35,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_contacts.sandbox import chaos
-from airflow_provider_contacts.sandbox.testing import SandboxServer, token_leaks
+from ghl_sandbox import chaos
+from ghl_sandbox.testing import SandboxServer, token_leaks
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "dags" / "ghl_contacts_mapping.yaml"
 

@@ -9,10 +9,10 @@ import socket
 import httpx
 import pytest
 
-from airflow_provider_contacts.sandbox.app import create_app
-from airflow_provider_contacts.sandbox.client import SandboxAdminError
-from airflow_provider_contacts.sandbox.config import SandboxConfig
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.app import create_app
+from ghl_sandbox.client import SandboxAdminError
+from ghl_sandbox.config import SandboxConfig
+from ghl_sandbox.testing import SandboxServer
 
 
 def test_admin_mutations_are_visible_through_the_api(sandbox: SandboxServer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 def test_unknown_token_gets_401_invalid_jwt_and_is_counted(sandbox: SandboxServer) -> None:
@@ -84,7 +84,7 @@ def test_a_token_only_reaches_its_own_location(sandbox: SandboxServer) -> None:
 def test_unknown_scope_names_are_refused_when_minting(sandbox: SandboxServer) -> None:
     import pytest
 
-    from airflow_provider_contacts.sandbox.client import SandboxAdminError
+    from ghl_sandbox.client import SandboxAdminError
 
     with pytest.raises(SandboxAdminError, match="contacts.everything"):
         sandbox.admin.issue_token(scopes=["contacts.everything"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airflow_provider_contacts.sandbox.testing import SandboxConfig, SandboxServer
+from ghl_sandbox.testing import SandboxConfig, SandboxServer
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def _start(cli: list[subprocess.Popen[str]], tmp_path: Path, *args: str) -> dict
     """Start the CLI in ``tmp_path`` the way ``SandboxServer(subprocess=True)`` does: start info through
     ``--info-file``, no conn file."""
     info_file = tmp_path / "start-info.json"
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_provider_contacts.sandbox", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "ghl_sandbox", "--port", "0",
                              "--info-file", str(info_file), "--conn-file", "off", *args],
                             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
     cli.append(proc)
@@ -77,7 +77,7 @@ def test_cli_flags_set_the_config(cli, tmp_path) -> None:
 
 def test_cli_keeps_the_token_out_of_its_output_and_hands_it_over_in_a_0600_conn_file(tmp_path) -> None:
     # Started by hand in a directory: default --conn-file, verbose uvicorn logs, stdout+stderr captured.
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_provider_contacts.sandbox", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "ghl_sandbox", "--port", "0",
                              "--contacts", "12", "--log-level", "debug"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -120,7 +120,7 @@ def test_cli_conn_file_off_writes_no_conn_file(cli, tmp_path) -> None:
 
 
 def test_cli_refuses_a_bad_setting_naming_it() -> None:
-    done = subprocess.run([sys.executable, "-m", "airflow_provider_contacts.sandbox", "--port", "0",
+    done = subprocess.run([sys.executable, "-m", "ghl_sandbox", "--port", "0",
                            "--fault-rate", "2"], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "fault_rate" in done.stderr and "between 0.0 and 1.0" in done.stderr
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 def _create(api: httpx.Client, sandbox: SandboxServer, name: str) -> httpx.Response:
@@ -84,7 +84,7 @@ def test_create_can_answer_422_after_it_created_the_contact(sandbox: SandboxServ
 
 
 def test_unknown_fault_kind_is_refused(sandbox: SandboxServer) -> None:
-    from airflow_provider_contacts.sandbox.client import SandboxAdminError
+    from ghl_sandbox.client import SandboxAdminError
 
     with pytest.raises(SandboxAdminError, match="fault_kinds"):
         sandbox.admin.configure(fault_kinds=["418"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 RATE_HEADERS = ("X-RateLimit-Limit-Daily", "X-RateLimit-Daily-Remaining", "X-RateLimit-Interval-Milliseconds",
                 "X-RateLimit-Max", "X-RateLimit-Remaining")
@@ -87,7 +87,7 @@ def test_limits_switched_off_never_run_down_in_the_headers(sandbox: SandboxServe
 def test_bad_rate_limit_setting_is_refused_with_the_expected_format(sandbox: SandboxServer) -> None:
     import pytest
 
-    from airflow_provider_contacts.sandbox.client import SandboxAdminError
+    from ghl_sandbox.client import SandboxAdminError
 
     with pytest.raises(SandboxAdminError, match="100/10"):
         sandbox.admin.configure(rate_limit="fast")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_provider_contacts.sandbox.faults import is_write
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.faults import is_write
+from ghl_sandbox.testing import SandboxServer
 
 #: What a client sees when the connection closes without a response, or mid-body.
 LOST = (httpx.RemoteProtocolError, httpx.ReadError)
@@ -142,7 +142,7 @@ def test_write_faults_are_repeatable_for_the_same_request_sequence(sandbox_facto
 
 
 def test_the_command_line_takes_the_write_fault_options() -> None:
-    from airflow_provider_contacts.sandbox.__main__ import _parser, config_from_args
+    from ghl_sandbox.__main__ import _parser, config_from_args
 
     args = _parser().parse_args(["--write-fault-rate", "0.2", "--write-fault-kinds", "applied_lost,504",
                                  "--lost-answer-modes", "close,502", "--fault-kinds", "503,applied_lost",

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from airflow_provider_contacts.sandbox.__main__ import _parser, config_from_args
-from airflow_provider_contacts.sandbox.client import SandboxAdminError
-from airflow_provider_contacts.sandbox.config import ALL_SCOPES, SandboxConfig
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.__main__ import _parser, config_from_args
+from ghl_sandbox.client import SandboxAdminError
+from ghl_sandbox.config import ALL_SCOPES, SandboxConfig
+from ghl_sandbox.testing import SandboxServer
 
 TASKS_READ = "locations/tasks.readonly"
 

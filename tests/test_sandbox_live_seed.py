@@ -10,10 +10,10 @@ import time
 import httpx
 import pytest
 
-from airflow_provider_contacts.sandbox.config import SandboxConfig
-from airflow_provider_contacts.sandbox.seed import CUSTOM_FIELD_POOL, FIXED_PHONES
-from airflow_provider_contacts.sandbox.state import SandboxState
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.config import SandboxConfig
+from ghl_sandbox.seed import CUSTOM_FIELD_POOL, FIXED_PHONES
+from ghl_sandbox.state import SandboxState
+from ghl_sandbox.testing import SandboxServer
 
 SHIPPED_MAPPING_NAMES = {"Pincode", "Plan", "pincode", "plan"}
 

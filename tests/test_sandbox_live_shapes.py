@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from airflow_provider_contacts.dates import parse_date
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 SEARCH_EXTRAS = ("businessName", "phoneLabel", "additionalEmails", "additionalPhones", "validEmail", "followers",
                  "dndSettings", "firstNameLowerCase", "lastNameLowerCase")

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 MISSING = "AAAAAAAAAAAAAAAAAAAA"
 SCOPE_401 = "The token is not authorized for this scope."
@@ -171,7 +171,7 @@ def test_strict_spec_mode_keeps_the_specs_statuses(sandbox: SandboxServer, api: 
 
 
 def test_admin_surface_still_answers_404_for_missing_objects(sandbox: SandboxServer) -> None:
-    from airflow_provider_contacts.sandbox.client import SandboxAdminError
+    from ghl_sandbox.client import SandboxAdminError
 
     with pytest.raises(SandboxAdminError) as err:
         sandbox.admin.delete_contact(MISSING)

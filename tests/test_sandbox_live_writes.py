@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 DOB_FORMS = ["1990/09/25", "09/25/1990", "1990-09-25", "09-25-1990", "1990.09.25", "09.25.1990", "1990_09_25",
              "09_25_1990"]

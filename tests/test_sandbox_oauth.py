@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 def _token(sandbox: SandboxServer, **form: Any) -> httpx.Response:
@@ -145,7 +145,7 @@ def test_an_install_in_one_step_is_never_faulted(sandbox: SandboxServer) -> None
 
 
 def test_token_leaks_finds_every_kind_of_sandbox_token_without_quoting_it(sandbox: SandboxServer) -> None:
-    from airflow_provider_contacts.sandbox.testing import token_leaks
+    from ghl_sandbox.testing import token_leaks
 
     app = sandbox.admin.install_oauth_app()
     text = (f"Bearer {sandbox.token} then access={app['access_token']} refresh={app['refresh_token']} "

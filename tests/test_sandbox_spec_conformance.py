@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_contacts.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 SPEC_DIR = Path(os.environ.get("GHL_REFERENCE_DIR",
                                Path(__file__).resolve().parents[2] / "shared" / "reference" / "ghl-openapi"))

@@ -260,7 +260,7 @@ def test_a_zero_poke_interval_is_refused_at_parse_time() -> None:
 
 
 def test_a_follow_up_run_continues_exactly_after_a_batch_cut_off_in_one_millisecond(sandbox, ghl_conn, monkeypatch) -> None:
-    from airflow_provider_contacts.sandbox import store as sandbox_store
+    from ghl_sandbox import store as sandbox_store
 
     ids = sorted(c["id"] for c in sandbox.admin.dump()["contacts"][:3])  # the search breaks ties by id
     frozen = sandbox_store.now_ms() + 5_000

@@ -18,9 +18,9 @@ import pytest
 from airflow_provider_contacts.dates import parse_date
 from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, RunReport, SqlSink, SyncConfig
-from airflow_provider_contacts.sync.scenario import apply_mutations
+from ghl_sandbox.scenario import apply_mutations
 from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
-from airflow_provider_contacts.sync.verify import diff_target, live_rows
+from support.verify import diff_target, live_rows
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "dags" / "ghl_contacts_mapping.yaml"
 #: Three runs per sweep period: every contact's tasks and notes are re-read within three runs.

@@ -6,7 +6,7 @@ outside any numbering plan and whose notes hold a NUL character, read with a tok
 Contacts, tasks and notes are created, changed and deleted between runs through the sandbox's
 admin surface; a deleted contact answers ``400 Contact not found`` on GET. Two runs go through the
 engine (``reconcile_location``), the third through the DAG under ``dag.test()``. After each run
-the target equals the sandbox field by field (``sync.verify.diff_target`` against ``truth()``),
+the target equals the sandbox field by field (``support.verify.diff_target`` against ``truth()``),
 nothing is quarantined, and the run report carries the fallback warning exactly once.
 
 On SQLite and on PostgreSQL (``GHL_TEST_POSTGRES_URL``; skipped with the reason when unset).
@@ -27,7 +27,7 @@ import pytest
 
 from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.sync import FieldMapping, RunReport, SqlSink, SyncConfig, get_target_hook, reconcile_location
-from airflow_provider_contacts.sync.verify import diff_target, live_rows
+from support.verify import diff_target, live_rows
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MAPPING_FILE = REPO_ROOT / "dags" / "ghl_contacts_mapping.yaml"

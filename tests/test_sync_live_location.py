@@ -24,7 +24,7 @@ from airflow_provider_contacts.models import ContactActivity
 from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, RunReport, SqlSink, SyncConfig
 from airflow_provider_contacts.sync.mapping import MappingError
 from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
-from airflow_provider_contacts.sync.verify import live_rows
+from support.verify import live_rows
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "dags" / "ghl_contacts_mapping.yaml"
 LOCATION = "liveLoc0000000000001"

@@ -23,7 +23,7 @@ from airflow_provider_contacts.sync import (
     get_target_hook,
 )
 from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
-from airflow_provider_contacts.sync.verify import live_rows
+from support.verify import live_rows
 
 
 class Target:

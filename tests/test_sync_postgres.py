@@ -13,8 +13,8 @@ import pytest
 
 from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, SqlSink, SyncConfig, get_target_hook
-from airflow_provider_contacts.sync.scenario import apply_mutations
-from airflow_provider_contacts.sync.verify import diff_target, live_rows
+from ghl_sandbox.scenario import apply_mutations
+from support.verify import diff_target, live_rows
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "dags" / "ghl_contacts_mapping.yaml"
 

@@ -123,7 +123,7 @@ class _Admin:
 def test_default_variable_store_in_mapped_tasks_of_a_real_deployment(tmp_path_factory) -> None:
     from airflow_cluster import AirflowCluster
 
-    from airflow_provider_contacts.sandbox.testing import SandboxConfig, SandboxServer
+    from ghl_sandbox.testing import SandboxConfig, SandboxServer
 
     dags, results = tmp_path_factory.mktemp("token-store-dags"), tmp_path_factory.mktemp("token-store-results")
     (dags / f"{DAG_ID}.py").write_text(DAG)

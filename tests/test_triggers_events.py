@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import Asset, AssetWatcher
-from airflow_provider_contacts.sandbox import store as sandbox_store
+from ghl_sandbox import store as sandbox_store
 from airflow_provider_contacts.triggers.events import WATERMARK_IDS_KEY, WATERMARK_KEY, GHLContactsChangedEventTrigger
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m airflow_provider_contacts.sandbox --port 8765 --contacts 2000 --seed 7``.
+"""Command line: ``python -m ghl_sandbox --port 8765 --contacts 2000 --seed 7``.
 
 Every ``SandboxConfig`` field is a flag (``--rate-limit 100/10``, ``--fault-rate 0.05``,
 ``--fault-kinds 500,503,drop``, ``--latency-ms 20``, ``--allow-duplicates`` ...). The sandbox
@@ -58,7 +58,7 @@ DEFAULT_CONN_FILE = ".ghl-sandbox-conn.json"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_contacts.sandbox",
+    parser = argparse.ArgumentParser(prog="python -m ghl_sandbox",
                                      description="A local HighLevel (LeadConnector) Contacts API sandbox.")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (0: a free port)")

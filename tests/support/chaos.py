@@ -5,7 +5,7 @@ Used by ``tests/test_reliability.py`` (CI, small sizes) and ``benchmarks/soak_re
 (repeated rounds). Every scenario returns a :class:`ScenarioResult` whose figures must come out as
 ``rows_lost == 0``, ``duplicates == 0``, ``reused_refresh_tokens == 0``, ``token_leaks == 0``,
 ``failed_calls == 0`` and ``diffs == []`` (the target equals the sandbox, by
-``sync.verify.diff_target`` against ``SandboxServer.truth()``).
+``support.verify.diff_target`` against ``SandboxServer.truth()``).
 
 Scenarios:
 
@@ -25,7 +25,7 @@ a real process (its own DB connection, sockets and token store lock) at an arbit
 child's stdout and stderr (logging at INFO) go to a file that the checks scan for tokens.
 
 Only the public entry points of the engine are used (``ReconcileEngine``, ``SqlSink``,
-``FieldMapping.load``, ``sync.verify.diff_target``) and only loopback addresses are contacted.
+``FieldMapping.load``, ``support.verify.diff_target``) and only loopback addresses are contacted.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .testing import SandboxServer, token_leaks
+from ghl_sandbox.testing import SandboxServer, token_leaks
 
 __all__ = [
     "FAULT_MIX",
@@ -193,11 +193,11 @@ def check_target(sb: SandboxServer, target: TargetSpec, mapping_path: str | Path
                  location_id: str | None = None) -> tuple[list[str], int, int]:
     """Compare the target with what the sandbox holds: ``(diffs, rows_lost, duplicate_rows)``.
 
-    ``diffs`` comes from ``sync.verify.diff_target`` against ``sb.truth()``; ``rows_lost`` counts
+    ``diffs`` comes from ``support.verify.diff_target`` against ``sb.truth()``; ``rows_lost`` counts
     records of the sandbox missing from the target; ``duplicate_rows`` ids held twice in a table.
     """
     from airflow_provider_contacts.sync.mapping import FieldMapping
-    from airflow_provider_contacts.sync.verify import diff_target
+    from support.verify import diff_target
 
     mapping = FieldMapping.load(mapping_path)
     sink = target.sink(mapping)
@@ -477,7 +477,7 @@ def zygote_main() -> None:
     import airflow_provider_contacts.sync.engine  # noqa: F401
     import airflow_provider_contacts.sync.sinks  # noqa: F401
     import airflow_provider_contacts.sync.target  # noqa: F401
-    import airflow_provider_contacts.sync.verify  # noqa: F401
+    import support.verify  # noqa: F401
 
     exits: dict[int, int] = {}
 
@@ -572,7 +572,7 @@ class ReconcileWorkers:
         log_path = self.workdir / "zygote.log"
         with open(log_path, "ab") as errors:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", "from airflow_provider_contacts.sandbox.chaos import zygote_main; zygote_main()"],
+                [sys.executable, "-c", "from support.chaos import zygote_main; zygote_main()"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True, bufsize=1,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )

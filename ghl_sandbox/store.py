@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_contacts.dates import DateParseError, parse_date
+from .dates import DateParseError, parse_date
 
 from .activities import ActivityTable
 from .config import SandboxConfig

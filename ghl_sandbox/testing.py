@@ -1,7 +1,7 @@
 """Run a sandbox from Python: ``with SandboxServer(SandboxConfig(contacts=500)) as sb: ...``.
 
 Thread mode (default) serves uvicorn on a background thread on a free 127.0.0.1 port; the
-subprocess mode (``subprocess=True``) runs ``python -m airflow_provider_contacts.sandbox`` as a
+subprocess mode (``subprocess=True``) runs ``python -m ghl_sandbox`` as a
 child process (for benchmarks and real Airflow services). The child hands its start info (base URL,
 location, token) over through ``--info-file``: a 0600 file in a fresh private temporary directory,
 written atomically once the socket listens, read and deleted by the parent. Nothing with the token
@@ -125,7 +125,7 @@ class SandboxServer:
 
     def truth(self, location_id: str | None = None, shape: str = "search") -> dict[str, Any]:
         """What HighLevel holds for the location, to compare a sync target with
-        (``sync.verify.diff_target(sink, mapping, location_id, sb.truth())``): ``{"contacts", "tasks",
+        (``support.verify.diff_target(sink, mapping, location_id, sb.truth())``): ``{"contacts", "tasks",
         "notes", "customFields"}``, contacts in the shape ``POST /contacts/search`` gives them (live
         mode: ``address``, ``dateOfBirth`` in epoch ms, ``businessName``, ``validEmail`` ...;
         ``shape="get"`` for the ``GET /contacts/{id}`` shape), as of now (no search lag)."""
@@ -186,7 +186,7 @@ class SandboxServer:
         self._child_dir = tempfile.mkdtemp(prefix="ghl-sandbox-")  # mode 0700: only this user sees inside
         info_path = os.path.join(self._child_dir, "start-info.json")
         self._stderr_path = os.path.join(self._child_dir, "sandbox.log")
-        cmd = [sys.executable, "-m", "airflow_provider_contacts.sandbox", "--host", self.host, "--port", "0",
+        cmd = [sys.executable, "-m", "ghl_sandbox", "--host", self.host, "--port", "0",
                "--config-json", json.dumps(self.config.to_dict()), "--info-file", info_path, "--conn-file", "off"]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self._stderr_path, "wb") as log:

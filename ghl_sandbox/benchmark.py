@@ -1,5 +1,5 @@
 """Figures for the sandbox itself (printed, never asserted):
-``python -m airflow_provider_contacts.sandbox.benchmark --contacts 20000``.
+``python -m ghl_sandbox.benchmark --contacts 20000``.
 
 Measures seeding, a cold search (filters + sort; builds the sorted index), warm 500-contact pages
 through ``searchAfter`` in-process, and a full ``searchAfter`` walk over real HTTP.

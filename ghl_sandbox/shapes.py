@@ -22,7 +22,7 @@ from collections.abc import Collection, Mapping
 from datetime import date
 from typing import Any
 
-from airflow_provider_contacts.dates import DateParseError, parse_date
+from .dates import DateParseError, parse_date
 
 from .dates import iso_from_ms
 
