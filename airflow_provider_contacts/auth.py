@@ -897,6 +897,13 @@ def rotation_store_extra(extras: Mapping[str, Any], conn_id: str, *, oauth: bool
     return value.strip()
 
 
+#: ``rotation_store`` prefixes of the stores whose lock a database or Redis provides.
+_BACKEND_STORES = {
+    "sql:": "airflow_provider_contacts.token_stores.SqlTokenStore",
+    "redis:": "airflow_provider_contacts.token_stores.RedisTokenStore",
+}
+
+
 def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
     """Build the store named by the ``rotation_store`` extra (legacy: ``token_store``) of connection ``conn_id``.
 
@@ -924,14 +931,11 @@ def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
         if not path:
             raise GHLConfigError("rotation_store: 'file:' needs a path, e.g. 'file:/var/lib/airflow/ghl.json'")
         return FileTokenStore(path)
-    if spec.startswith("sql:"):
-        from airflow_provider_contacts.token_stores import SqlTokenStore
+    for prefix, class_path in _BACKEND_STORES.items():
+        if spec.startswith(prefix):  # loaded by path, as any store class: token_stores builds on this module
+            from airflow.sdk.module_loading import import_string
 
-        return SqlTokenStore(spec.removeprefix("sql:").strip(), key=conn_id)
-    if spec.startswith("redis:"):
-        from airflow_provider_contacts.token_stores import RedisTokenStore
-
-        return RedisTokenStore(spec.removeprefix("redis:").strip(), key=conn_id)
+            return import_string(class_path)(spec.removeprefix(prefix).strip(), key=conn_id)
     if "." not in spec:
         raise GHLConfigError(
             f"rotation_store: {spec!r} is not understood; use 'variable', 'variable:<key>', "

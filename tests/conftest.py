@@ -71,3 +71,37 @@ def airflow_cluster(tmp_path_factory: pytest.TempPathFactory):
         cluster.sandbox = sandbox  # type: ignore[attr-defined]
         with cluster:
             yield cluster
+
+
+# -- test layers -------------------------------------------------------------------------------
+#: Fixtures that put a test in the contract layer (the sandbox over real HTTP).
+_CONTRACT_FIXTURES = {"sandbox", "sandbox_factory", "ghl_conn", "ghl_conn_factory", "airflow_db"}
+#: Module text that shows a test talks HTTP, starts processes or a database of its own.
+_CONTRACT_SIGNS = ("SandboxServer", "http.server", "HTTPServer", "subprocess", "multiprocessing", "postgres_url",
+                   "support.chaos", "dag.test(", "airflow_cluster")
+_module_signs: dict[str, bool] = {}
+
+
+def _module_talks_to_something(path: Path) -> bool:
+    key = str(path)
+    if key not in _module_signs:
+        text = path.read_text(encoding="utf-8")
+        _module_signs[key] = any(sign in text for sign in _CONTRACT_SIGNS)
+    return _module_signs[key]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its layer, so each layer can be run alone (README, "Tests"):
+
+    * ``integration``: real Airflow services (marked by the tests themselves);
+    * ``contract``: the sandbox or a stub server over real HTTP, child processes, databases;
+    * ``fast``: everything else (no HTTP, no Airflow services: mapping, transforms, models, retry
+      decisions), which runs in seconds.
+    """
+    for item in items:
+        if item.get_closest_marker("integration"):
+            continue
+        if set(getattr(item, "fixturenames", ())) & _CONTRACT_FIXTURES or _module_talks_to_something(Path(item.fspath)):
+            item.add_marker(pytest.mark.contract)
+        else:
+            item.add_marker(pytest.mark.fast)

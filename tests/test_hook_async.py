@@ -231,30 +231,6 @@ def test_async_search_pages_like_the_sync_paginator(sandbox, ghl_conn) -> None:
     assert sandbox.admin.counters()["by_operation"]["search-contacts-advanced"] == 7  # 6 full pages of 30, 1 short
 
 
-def test_the_compatibility_functions_run_the_hooks_reads_on_an_open_transport(sandbox, ghl_conn) -> None:
-    from airflow_provider_contacts.errors import GHLConfigError
-    from airflow_provider_contacts.hooks.async_search import aiter_location_tasks, aiter_search_contacts, alist_tasks
-
-    hook = GHLContactsHook(ghl_conn)
-    dump = sandbox.admin.dump()
-    contact_id = dump["tasks"][0]["contactId"]
-
-    async def read() -> tuple[list[Any], list[Any], list[Any]]:
-        async with hook.async_transport() as api:
-            contacts = [c async for c in aiter_search_contacts(api, hook.location_id, page_limit=100)]
-            tasks = await alist_tasks(api, contact_id)
-            every = [t async for t in aiter_location_tasks(api, hook.location_id)]
-            assert await alist_tasks(api, "noSuchContact0000000", missing_ok=True) == []
-            with pytest.raises(GHLConfigError, match="not the location of the hook"):
-                aiter_search_contacts(api, "anotherLocation")
-            return contacts, tasks, every
-
-    contacts, tasks, every = asyncio.run(read())
-    assert contacts == list(hook.iter_search_contacts(page_limit=100))
-    assert tasks == hook.list_tasks(contact_id)
-    assert every == list(hook.iter_location_tasks())
-
-
 class _SamePageAPI:
     """A broken search that hands out the same cursor forever (route of a stub server)."""
 

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_contacts.errors import GHLValidationError
-from airflow_provider_contacts.hooks.async_search import alist_tasks
 from airflow_provider_contacts.hooks.contacts import ContactsHook
 from airflow_provider_contacts.hooks.paths import api_path, check_id, is_highlevel_id
 from test_client_live_statuses import _fresh_process_state, stub_api  # noqa: F401 - fixtures
@@ -208,9 +207,6 @@ def test_async_paths_are_checked_by_the_same_builder(stub_api) -> None:
             with pytest.raises(GHLValidationError, match="parameter 'location_id'") as err:
                 await _drain(elsewhere.aiter_location_tasks())
             assert err.value.operation == "task-search"
-        async with hook.async_transport() as api:  # the compatibility functions build through the hook
-            with pytest.raises(GHLValidationError, match="parameter 'contact_id'"):
-                await alist_tasks(api, "..")
 
     asyncio.run(run())
     assert stub.calls == [] and hook.stats.requests == 0

@@ -239,3 +239,146 @@ def test_an_upsert_that_always_creates_is_not_resent_blindly(monkeypatch) -> Non
         assert result.contact.id == "c1" and result.new is True
     finally:
         api.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Writes whose answer was lost after they were applied (the sandbox's ``applied_lost`` fault)
+# ------------------------------------------------------------------------------------------------
+
+
+def _lose_the_next_answer(sb, hook: ContactsHook, monkeypatch) -> None:
+    """Arm the sandbox's write fault for one request of ``hook``: it is applied and its answer
+    lost; the fault is switched off as soon as that request has returned or raised, so the
+    transport's resend is answered (whatever the lost-answer mode: with or without a response)."""
+    session = hook._shared_session()
+    real = type(session).request
+
+    def request_once(self, *args, **kwargs):
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            sb.admin.configure(write_fault_rate=0.0)
+            monkeypatch.setattr(session, "request", real.__get__(session), raising=False)
+
+    monkeypatch.setattr(session, "request", request_once.__get__(session), raising=False)
+    sb.admin.configure(write_fault_rate=1.0)
+
+
+@pytest.mark.parametrize("mode", ["502", "504", "close", "drop"])
+def test_a_delete_whose_answer_was_lost_is_reported_as_done(sandbox_factory, monkeypatch, mode) -> None:
+    from airflow_provider_contacts.errors import GHLNotFoundError
+
+    sb = sandbox_factory(
+        contacts=5, write_fault_rate=0.0, write_fault_kinds=["applied_lost"], lost_answer_modes=[mode],
+        fault_operations=["delete-contact", "delete-task", "delete-note"],
+    )
+    hook = _hook(sb, monkeypatch)
+    contact_id = sb.truth()["contacts"][0]["id"]
+    note = hook.create_note(contact_id, {"body": "delete me once"})
+    task = hook.create_task(contact_id, {"title": "delete me once", "dueDate": "2030-01-01T00:00:00Z"})
+    lost_before = sb.admin.counters()["applied_then_lost"]
+    deletes = [
+        ("notes", note.id, lambda **kw: hook.delete_note(contact_id, note.id, **kw)),
+        ("tasks", task.id, lambda **kw: hook.delete_task(contact_id, task.id, **kw)),
+        ("contacts", contact_id, lambda **kw: hook.delete_contact(contact_id, **kw)),
+    ]
+    for kind, record_id, delete in deletes:
+        _lose_the_next_answer(sb, hook, monkeypatch)
+        retries = hook.stats.retries
+        assert delete() is True, f"{kind}: the delete that happened was reported as failed"
+        assert hook.stats.retries == retries + 1, f"{kind}: the lost answer was resent once"
+        assert record_id not in {r["id"] for r in sb.truth()[kind]}
+    assert sb.admin.counters()["applied_then_lost"] == lost_before + 3
+    # A delete of a record that is not there, answered at once, still says so.
+    with pytest.raises(GHLNotFoundError):
+        hook.delete_note(contact_id, note.id)
+    assert hook.delete_contact(contact_id, missing_ok=True) is False
+
+
+def test_a_delete_resent_after_a_429_still_reports_a_missing_record(monkeypatch) -> None:
+    """Only an attempt that may have been applied turns a not-found into "deleted": a 429 (never
+    applied) before the not-found leaves it an error."""
+    from airflow_provider_contacts.errors import GHLNotFoundError
+    from airflow_provider_contacts.hooks.transport import CallReport
+
+    answers = iter([(429, {"message": "Too many requests"}), (400, {"statusCode": 400, "message": "Note not found"})])
+    server = _ScriptedAPI(answers)
+    try:
+        conn = {"conn_type": "ghl", "host": server.url, "password": "t", "extra": {"location_id": "L"}}
+        monkeypatch.setenv("AIRFLOW_CONN_GHL_SCRIPTED", json.dumps(conn))
+        hook = ContactsHook("ghl_scripted", retry=FAST)
+        report = CallReport()
+        with pytest.raises(GHLNotFoundError):
+            hook.transport.request("DELETE", "/contacts/c1/notes/n1", operation="delete-note", report=report)
+        assert report.attempts == 2 and not report.maybe_applied
+        server.answers = iter([(503, {"message": "Service Unavailable"}), (400, {"message": "Note not found"})])
+        assert hook.delete_note("c1", "n1") is True  # the 503'd attempt may have deleted it
+        server.answers = iter([(400, {"message": "Note not found"})])
+        with pytest.raises(GHLNotFoundError):
+            hook.delete_note("c1", "n1")
+    finally:
+        server.close()
+
+
+class _ScriptedAPI:
+    """A server answering each request with the next ``(status, body)`` of ``answers``."""
+
+    def __init__(self, answers) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        api = self
+        self.answers = answers
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                status, body = next(api.answers)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                if status == 429:
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _any
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["502", "close"])
+def test_an_upsert_whose_answer_was_lost_reports_new_as_before_the_call(sandbox_factory, monkeypatch, mode) -> None:
+    sb = sandbox_factory(
+        contacts=5, write_fault_rate=0.0, write_fault_kinds=["applied_lost"], lost_answer_modes=[mode],
+        fault_operations=["upsert-contact"],
+    )
+    hook = _hook(sb, monkeypatch)
+    lost_before = sb.admin.counters()["applied_then_lost"]
+
+    # The lost attempt created the contact; the resend updated it and answered new=false.
+    _lose_the_next_answer(sb, hook, monkeypatch)
+    created = hook.upsert_contact({"email": "lost.answer@example.com", "firstName": "Lost"})
+    assert created.new is True, "the contact did not exist before the upsert"
+    assert [c["id"] for c in sb.truth()["contacts"] if c.get("email") == "lost.answer@example.com"] == [created.contact.id]
+
+    # A contact that was there (seeded, added long before): the lost attempt updated it.
+    existing = next(c for c in sb.truth()["contacts"] if c.get("email") and c["id"] != created.contact.id)
+    _lose_the_next_answer(sb, hook, monkeypatch)
+    updated = hook.upsert_contact({"email": existing["email"], "companyName": "Lost Answers Ltd"})
+    assert updated.new is False and updated.contact.id == existing["id"]
+
+    assert sb.admin.counters()["applied_then_lost"] == lost_before + 2
+    assert hook.stats.retries == 2
+    # Answered at once: HighLevel's own ``new``.
+    assert hook.upsert_contact({"email": "lost.answer@example.com"}).new is False
+    assert hook.upsert_contact({"email": "fresh.answer@example.com"}).new is True

@@ -248,3 +248,23 @@ def test_installing_the_provider_registers_no_pytest_fixtures() -> None:
     ``-p ghl_sandbox.pytest_plugin``), not forced into every pytest session of an environment."""
     plugins = [ep.value for ep in importlib.metadata.entry_points(group="pytest11")]
     assert not [value for value in plugins if value.startswith(("ghl_sandbox", "airflow_provider_contacts"))]
+
+
+def test_no_module_of_the_provider_imports_itself_back_in_a_circle() -> None:
+    """Issue #9: no import circle anywhere in the provider (lazy imports count too)."""
+    graph = {}
+    for path in ROOT.rglob("*.py"):
+        name = _module(path).removesuffix(".__init__")
+        graph[name] = {m for m in _imports(path) if m != name and not path.name == "__init__.py"}
+    circles: set[tuple[str, ...]] = set()
+
+    def walk(start: str, node: str, trail: list[str]) -> None:
+        for nxt in graph.get(node, ()):
+            if nxt == start:
+                circles.add(tuple(sorted(trail)))
+            elif nxt in graph and nxt not in trail and len(trail) < 8:
+                walk(start, nxt, [*trail, nxt])
+
+    for name in graph:
+        walk(name, name, [name])
+    assert not circles, sorted(circles)

@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from ghl_sandbox import chaos
+from support import chaos
 from ghl_sandbox.testing import SandboxServer, token_leaks
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "dags" / "ghl_contacts_mapping.yaml"
@@ -181,10 +181,6 @@ def test_the_token_checks_see_a_token_wherever_it_is_logged(location: SandboxSer
     assert location.token not in " ".join(found)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hooks/operations.py OperationsBase._delete: a DELETE is resent after a lost answer (replay_safe), "
-    "and the resend's 400 'Note not found' is raised as GHLNotFoundError although the first attempt deleted "
-    "the note (missing_ok=False, the default): a successful delete is reported as a failure"))
 def test_a_delete_whose_answer_was_lost_is_reported_as_done(location: SandboxServer, ghl_conn: str) -> None:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
 

@@ -10,12 +10,16 @@ through the hook's async transport and return the same models. Creates are sent 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from airflow_provider_contacts.errors import GHLNotFoundError, GHLValidationError
 from airflow_provider_contacts.hooks.creates import CreateWindow
 from airflow_provider_contacts.hooks.operations import (
+    CLOCK_ALLOWANCE,
+    CREATE_MATCH_SKEW,
     FIELDS_READ,
     READ,
     WRITE,
@@ -37,6 +41,7 @@ from airflow_provider_contacts.hooks.pagination import (
 )
 from airflow_provider_contacts.hooks.paths import id_list
 from airflow_provider_contacts.hooks.specs import Plan, RequestSpec
+from airflow_provider_contacts.hooks.transport import CallReport
 from airflow_provider_contacts.models import (
     BulkBusinessBody,
     BulkBusinessResult,
@@ -54,6 +59,8 @@ from airflow_provider_contacts.models import (
     UpsertResult,
     validate_body,
 )
+
+log = logging.getLogger("airflow_provider_contacts.hooks.contacts")
 
 #: ``get-contact`` / ``update-contact`` / ``delete-contact`` (placeholder: the hook's parameter).
 CONTACT_PATH = "/contacts/{contact_id}"
@@ -360,12 +367,29 @@ class ContactOperations(OperationsBase):
         A plain upsert is safe to resend. With ``createNewIfDuplicateAllowed`` (a create without a
         duplicate check, where the location allows duplicates) it is sent exactly once like
         :meth:`create_contact`: after an ambiguous failure the contact is looked up before any retry.
+
+        ``new`` says whether the contact existed before this call, also after a lost answer. When
+        an attempt that may have been applied (it reached HighLevel, its answer was lost: 5xx,
+        timeout, dropped connection) is resent, the resend's ``new: false`` cannot tell "it was
+        there before" from "our lost attempt created it". The hook then decides by the contact's
+        ``dateAdded`` against the moment that attempt was sent, on the server's clock (the rule of
+        the exactly-once creates, :mod:`.creates`): added since then, the contact did not exist
+        before the call and ``new`` is ``True``. This costs no request unless the answer lacks a
+        ``dateAdded`` date (then one ``GET /contacts/{id}``); an upsert answered at once costs
+        nothing extra (no pre-send duplicate look-up). What stays ambiguous: a contact someone else
+        created within about 2 s (:data:`~.operations.CLOCK_ALLOWANCE`; 2 minutes when the API
+        sends no ``Date`` header) before that attempt counts as new; a contact whose ``dateAdded``
+        cannot be read at all keeps the API's answer (logged).
         """
         model = validate_body(UpsertContact, body, UPSERT_CONTACT.operation_id)
         payload = model.payload()
         payload["locationId"] = model.locationId or self.require_location_id()
         if not payload.get("createNewIfDuplicateAllowed"):
-            return self._send(UPSERT_CONTACT.spec(UpsertResult.model_validate, body=payload))
+            report = CallReport()
+            result = self._send(UPSERT_CONTACT.spec(UpsertResult.model_validate, body=payload), report)
+            if report.maybe_applied_at is not None and not result.new:
+                return self._upsert_after_lost_answer(result, report.maybe_applied_at)
+            return result
 
         def lookup(window: CreateWindow) -> UpsertResult | None:
             found = self._find_created_contact(payload, window)
@@ -378,13 +402,44 @@ class ContactOperations(OperationsBase):
             record_id=lambda result: result.contact.id,
         )
 
+    def _upsert_after_lost_answer(self, result: UpsertResult, sent_at: float) -> UpsertResult:
+        """``result`` of an upsert resent after an attempt sent at ``sent_at`` (local epoch
+        seconds) whose answer was lost, with ``new`` as before that attempt (see
+        :meth:`upsert_contact`)."""
+        added = result.contact.dateAdded
+        if not isinstance(added, datetime):
+            try:
+                added = self.get_contact(result.contact.id).dateAdded
+            except GHLNotFoundError:  # deleted since: nothing to tell
+                added = None
+        if not isinstance(added, datetime):
+            log.warning(
+                "%s: an attempt's answer was lost and contact %s has no readable dateAdded; 'new' is "
+                "the resend's answer (False), although the lost attempt may have created it",
+                UPSERT_CONTACT.operation_id, result.contact.id,
+            )
+            return result
+        window = CreateWindow(
+            key=None, sent_at=sent_at, clock=self.transport.clock, known=frozenset(),
+            allowance=CLOCK_ALLOWANCE, fallback=CREATE_MATCH_SKEW,
+        )
+        if added < window.since():
+            return result  # there before the lost attempt: updated, not created
+        log.warning(
+            "%s: the answer of an attempt that created contact %s was lost; the resend answered "
+            "new=false; reporting new=True", UPSERT_CONTACT.operation_id, result.contact.id,
+        )
+        return result.model_copy(update={"new": True})
+
     @operation(DELETE_CONTACT)
     def delete_contact(self, contact_id: str, *, missing_ok: bool = False) -> bool:
         """``DELETE /contacts/{contactId}``; ``True`` if HighLevel confirmed (``succeded``).
 
         :param missing_ok: a contact that does not exist (already deleted) - 404, or the live API's
             400 ``Contact not found`` - returns ``False`` instead of raising (an idempotent delete).
-        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
+        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false. Not raised when an
+            earlier attempt of this call may have deleted it (its answer lost, the ``DELETE``
+            resent): that gives ``True`` (see ``OperationsBase._delete``).
         """
         return self._delete(DELETE_CONTACT, missing_ok, contact_id=contact_id)
 

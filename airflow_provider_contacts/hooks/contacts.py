@@ -280,7 +280,7 @@ class GHLContactsHook(
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s), headers=self._base_headers()
         ) as client:
-            yield AsyncTransport(client=client, owner=self, **self._request_rules())
+            yield AsyncTransport(client=client, **self._request_rules())
 
     @property
     def timeout(self) -> tuple[float, float]:

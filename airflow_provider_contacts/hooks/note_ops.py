@@ -91,7 +91,9 @@ class NoteOperations(OperationsBase):
 
         :param missing_ok: a note (or contact) that does not exist - 404, or the live API's 400
             ``Note not found`` - returns ``False`` instead of raising (an idempotent delete).
-        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
+        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false. Not raised when an
+            earlier attempt of this call may have deleted it (its answer lost, the ``DELETE``
+            resent): that gives ``True`` (see ``OperationsBase._delete``).
         """
         return self._delete(DELETE_NOTE, missing_ok, contact_id=contact_id, note_id=note_id)
 

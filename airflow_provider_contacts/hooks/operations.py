@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Iterator, Mapping
@@ -30,7 +31,7 @@ from airflow_provider_contacts.errors import GHLConfigError, GHLNotFoundError, G
 from airflow_provider_contacts.hooks.creates import CLAIMS, DATED, CreateWindow
 from airflow_provider_contacts.hooks.paths import api_path
 from airflow_provider_contacts.hooks.specs import Plan, RequestSpec, adrive, drive
-from airflow_provider_contacts.hooks.transport import AmbiguousWrite
+from airflow_provider_contacts.hooks.transport import AmbiguousWrite, CallReport
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.retry import RetryPolicy
@@ -160,9 +161,13 @@ class OperationsBase:
         """Send one request through the hook's transport (every sync request passes here)."""
         return self.transport.request(method, path, **options)
 
-    def _send(self, spec: RequestSpec[T]) -> T:
-        """Send ``spec`` through the sync transport; its parsed answer."""
-        return spec.send(self._call)
+    def _send(self, spec: RequestSpec[T], report: CallReport | None = None) -> T:
+        """Send ``spec`` through the sync transport; its parsed answer. ``report`` (a
+        :class:`~airflow_provider_contacts.hooks.transport.CallReport`) learns what the request
+        loop saw, e.g. whether an attempt before the answered one may have been applied."""
+        if report is None:
+            return spec.send(self._call)
+        return spec.send(functools.partial(self._call, report=report))
 
     def _run(self, build: Callable[P, RequestSpec[T]], *args: P.args, **kwargs: P.kwargs) -> T:
         """The sync half of a read: ``build(*args, **kwargs)`` sent through the sync transport."""
@@ -198,11 +203,28 @@ class OperationsBase:
 
         With ``missing_ok``, a record that does not exist (404, or the live API's 400 ``... not
         found``: ghl-live-notes.md) gives ``False`` instead of :class:`GHLNotFoundError`.
+
+        A delete whose answer was lost is done: when an earlier attempt of this call reached the
+        server and got no usable answer (5xx, timeout, dropped connection: the transport resends a
+        ``DELETE``, see :class:`~airflow_provider_contacts.hooks.transport.CallReport`), a
+        not-found answer to the resend means that attempt deleted the record, and the result is
+        ``True`` whatever ``missing_ok`` says. (Had the earlier attempt not been applied, the record
+        was gone before the call - deleted by someone else; the outcome, no such record, is the
+        same, and nothing tells the two apart.) A not-found answer to the first attempt still
+        raises (or gives ``False`` with ``missing_ok``).
         """
         spec = endpoint.spec(confirmed, **ids)
+        report = CallReport()
         try:
-            return self._send(spec)
+            return self._send(spec, report)
         except GHLNotFoundError:
+            if report.maybe_applied:
+                log.warning(
+                    "%s: %s not found on attempt %d, after an attempt whose answer was lost: that "
+                    "attempt deleted it; reporting it deleted",
+                    spec.operation, spec.path, report.attempts,
+                )
+                return True
             if not missing_ok:
                 raise
             log.info("%s: %s does not exist (already deleted); missing_ok=True", spec.operation, spec.path)

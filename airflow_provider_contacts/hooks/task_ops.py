@@ -148,7 +148,9 @@ class TaskOperations(OperationsBase):
 
         :param missing_ok: a task (or contact) that does not exist - 404, or the live API's 400
             ``Task not found`` - returns ``False`` instead of raising (an idempotent delete).
-        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false.
+        :raises GHLNotFoundError: it does not exist and ``missing_ok`` is false. Not raised when an
+            earlier attempt of this call may have deleted it (its answer lost, the ``DELETE``
+            resent): that gives ``True`` (see ``OperationsBase._delete``).
         """
         return self._delete(DELETE_TASK, missing_ok, contact_id=contact_id, task_id=task_id)
 

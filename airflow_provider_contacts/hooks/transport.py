@@ -37,6 +37,15 @@ was sent, and every answer's ``Date`` header feeds the transport's
 :class:`~airflow_provider_contacts.hooks.creates.ServerClock` (``clock``), so the look-up can
 compare ``dateAdded`` with the send time on the server's clock (see :mod:`.creates`).
 
+A caller that must know whether an earlier attempt of its call may have been applied passes a
+:class:`CallReport` (``report=``): the loop notes there when it resends a request after an attempt
+that reached the server without a usable answer (5xx, read timeout, dropped connection, broken
+body). A resend's answer then describes the state *after* that attempt, not before the call: a
+``DELETE`` resent after its record was deleted meets ``... not found``
+(:meth:`~airflow_provider_contacts.hooks.operations.OperationsBase._delete` reports it as deleted),
+an upsert resent after it created the contact answers ``new: false``
+(:meth:`~airflow_provider_contacts.hooks.contact_ops.ContactOperations.upsert_contact` corrects it).
+
 Before any request, the path is checked by
 :func:`~airflow_provider_contacts.hooks.paths.check_request_path`: only ``/`` and plain segments
 (letters, digits, ``_``, ``-``) are sent, so no id can smuggle in ``..``, ``/``, ``?``, ``#`` or
@@ -109,6 +118,27 @@ class HookStats:
             }
 
 
+@dataclass
+class CallReport:
+    """What the request loop learnt about one logical call (pass one as ``request(report=...)``).
+
+    :ivar attempts: requests sent for the call (429 and token-refresh resends included).
+    :ivar maybe_applied_at: local epoch seconds at which the first attempt that *may have been
+        applied* was sent: one that reached the server but got no usable answer (5xx, read timeout,
+        dropped connection, a broken body) and that the loop then resent or gave up on. ``None``
+        when no such attempt happened: every earlier attempt was certainly not applied (429,
+        plain 401 before a refresh, connection refused) or the first attempt was answered.
+    """
+
+    attempts: int = 0
+    maybe_applied_at: float | None = None
+
+    @property
+    def maybe_applied(self) -> bool:
+        """Whether an earlier attempt of the call may have been applied (its answer was lost)."""
+        return self.maybe_applied_at is not None
+
+
 class AmbiguousWrite(Exception):
     """A non-replay-safe write failed in a way that may have left it processed on the server.
 
@@ -151,8 +181,14 @@ class _Call:
     scope: str | None
     replay_safe: bool
     attempts: Attempts
+    report: CallReport = field(default_factory=CallReport)
     sent_at: float | None = None  # epoch seconds when the current attempt was sent
     refreshed: bool = False
+
+    def sending(self) -> None:
+        """An attempt goes out now."""
+        self.sent_at = time.time()
+        self.report.attempts += 1
 
 
 @dataclass(frozen=True)
@@ -187,10 +223,12 @@ class _RequestRules:
         #: The server's clock, from the ``Date`` header of every answer (for create look-ups).
         self.clock = ServerClock()
 
-    def _start(self, method: str, path: str, operation: str, scope: str | None, replay_safe: bool) -> _Call:
+    def _start(
+        self, method: str, path: str, operation: str, scope: str | None, replay_safe: bool, report: CallReport | None
+    ) -> _Call:
         """Check the path (nothing is sent for a refused one) and start a call."""
         check_request_path(method, path, operation)
-        return _Call(operation, scope, replay_safe, self.retry.begin())
+        return _Call(operation, scope, replay_safe, self.retry.begin(), report if report is not None else CallReport())
 
     def _on_no_answer(self, call: _Call, exc: BaseException) -> _Step:
         error = GHLTransportError(
@@ -247,6 +285,10 @@ class _RequestRules:
         """A 5xx, no answer, or a broken body: back off and resend, or give up."""
         if not call.replay_safe and reached:
             raise AmbiguousWrite(error, timed_out=timed_out, sent_at=call.sent_at)
+        if reached and call.report.maybe_applied_at is None:
+            # This attempt reached the server and its answer was lost: it may have been applied,
+            # and a resend's answer describes the state after it (see CallReport).
+            call.report.maybe_applied_at = call.sent_at
         wait = call.attempts.failed()
         if wait is None:
             raise error.with_message(f"{error.message} (gave up after {call.attempts.failures} attempts)")
@@ -343,12 +385,15 @@ class Transport(_RequestRules):
         json_body: Any = None,
         scope: str | None = None,
         replay_safe: bool = True,
+        report: CallReport | None = None,
     ) -> Any:
         """Send one API call and return its parsed JSON body (``{}`` for an empty body).
 
         :param operation: contacts.json ``operationId`` (for errors and logs).
         :param scope: the OAuth scope the call needs (named in scope errors: 401 scope, 403).
         :param replay_safe: ``False`` for creates: ambiguous failures raise :class:`AmbiguousWrite`.
+        :param report: filled in as the call goes (attempts; whether an earlier attempt may have
+            been applied), also when the call raises. See :class:`CallReport`.
         :param path: ``/`` and plain segments only, as built by ``api_path`` (else
             :class:`GHLValidationError` before anything is sent).
         :raises GHLValidationError: a refused path (nothing sent); 400/422 from the API.
@@ -357,14 +402,14 @@ class Transport(_RequestRules):
         :raises GHLLocationAccessError: 403, the token belongs to another location.
         :raises GHLAPIError: (a subclass) for other errors that are not retried or outlast the retries.
         """
-        call = self._start(method, path, operation, scope, replay_safe)
+        call = self._start(method, path, operation, scope, replay_safe, report)
         clean_params = _query_params(params)
         while True:
             token = self.token_source.get_access_token()
             self.limiter.acquire(self.daily_reserve)
             try:
                 self.stats.add("requests")
-                call.sent_at = time.time()
+                call.sending()
                 resp = self._session().request(
                     method,
                     f"{self.base_url}{path}",
@@ -398,8 +443,6 @@ class AsyncTransport(_RequestRules):
 
     :param client: an ``httpx.AsyncClient`` whose ``base_url``, timeouts and ``Version``/``Accept``
         headers are set (see ``GHLContactsHook.async_transport()``).
-    :param owner: the hook that opened the transport; the compatibility functions of
-        :mod:`~airflow_provider_contacts.hooks.async_search` run that hook's reads on it.
     """
 
     def __init__(
@@ -411,14 +454,12 @@ class AsyncTransport(_RequestRules):
         retry: RetryPolicy,
         daily_reserve: int,
         stats: HookStats,
-        owner: Any = None,
     ) -> None:
         super().__init__(
             base_url=str(client.base_url).rstrip("/"), token_source=token_source, limiter=limiter,
             retry=retry, daily_reserve=daily_reserve, stats=stats,
         )
         self.client = client
-        self.owner = owner
 
     async def request(
         self,
@@ -430,16 +471,17 @@ class AsyncTransport(_RequestRules):
         json_body: Any = None,
         scope: str | None = None,
         replay_safe: bool = True,
+        report: CallReport | None = None,
     ) -> Any:
         """Async :meth:`Transport.request` (same parameters, same errors)."""
-        call = self._start(method, path, operation, scope, replay_safe)
+        call = self._start(method, path, operation, scope, replay_safe, report)
         clean_params = _query_params(params)
         while True:
             token = await self.token_source.aget_access_token()
             await self.limiter.aacquire(self.daily_reserve)
             try:
                 self.stats.add("requests")
-                call.sent_at = time.time()
+                call.sending()
                 resp = await self.client.request(
                     method, path, params=clean_params, json=json_body, headers={"Authorization": f"Bearer {token}"}
                 )
@@ -462,4 +504,4 @@ class AsyncTransport(_RequestRules):
                 await asyncio.sleep(step.wait_s)
 
 
-__all__ = ["AmbiguousWrite", "AsyncTransport", "HookStats", "Transport", "api_error_message"]
+__all__ = ["AmbiguousWrite", "AsyncTransport", "CallReport", "HookStats", "Transport", "api_error_message"]

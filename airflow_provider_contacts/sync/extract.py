@@ -13,12 +13,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_contacts.dates import format_datetime, parse_datetime
-from airflow_provider_contacts.errors import GHLAPIError, GHLNotFoundError, is_not_found_message
+from airflow_provider_contacts.errors import GHLAPIError
+from airflow_provider_contacts.failures import is_not_found
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
 
-__all__ = ["Children", "Extractor", "is_gone", "iso_utc", "parse_updated", "to_api_dict"]
+__all__ = ["Children", "Extractor", "iso_utc", "parse_updated", "to_api_dict"]
 
 
 #: Fields the API adds per response, not per record (the search cursor): never stored or hashed.
@@ -69,20 +70,6 @@ def iso_utc(moment: datetime) -> str:
     """``2024-05-01T12:30:00.000Z``: the millisecond ISO form HighLevel uses
     (:func:`airflow_provider_contacts.dates.format_datetime`)."""
     return format_datetime(moment)
-
-
-def is_gone(exc: BaseException) -> bool:
-    """Whether an error from the hook says the record does not exist: a
-    :class:`~airflow_provider_contacts.errors.GHLNotFoundError` (404, or the live API's 400
-    ``Contact not found``), or any API error with status 400/404/422 whose message says
-    "not found" (ghl-live-notes.md, "Statuses and error bodies")."""
-    if isinstance(exc, GHLNotFoundError):
-        return True
-    return (
-        isinstance(exc, GHLAPIError)
-        and exc.status in (400, 404, 422)
-        and (exc.status == 404 or is_not_found_message(exc.message))
-    )
 
 
 @dataclass
@@ -150,8 +137,9 @@ class Extractor:
         """Every task and note of the given contacts.
 
         A contact that HighLevel no longer knows (404, or 400 ``Contact not found``: see
-        :func:`is_gone`) is not an error: the batch is read again contact by contact and the
-        vanished ones are listed in ``Children.vanished`` (the deletion scan tombstones them).
+        :func:`~airflow_provider_contacts.failures.is_not_found`) is not an error: the batch is read
+        again contact by contact and the vanished ones are listed in ``Children.vanished`` (the
+        deletion scan tombstones them).
         """
         out = Children(list(contact_ids))
         if not contact_ids:
@@ -161,7 +149,7 @@ class Extractor:
                 out.tasks.extend(_with_contact(to_api_dict(t), activity.contact_id) for t in activity.tasks)
                 out.notes.extend(_with_contact(to_api_dict(n), activity.contact_id) for n in activity.notes)
         except GHLAPIError as exc:
-            if not is_gone(exc):
+            if not is_not_found(exc):
                 raise
             return self._children_one_by_one(contact_ids)
         return out
@@ -173,7 +161,7 @@ class Extractor:
                 tasks = [_with_contact(to_api_dict(t), cid) for t in self.hook.list_tasks(cid)]
                 notes = [_with_contact(to_api_dict(n), cid) for n in self.hook.list_notes(cid)]
             except GHLAPIError as exc:
-                if not is_gone(exc):
+                if not is_not_found(exc):
                     raise
                 out.vanished.append(cid)
                 continue
@@ -192,7 +180,7 @@ class Extractor:
         try:
             self.hook.get_contact(contact_id)
         except GHLAPIError as exc:
-            if is_gone(exc):
+            if is_not_found(exc):
                 return False
             raise
         return True

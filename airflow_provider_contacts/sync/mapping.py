@@ -74,7 +74,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from airflow_provider_contacts.sync.custom_fields import CustomColumn, resolve_reference
-from airflow_provider_contacts.sync.mapping_model import MappingModel, validate_mapping
+from airflow_provider_contacts.sync.mapping_model import MappingError, MappingModel, validate_mapping
 from airflow_provider_contacts.sync.schema import CHILD_SYSTEM_COLUMNS, SYSTEM_COLUMNS, TABLES
 from airflow_provider_contacts.sync.transforms import TRANSFORM_TYPES, TRANSFORMS, TransformError, clean_text
 
@@ -92,10 +92,6 @@ __all__ = [
     "canonical_json",
     "content_hash",
 ]
-
-
-class MappingError(ValueError):
-    """The mapping itself is invalid (a configuration error, not a bad record)."""
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:

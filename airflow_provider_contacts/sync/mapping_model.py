@@ -62,6 +62,10 @@ def _text(value: Any, key: str) -> str:
     raise ValueError(f"'{key}' must be a non-empty text, not {value!r}")
 
 
+class MappingError(ValueError):
+    """The mapping itself is invalid (a configuration error, not a bad record)."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -317,11 +321,9 @@ def format_errors(exc: ValidationError) -> list[str]:
 def validate_mapping(data: Any, origin: str = "mapping") -> MappingModel:
     """Validate ``data`` (the parsed mapping file) into a :class:`MappingModel`.
 
-    :raises airflow_provider_contacts.sync.mapping.MappingError: naming every problem found, one
+    :raises MappingError: naming every problem found, one
         per line, each with its key and the fix.
     """
-    from airflow_provider_contacts.sync.mapping import MappingError
-
     try:
         return MappingModel.model_validate(data)
     except ValidationError as exc:

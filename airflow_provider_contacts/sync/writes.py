@@ -15,13 +15,31 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_contacts.sync.mapping import TABLES, MappedRecord, Quarantined, content_hash
 from airflow_provider_contacts.sync.schema import QUARANTINE_COLUMNS, QUARANTINE_TABLE, STATE_COLUMNS, STATE_TABLE
 
 if TYPE_CHECKING:
-    from airflow_provider_contacts.sync.sinks import SqlSink
+    from airflow_provider_contacts.sync.mapping import FieldMapping
+
+
+class SinkLike(Protocol):
+    """What a transaction needs of its sink (``sinks.SqlSink`` provides it; this module does not
+    import ``sinks``, which builds on it)."""
+
+    hook: Any
+    mapping: FieldMapping
+    hard_delete: bool
+    dialect_name: str
+    placeholder: str
+
+    @property
+    def connection(self) -> Any: ...
+
+    def table(self, name: str) -> str: ...
+
+    def adapt(self, *args: Any, **kwargs: Any) -> Any: ...
 
 __all__ = ["SinkTransaction", "UpsertCounts", "db_error_message"]
 
@@ -55,7 +73,7 @@ def _chunks(items: Sequence[str], size: int = _IN_CHUNK) -> Iterator[Sequence[st
 class SinkTransaction:
     """Operations inside one :meth:`SqlSink.transaction`; all methods are batched by id chunks."""
 
-    def __init__(self, sink: SqlSink, cursor: Any) -> None:
+    def __init__(self, sink: SinkLike, cursor: Any) -> None:
         self.sink = sink
         self.cur = cursor
 

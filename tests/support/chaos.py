@@ -549,6 +549,13 @@ class Worker:
             return ""
 
 
+def _with_tests_on_path() -> str:
+    """``PYTHONPATH`` for a child that imports ``support.chaos``: the folder holding ``support``
+    first, then whatever the parent had."""
+    here = str(Path(__file__).resolve().parent.parent)
+    return os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+
+
 class ReconcileWorkers:
     """Reconcile runs in child processes forked from one preloaded zygote (see the module docstring).
 
@@ -574,7 +581,7 @@ class ReconcileWorkers:
             self._proc = subprocess.Popen(
                 [sys.executable, "-c", "from support.chaos import zygote_main; zygote_main()"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True, bufsize=1,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _with_tests_on_path()},
             )
         return self
 
