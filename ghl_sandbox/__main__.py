@@ -174,7 +174,8 @@ def announce(info: dict[str, Any], config: SandboxConfig, *, conn_file: str | No
         f"  base URL     {base_url}",
         f"  location id  {info['location_id']}",
         f"  company id   {info['company_id']}",
-        f"  admin URL    {admin_url}  (loopback clients only; route docs at {admin_url}/docs)",
+        f"  admin URL    {admin_url}  (loopback clients only: index of what it can do)",
+        f"  API docs     {admin_url}/docs  (loopback only; served offline)",
         f"  contacts     {config.contacts} (seed {config.seed})",
         f"  rate limit   {config.rate_limit or 'off'}",
         f"  answers      {'strict spec (--strict-spec)' if config.strict_spec else 'like the live API'}"

@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import admin, contacts_api, locations_api, oauth_api
+from . import admin, contacts_api, front_door, locations_api, oauth_api
 from .config import SandboxConfig
 from .errors import APIError, NotFound
 from .gate import ApiGate, Operation
@@ -25,13 +25,15 @@ def _trace(request: Request) -> str | None:
 def create_app(config: SandboxConfig | None = None, state: SandboxState | None = None) -> FastAPI:
     """A fresh sandbox app; its state is ``app.state.sandbox``."""
     state = state or SandboxState(config or SandboxConfig())
-    app = FastAPI(title="HighLevel Contacts API sandbox", docs_url=f"{admin.ADMIN_PREFIX}/docs",
-                  openapi_url=f"{admin.ADMIN_PREFIX}/openapi.json", redoc_url=None)
+    # docs served offline by front_door (no CDN): Swagger UI / ReDoc assets from the sandbox itself
+    app = FastAPI(title="HighLevel Contacts API sandbox", docs_url=None, redoc_url=None,
+                  openapi_url=front_door.OPENAPI_URL)
     app.state.sandbox = state
     app.include_router(contacts_api.router)
     app.include_router(locations_api.router)
     app.include_router(oauth_api.router)
     app.include_router(admin.router)
+    front_door.install(app)
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:

@@ -1,7 +1,8 @@
 """The API gate: an ASGI middleware in front of every route.
 
 Everything under ``/_sandbox/`` (admin routes, their docs) is answered to loopback clients only
-(403 otherwise) and skips all of the following.
+(403 otherwise) and skips all of the following; so do ``/`` (what this server is) and ``/docs``,
+``/redoc`` (redirects to the docs under the prefix), answered to anyone.
 
 For each request, in this order: a ``traceId`` (body and ``X-Trace-Id`` header), the counter of its
 operationId, latency, Bearer token (401 ``Invalid JWT``), the rate limit of the token's
@@ -42,6 +43,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ADMIN_PREFIX = "/_sandbox"
+#: Outside the prefix, answered to anyone and skipping everything else too (``front_door.py``).
+FRONT_DOOR_PATHS = frozenset({"/", "/docs", "/redoc"})
 TRACE_HEADER = "X-Trace-Id"
 #: Scope key under which ``server.build_server`` passes the server's per-request cycle (its
 #: ``transport`` and ``disconnected`` flag), to close a connection without any response.
@@ -135,6 +138,9 @@ class ApiGate:
                 message = f"The sandbox admin surface answers loopback clients only (request came from {host})"
                 await send_json(send, 403, APIError(403, message).body(trace_id), extra)
                 return
+            await self.app(scope, receive, self._with_headers(send, extra))
+            return
+        if scope["path"] in FRONT_DOOR_PATHS:  # "/" says what this is; "/docs", "/redoc" redirect under the prefix
             await self.app(scope, receive, self._with_headers(send, extra))
             return
         if scope["path"] == "/contacts":  # HighLevel answers both /contacts and /contacts/
