@@ -59,6 +59,8 @@ warning: HighLevel takes a Bearer token only), and URLs in logs and errors show 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -82,7 +84,10 @@ from airflow_provider_contacts.errors import (
     GHLAPIError,
     GHLAuthError,
     GHLConfigError,
+    GHLError,
     GHLLocationAccessError,
+    GHLNotFoundError,
+    GHLRateLimitError,
     GHLScopeError,
 )
 from airflow_provider_contacts.hooks.appointment_ops import AppointmentOperations
@@ -307,12 +312,64 @@ class GHLContactsHook(
     def test_connection(self) -> tuple[bool, str]:
         """One cheap call (a one-contact search) explaining what is wrong, if anything.
 
-        :returns: ``(ok, message)``; the message never shows a URL's password.
+        Airflow's UI calls it when the user presses *Test* and waits for it, so it answers within
+        :data:`TEST_DEADLINE_S` whatever the host does: the call runs on a copy of this hook with
+        short timeouts (:data:`TEST_TIMEOUT_S`, capped by the connection's own) and no retries
+        (:data:`TEST_RETRY`), in a worker thread that is given up on at the deadline (a host that
+        accepts the connection and never answers, trickles bytes, or a DNS look-up that hangs).
+        This hook's own session, retries and token source are not touched.
+
+        :returns: ``(ok, message)``; the message names the problem and the fix, and never shows a
+            token, a client secret or a URL's password.
         """
-        ok, message = self._test_connection()
-        return ok, redact_url_secrets(message)
+        try:
+            settings = self.settings
+        except GHLError as exc:  # a broken connection: the message names the field
+            return False, self._scrub(str(exc))
+        connect_s = min(settings.connect_timeout_s, TEST_TIMEOUT_S[0])
+        read_s = min(settings.read_timeout_s, TEST_TIMEOUT_S[1])
+        probe = GHLContactsHook(
+            self.ghl_conn_id, self._location_override, retry=TEST_RETRY, daily_reserve=self.daily_reserve
+        )
+        probe._settings = dataclasses.replace(settings, connect_timeout_s=connect_s, read_timeout_s=read_s)
+        outcome: list[tuple[bool, str]] = []
+
+        def run() -> None:
+            try:
+                outcome.append(probe._test_connection())
+            except Exception as exc:  # noqa: BLE001 - the UI gets a message, never a traceback
+                outcome.append((False, f"The connection test failed: {type(exc).__name__}: {exc}"))
+
+        worker = threading.Thread(target=run, name=f"ghl-test-connection-{self.ghl_conn_id}", daemon=True)
+        worker.start()
+        worker.join(TEST_DEADLINE_S)
+        if outcome:
+            ok, message = outcome[0]
+        else:
+            with contextlib.suppress(Exception):  # unblocks the worker's socket where it can
+                probe.close()
+            ok, message = False, (
+                f"No answer from {settings.base_url} within {TEST_DEADLINE_S:g} s (the test does not "
+                "retry). The host or a proxy in between accepted the request but did not answer in "
+                "time, or the name look-up hangs. Check that the connection's Base URL is the "
+                f"HighLevel API ({DEFAULT_TEST_BASE_URL}) with the right port, and the proxy and "
+                "firewall settings."
+            )
+        return ok, self._scrub(message)
+
+    def _scrub(self, message: str) -> str:
+        """``message`` without a URL's password, the connection's secrets or any bearer token."""
+        message = redact_url_secrets(message)
+        message = _BEARER.sub("Bearer ***", message)
+        settings = self._settings
+        if settings is not None:
+            for secret in (settings.access_token, settings.client_secret, settings.refresh_token):
+                if secret and len(secret) >= 4:
+                    message = message.replace(secret, "***")
+        return message
 
     def _test_connection(self) -> tuple[bool, str]:
+        location = self._location_override or (self._settings.location_id if self._settings else None)
         try:
             location = self.require_location_id()
             self.search_contacts(page_limit=1)  # errors then name the operation
@@ -335,14 +392,87 @@ class GHLContactsHook(
             )
         except GHLConfigError as exc:
             return False, str(exc)
+        except GHLRateLimitError as exc:
+            return False, (
+                f"HighLevel is rate limiting this token (429): {exc.message}. The token and the host "
+                "work; test again in a minute, or lower the concurrency of the DAGs using it."
+            )
+        except GHLNotFoundError as exc:
+            return False, (
+                f"{self.base_url} has no HighLevel contacts API (HTTP {exc.status} for POST /contacts/search: "
+                f"{exc.message}). Check that the connection's Base URL is the HighLevel API "
+                f"({DEFAULT_TEST_BASE_URL}), without a path."
+            )
         except GHLAPIError as exc:
-            if exc.status is None:
-                return False, (
-                    f"Could not reach {self.base_url}: {exc.message}. Check the host, proxy and "
-                    "firewall settings."
-                )
-            return False, f"HighLevel answered with an error: {exc}"
+            return False, self._explain_no_answer(exc)
+        except GHLError as exc:  # e.g. the daily reserve is reached: its message says so
+            return False, str(exc)
         return True, f"Connected to {self.base_url} (location {location})."
+
+    def _explain_no_answer(self, exc: GHLAPIError) -> str:
+        """The message of a failed test call that got no usable answer (or a 5xx)."""
+        base_url, fix = self.base_url, (
+            f"Check that the connection's Base URL is the HighLevel API ({DEFAULT_TEST_BASE_URL}) "
+            "with the right port, and the proxy and firewall settings."
+        )
+        cause = _requests_cause(exc)
+        connect_s, read_s = self.timeout
+        if exc.status is not None and 200 <= exc.status < 300:  # answered, but not with JSON
+            return (
+                f"{base_url} answered HTTP {exc.status} with a body that is not JSON: it does not "
+                f"look like the HighLevel API. {fix}"
+            )
+        if exc.status is not None and exc.status >= 500:  # not retried here
+            return (
+                f"HighLevel answered with a server error: {exc}. The host is reachable; test again "
+                "in a few minutes (HighLevel's status: https://status.gohighlevel.com)."
+            )
+        if exc.status is not None:  # another 4xx: the API's message says what it did not like
+            return f"HighLevel answered with an error: {exc}"
+        if isinstance(cause, requests.exceptions.ReadTimeout):
+            return (
+                f"Could not reach {base_url}: it accepted the connection but did not answer within "
+                f"{read_s:g} s ({exc.message}). {fix}"
+            )
+        if isinstance(cause, requests.exceptions.ConnectTimeout):
+            return (
+                f"Could not reach {base_url}: no connection within {connect_s:g} s ({exc.message}). {fix}"
+            )
+        text = repr(cause) if cause is not None else ""
+        if "refused" in text.lower():
+            return f"Could not reach {base_url}: the connection was refused ({exc.message}). {fix}"
+        if any(hint in text for hint in ("BadStatusLine", "RemoteDisconnected", "ProtocolError", "LineTooLong")):
+            return (
+                f"Could not reach {base_url}: the host answered, but not with HTTP the API speaks "
+                f"({exc.message}). Is the scheme right (https:// vs http://)? {fix}"
+            )
+        if isinstance(cause, requests.exceptions.SSLError):
+            return f"Could not reach {base_url}: the TLS handshake failed ({exc.message}). {fix}"
+        return f"Could not reach {base_url}: {exc.message}. {fix}"
+
+
+#: The API's base URL, named in test_connection's messages about a wrong host.
+DEFAULT_TEST_BASE_URL = "https://services.leadconnectorhq.com"
+#: ``(connect, read)`` timeouts of :meth:`GHLContactsHook.test_connection` (the connection's own
+#: timeouts still apply when they are shorter).
+TEST_TIMEOUT_S = (5.0, 8.0)
+#: :meth:`GHLContactsHook.test_connection` answers within this many seconds, whatever the host does.
+TEST_DEADLINE_S = 12.0
+#: No retries for the test call: the user is waiting for it, and a second try only repeats the first.
+TEST_RETRY = RetryPolicy(max_retries=0, max_throttled=0, max_elapsed_s=TEST_DEADLINE_S)
+_BEARER = re.compile(r"Bearer\s+[^\s'\",;)]+", re.IGNORECASE)
+
+
+def _requests_cause(exc: BaseException) -> BaseException | None:
+    """The ``requests`` exception behind ``exc`` (its cause or context chain), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, requests.RequestException):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def forget_process_state() -> None:
