@@ -31,6 +31,22 @@ def test_example_dag_parses_without_import_errors(path: Path, airflow_db) -> Non
     assert {"ghl", "example"} <= set(dag.tags) and dag.description
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_dag_params_suit_the_trigger_form(path: Path, airflow_db) -> None:
+    """As Airflow's trigger form sees them: the defaults validate, no param the form requires is
+    empty (the Trigger button is enabled as the DAG comes), and each optional (nullable) param can
+    be left empty."""
+    from test_reconcile_dag import nullable_params, trigger_form_blockers, trigger_form_params
+
+    dag = _bag(path).dags[path.stem]
+    assert trigger_form_blockers(dag) == []
+    _, served = trigger_form_params(dag)
+    assert served.validate() == dag.params.validate()
+    for name in nullable_params(dag):
+        assert served.deep_merge({name: None}).validate()[name] is None
+    served.deep_merge(dict.fromkeys(nullable_params(dag))).validate()
+
+
 def test_there_is_an_example_for_each_group_of_operators_and_a_deferrable_sensor() -> None:
     used = "\n".join(p.read_text() for p in EXAMPLES)
     for module in ("contacts", "tasks", "notes", "tags", "appointments", "followers", "campaigns", "workflows", "businesses"):
