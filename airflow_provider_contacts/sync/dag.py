@@ -310,6 +310,7 @@ def build_reconcile_dag(
                 "duration_s": max((r["duration_s"] for r in reports), default=0.0),
                 "column_errors": merge_nested([r.get("column_errors", {}) for r in reports]),
                 "cleaned": merge_nested([r.get("cleaned", {}) for r in reports]),
+                "backfilled": merge_nested([r.get("backfilled", {}) for r in reports]),
                 "warnings": [w for r in reports for w in r["warnings"]],
             }
             log.info("reconcile summary: %s", summary)

@@ -25,6 +25,7 @@ watermark and cursor only ever describe committed rows.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["ReconcileEngine", "SyncConfig", "reconcile_location"]
 
 log = logging.getLogger(__name__)
+#: Name of the per-location value in ``ghl_sync_state`` holding the mapping's column specs.
+COLUMN_SPECS_STATE = "column_specs"
 CHILDREN = ("tasks", "notes")
 
 
@@ -169,6 +172,7 @@ class ReconcileEngine:
         self._read = dict.fromkeys(TABLES, 0)  # records mapped this run, per entity
         self._filled: dict[str, set[str]] = {entity: set() for entity in TABLES}  # columns with a value
         self._bind_custom_fields(report)
+        self._remap_changed_columns(report)
 
         seen_ids = self._load_contacts(state, report, full)
         if self.config.deletion_scan or full:
@@ -240,6 +244,51 @@ class ReconcileEngine:
             log.info("custom field column %s", line)
         mapping.bind_custom_fields(plan, available)
         self.sink.ensure_tables()  # adds the columns of fields new in this run
+
+    # -- 0b. mapping changes ----------------------------------------------------------------
+    def _remap_changed_columns(self, report: RunReport) -> None:
+        """Fill mapped columns that are new in the mapping, or whose source or transform changed,
+        for every live row of the location from its stored ``raw_json`` (no request to
+        HighLevel: unchanged records are never rewritten by the load, their content hash is the
+        same). The mapping's column specs (a hash per column) are kept in the sync state
+        (``column_specs``); rows are re-mapped in keyset pages of ``batch_size``, each committed,
+        and counted in ``report.backfilled``. A run that dies half-way re-maps again next time
+        (the specs are stored once a table is done)."""
+        with self.sink.transaction() as tx:
+            stored = tx.get_state(self.location_id, COLUMN_SPECS_STATE) or {}
+        for entity, table in TABLES.items():
+            current = self.mapping.column_specs(entity)
+            before = stored.get(entity) or {}
+            if before == current:
+                continue
+            changed = [column for column, digest in current.items() if before.get(column) != digest]
+            if changed:
+                rows = self._remap_columns(entity, changed, report)
+                if rows:
+                    report.backfilled[table] = dict.fromkeys(changed, rows)
+                    log.info("%s: re-mapped %s from raw_json for %d row(s)", table, ", ".join(changed), rows)
+            stored[entity] = current
+            with self.sink.transaction() as tx:
+                tx.set_state(self.location_id, {COLUMN_SPECS_STATE: stored}, self.clock())
+
+    def _remap_columns(self, entity: str, columns: list[str], report: RunReport) -> int:
+        types = self.mapping.columns(entity)
+        after: str | None = None
+        total = 0
+        while True:
+            with self.sink.transaction() as tx:
+                page = tx.live_raw_after(entity, self.location_id, after, self.config.batch_size)
+                if not page:
+                    return total
+                updates: list[tuple[str, list[Any]]] = []
+                for rid, raw in page:
+                    record = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+                    values, errors = self.mapping.map_columns(entity, record or {}, columns)
+                    updates.append((rid, [self.sink.adapt(values.get(c), types[c]) for c in columns]))
+                    for column, why in errors.items():
+                        report.column_error(entity, column, f"{rid}: {why}")
+                total += tx.update_columns(entity, columns, updates)
+            after = page[-1][0]
 
     # -- 1. contacts -----------------------------------------------------------------------
     def _load_contacts(self, state: SyncState, report: RunReport, full: bool) -> set[str] | None:

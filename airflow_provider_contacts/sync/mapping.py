@@ -130,6 +130,18 @@ class ColumnSpec:
         """Logical column type (``text``, ``timestamp``, ``boolean``, ``number``, ``json``)."""
         return TRANSFORM_TYPES[self.transform]
 
+    def spec_hash(self, default_country: str = "US") -> str:
+        """SHA-256 (hex, 16 digits) of what decides the column's values: sources or custom field
+        and transform (plus the default country for ``phone``). Stored per column in the sync
+        state; a column whose hash changed is re-mapped from ``raw_json`` (see the engine)."""
+        spec = {
+            "sources": list(self.sources),
+            "custom_field": self.custom_field,
+            "transform": self.transform,
+            "country": default_country if self.transform == "phone" else None,
+        }
+        return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()[:16]
+
     @property
     def label(self) -> str:
         """The API field(s) the column reads, for messages."""
@@ -321,6 +333,32 @@ class FieldMapping:
             for column, kind in self._auto_types.items():
                 out.setdefault(column, kind)
         return out
+
+    def column_specs(self, entity: str) -> dict[str, str]:
+        """Mapped column of ``entity`` -> :meth:`ColumnSpec.spec_hash` (what the sync state keeps)."""
+        return {c.name: c.spec_hash(self.default_country) for c in self.tables[entity]}
+
+    def map_columns(
+        self, entity: str, record: Mapping[str, Any], names: Sequence[str]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Values of the mapped columns ``names`` for one record (e.g. a stored ``raw_json``), and
+        column -> why a value could not be converted (stored NULL). Never quarantines: the record
+        is stored already; a ``required`` column that is empty is NULL too."""
+        clean_record, _ = clean_text(dict(record))
+        wanted = set(names)
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for column in self.tables[entity]:
+            if column.name not in wanted:
+                continue
+            try:
+                values[column.name] = TRANSFORMS[column.transform](
+                    self._source_value(column, clean_record), default_country=self.default_country
+                )
+            except TransformError as exc:
+                errors[column.name] = f"{column.label}: {exc}"
+                values[column.name] = None
+        return values, errors
 
     def map_record(self, entity: str, record: Mapping[str, Any]) -> MappedRecord | Quarantined:
         """Map one API record of ``entity``; never raises for bad data.

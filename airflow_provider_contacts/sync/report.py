@@ -97,7 +97,9 @@ class RunReport:
     ``raw_json``) -> how many values had characters no target can store removed (NUL) or
     replaced (lone surrogates). ``null_columns``: table -> mapped column -> how many records
     this run read while the column stayed NULL (or empty) for every one of them (each also a
-    warning: a misspelt source shows here).
+    warning: a misspelt source shows here). ``backfilled``: table -> mapped column -> how many
+    stored rows had the column re-mapped from ``raw_json`` because the column is new in the
+    mapping or its source/transform changed (no request to HighLevel).
     """
 
     location_id: str
@@ -117,6 +119,7 @@ class RunReport:
     cleaned: dict[str, dict[str, int]] = field(default_factory=dict)
     custom_fields: CustomFieldsReport = field(default_factory=CustomFieldsReport)
     null_columns: dict[str, dict[str, int]] = field(default_factory=dict)
+    backfilled: dict[str, dict[str, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def counts(self, entity: str) -> TableCounts:
@@ -185,6 +188,11 @@ class RunReport:
         for table, columns in sorted(self.cleaned.items()):
             lines.append(
                 f"cleaned values (NUL removed / invalid characters replaced): {table} "
+                + ", ".join(f"{column} {count}" for column, count in sorted(columns.items()))
+            )
+        for table, columns in sorted(self.backfilled.items()):
+            lines.append(
+                f"re-mapped from raw_json (new or changed columns): {table} "
                 + ", ".join(f"{column} {count}" for column, count in sorted(columns.items()))
             )
         lines.extend(f"warning: {w}" for w in self.warnings)

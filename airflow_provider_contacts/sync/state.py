@@ -18,6 +18,9 @@ Values (JSON, one row each, id ``<location_id>:<name>``):
                   :mod:`.custom_fields`): ``{"fields": {<field id>: {"column", "name", "fieldKey",
                   "dataType", "transform", "removed"}}, "refs": {<mapped name>: <field id>}}``.
                   Read by every location's run (columns of one name and type are shared).
+``column_specs``  the mapping's mapped columns as ``{entity: {column: spec hash}}``
+                  (:meth:`.mapping.ColumnSpec.spec_hash`): a column new or changed since is
+                  re-mapped from ``raw_json`` for the stored rows (``ReconcileEngine``).
 """
 
 from __future__ import annotations

@@ -39,6 +39,8 @@ class SinkLike(Protocol):
 
     def table(self, name: str) -> str: ...
 
+    def quote(self, name: str) -> str: ...
+
     def adapt(self, *args: Any, **kwargs: Any) -> Any: ...
 
 __all__ = ["SinkTransaction", "UpsertCounts", "db_error_message"]
@@ -109,8 +111,11 @@ class SinkTransaction:
         """Insert-or-replace ``rows`` (whole rows, key column ``id``) through the dialect's upsert."""
         if not rows:
             return
+        # Column names go to common-sql already quoted by SQLAlchemy's preparer of the dialect
+        # (common-sql's escape_word leaves a quoted name alone, and on SQLite it knows no
+        # reserved words, so ``order`` would reach ``REPLACE INTO`` bare).
         sql = self.sink.hook.dialect.generate_replace_sql(
-            self.sink.table(name), rows[0], list(columns), replace_index="id"
+            self.sink.table(name), rows[0], [self.sink.quote(c) for c in columns], replace_index=self.sink.quote("id")
         )
         self.cur.executemany(sql, [tuple(r) for r in rows])
 
@@ -267,6 +272,33 @@ class SinkTransaction:
             params.append(after)
         sql += f" ORDER BY id LIMIT {int(limit)}"
         return [str(r[0]) for r in self.query(sql, params)]
+
+    def live_raw_after(
+        self, entity: str, location_id: str, after: str | None, limit: int
+    ) -> list[tuple[str, Any]]:
+        """Up to ``limit`` ``(id, raw_json)`` of live ``entity`` rows of the location with an id
+        greater than ``after``, ascending (keyset pages: constant memory over any table size)."""
+        ph = self.sink.placeholder
+        sql = (
+            f"SELECT id, raw_json FROM {self.sink.table(TABLES[entity])} "
+            f"WHERE location_id = {ph} AND deleted_at IS NULL"
+        )
+        params: list[Any] = [location_id]
+        if after is not None:
+            sql += f" AND id > {ph}"
+            params.append(after)
+        sql += f" ORDER BY id LIMIT {int(limit)}"
+        return [(str(r[0]), r[1]) for r in self.query(sql, params)]
+
+    def update_columns(self, entity: str, columns: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]]) -> int:
+        """Set ``columns`` of the rows ``(id, values)`` (values adapted already); returns how many."""
+        if not rows or not columns:
+            return 0
+        ph = self.sink.placeholder
+        sets = ", ".join(f"{self.sink.quote(c)} = {ph}" for c in columns)
+        sql = f"UPDATE {self.sink.table(TABLES[entity])} SET {sets} WHERE id = {ph}"
+        self.cur.executemany(sql, [(*values, rid) for rid, values in rows])
+        return len(rows)
 
     def mark_deleted(self, entity: str, ids: Iterable[str], now: datetime) -> int:
         """Tombstone (or, with ``hard_delete``, remove) the live rows with these ids; returns how many."""
