@@ -42,6 +42,7 @@ from airflow_provider_contacts.sync.custom_fields import STATE_NAME as CUSTOM_FI
 from airflow_provider_contacts.sync.custom_fields import plan_custom_columns
 from airflow_provider_contacts.sync.extract import Children, Extractor, iso_utc, parse_updated
 from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping, MappedRecord, Quarantined
+from airflow_provider_contacts.sync.progress import ProgressReporter, limiter_rate
 from airflow_provider_contacts.sync.report import CustomFieldsReport, RunReport
 from airflow_provider_contacts.sync.sinks import SinkTransaction, SqlSink, utcnow
 from airflow_provider_contacts.sync.state import SyncState
@@ -78,6 +79,8 @@ class SyncConfig:
         in one run (guards against a truncated scan); the run reports a warning instead.
     :param hard_delete: delete rows instead of setting ``deleted_at``.
     :param max_workers: parallel per-contact requests.
+    :param progress_interval_s: a progress line (phase, records, requests, rate, time left) at
+        most this often, plus one at each phase start (:mod:`.progress`).
     """
 
     full_sweep: bool = False
@@ -92,6 +95,7 @@ class SyncConfig:
     max_delete_fraction: float = 0.5
     hard_delete: bool = False
     max_workers: int = 8
+    progress_interval_s: float = 30.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or not 1 <= self.page_limit <= 500:
@@ -171,6 +175,14 @@ class ReconcileEngine:
         self._reread: set[str] = set()  # contacts whose tasks and notes this run already read
         self._read = dict.fromkeys(TABLES, 0)  # records mapped this run, per entity
         self._filled: dict[str, set[str]] = {entity: set() for entity in TABLES}  # columns with a value
+        self._done = dict.fromkeys(TABLES, 0)  # records written (or quarantined) this run, per entity
+        self.progress = ProgressReporter(
+            log,
+            requests=lambda: _stat(self.hook, "requests") - base["requests"],
+            rate_limit=lambda: limiter_rate(self.hook),
+            interval_s=self.config.progress_interval_s,
+            label=f"location={self.location_id}",
+        )
         self._bind_custom_fields(report)
         self._remap_changed_columns(report)
 
@@ -300,6 +312,12 @@ class ReconcileEngine:
         if not full and state.watermark:
             since = parse_datetime(state.watermark) - self.config.overlap
         seen: set[str] | None = set() if full else None
+        # The search's total is not visible through the extractor's stream: the total is unknown.
+        # Minimal requests per contact: its share of a search page, plus (full run) one notes
+        # request and its share of a batched task search.
+        per_contact = 1.0 / self.config.page_limit + ((1.0 + 1.0 / self.config.batch_size) if full else 0.0)
+        self.progress.phase("contacts", per_record=per_contact, records=self._done)
+        loaded = 0
         for batch in batched(self.extract.contacts_updated_since(since), self.config.batch_size):
             mapped, bad = self._map("contacts", batch)
             ids = [c["id"] for c in batch if c.get("id")]
@@ -326,6 +344,8 @@ class ReconcileEngine:
                     if state.watermark is None or candidate > state.watermark:
                         state.watermark = candidate
                     state.save(tx, now, "watermark")
+            loaded += len(batch)
+            self.progress.tick(loaded, self._done)
         return seen
 
     # -- 2. deletions ----------------------------------------------------------------------
@@ -338,7 +358,15 @@ class ReconcileEngine:
         live tasks or notes point at is therefore compared with the id scan too.
         """
         if seen is None:
-            seen = set(self.extract.contact_ids())
+            self.progress.phase("deletion scan", per_record=1.0 / self.config.page_limit, records=self._done)
+            seen = set()
+            for cid in self.extract.contact_ids():
+                seen.add(cid)
+                if len(seen) % self.config.page_limit == 0:  # once per page of ids
+                    self.progress.tick(len(seen))
+            self.progress.tick(len(seen))
+        else:  # a full run compares with the ids it just read: no request
+            self.progress.phase("deletion scan", total=len(seen), records=self._done)
         report.contacts_scanned = len(seen)
         with self.sink.transaction() as tx:
             live = list(tx.live_ids("contacts", self.location_id))
@@ -392,10 +420,12 @@ class ReconcileEngine:
         sweep.target = target
         sweep.budget_limited = size < target
         if size <= 0:
+            self.progress.phase("sweep", total=0, records=self._done)
             sweep.cursor = state.sweep_cursor
             return
         ids, sweep.wrapped, sliced = self._sweep_ids(state, size)
         sweep.skipped = len(sliced) - len(ids)
+        self.progress.phase("sweep", total=len(ids), per_record=per_contact, records=self._done)
         for batch in batched(ids, self.config.batch_size):
             children = self.extract.children(batch)
             now = self.clock()
@@ -404,6 +434,7 @@ class ReconcileEngine:
                 state.sweep_cursor = batch[-1]
                 state.save(tx, now, "sweep_cursor", "sweep_cycle_started_at")
             sweep.contacts += len(batch)
+            self.progress.tick(sweep.contacts, self._done)
         if sliced and state.sweep_cursor != sliced[-1]:  # the slice ended on skipped contacts
             with self.sink.transaction() as tx:
                 state.sweep_cursor = sliced[-1]
@@ -493,6 +524,7 @@ class ReconcileEngine:
             rejected=len(counts.rejected),
         )
         self._read[entity] += len(mapped)
+        self._done[entity] += len(mapped) + len(bad)
         filled = self._filled[entity]
         for record in mapped:
             filled.update(c for c, v in record.columns.items() if v is not None and v != [])
