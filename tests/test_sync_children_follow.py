@@ -6,7 +6,6 @@ deleted while tasks or notes of it stayed live. On SQLite and PostgreSQL (``GHL_
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from typing import Any
 import pytest
 from test_sync_live_location import LiveHook, _contact
 
-from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, RunReport, SqlSink, SyncConfig, get_target_hook
-from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
+from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, RunReport, SqlSink, SyncConfig
+from support.targets import throwaway_sink
 
 MAPPING = {
     "contacts": {"columns": {"email": {"source": "email", "transform": "email", "required": True}, "first": "firstName"}},
@@ -51,19 +50,10 @@ class Target:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
-    mapping = FieldMapping.from_dict(MAPPING)
-    if request.param == "sqlite":
-        sink = SqlSink(EmbeddedSqliteHook(tmp_path / "t.sqlite"), mapping)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    with throwaway_sink(request.param, FieldMapping.from_dict(MAPPING), folder=tmp_path, postgres_url=url, prefix="ghl_children") as sink:
         yield Target(sink)
-        sink.close()
-        return
-    monkeypatch.setenv("AIRFLOW_CONN_GHL_TARGET", request.getfixturevalue("postgres_url"))
-    schema = f"ghl_children_{uuid.uuid4().hex[:10]}"
-    sink = SqlSink(get_target_hook("ghl_target"), mapping, schema=schema)
-    yield Target(sink)
-    sink.close()
-    get_target_hook("ghl_target").run(f"DROP SCHEMA IF EXISTS {schema} CASCADE", autocommit=True)
 
 
 def _location() -> LiveHook:

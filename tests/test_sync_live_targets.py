@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,8 @@ from airflow_provider_contacts.sync import (
     RunReport,
     SqlSink,
     SyncConfig,
-    get_target_hook,
 )
-from airflow_provider_contacts.sync.target import EmbeddedSqliteHook
+from support.targets import throwaway_sink
 from support.verify import live_rows
 
 
@@ -69,19 +67,10 @@ class Target:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Target]:
-    mapping = FieldMapping.load(MAPPING_FILE)
-    if request.param == "sqlite":
-        sink = SqlSink(EmbeddedSqliteHook(tmp_path / "t.sqlite"), mapping)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    with throwaway_sink(request.param, FieldMapping.load(MAPPING_FILE), folder=tmp_path, postgres_url=url, prefix="ghl_live") as sink:
         yield Target(sink)
-        sink.close()
-        return
-    monkeypatch.setenv("AIRFLOW_CONN_GHL_TARGET", request.getfixturevalue("postgres_url"))
-    schema = f"ghl_live_{uuid.uuid4().hex[:10]}"
-    sink = SqlSink(get_target_hook("ghl_target"), mapping, schema=schema)
-    yield Target(sink)
-    sink.close()
-    get_target_hook("ghl_target").run(f"DROP SCHEMA IF EXISTS {schema} CASCADE", autocommit=True)
 
 
 def _hook() -> LiveHook:

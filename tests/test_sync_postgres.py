@@ -3,7 +3,6 @@ dialect): first run exact, changes converge, tables typed natively (timestamptz,
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,8 +11,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_contacts.hooks.contacts import ContactsHook
-from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, SqlSink, SyncConfig, get_target_hook
+from airflow_provider_contacts.sync import FieldMapping, ReconcileEngine, SqlSink, SyncConfig
 from ghl_sandbox.scenario import apply_mutations
+from support.targets import throwaway_sink
 from support.verify import diff_target, live_rows
 
 MAPPING_FILE = Path(__file__).resolve().parent.parent / "dags" / "ghl_contacts_mapping.yaml"
@@ -22,14 +22,10 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg_sink(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SqlSink]:
+def pg_sink(postgres_url: str, tmp_path: Path) -> Iterator[SqlSink]:
     """A sink on the ``ghl_target`` connection (PostgreSQL) in a schema of its own, dropped after."""
-    monkeypatch.setenv("AIRFLOW_CONN_GHL_TARGET", postgres_url)
-    schema = f"ghl_test_{uuid.uuid4().hex[:10]}"
-    sink = SqlSink(get_target_hook("ghl_target"), FieldMapping.load(MAPPING_FILE), schema=schema)
-    yield sink
-    sink.close()
-    get_target_hook("ghl_target").run(f"DROP SCHEMA IF EXISTS {schema} CASCADE", autocommit=True)
+    with throwaway_sink("postgresql", FieldMapping.load(MAPPING_FILE), folder=tmp_path, postgres_url=postgres_url) as sink:
+        yield sink
 
 
 def test_reconcile_into_postgres_converges(pg_sink: SqlSink, sandbox: Any, ghl_conn: str) -> None:
