@@ -24,6 +24,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+demo-leads: setup
+	$(PY) scripts/demo_leads.py
+
 bench: setup
 	$(PY) benchmarks/bench_hook.py
 	$(PY) benchmarks/bench_sync.py
