@@ -21,7 +21,19 @@
     and otherwise fails with :class:`GHLAuthError` saying what to re-authorise.
 
   Agency (``user_type="Company"``) tokens are exchanged for a location token through
-  ``POST /oauth/locationToken`` (any 2xx answer is taken: HighLevel answers 201 live).
+  ``POST /oauth/locationToken`` (operationId ``get-location-access-token``; any 2xx answer is taken:
+  HighLevel answers 201 live). **Location tokens** are minted once per location and kept until
+  shortly before they expire, in this process and in the connection's token store under a key of
+  their own (:func:`build_location_token_store`), so every task of that location on any worker
+  uses the same token: a worker that finds no fresh one takes the location store's ``lock()``,
+  re-reads it (adopting what another worker just minted), and only then mints and saves. A 401
+  that says the token expired or is unknown (``Invalid JWT``) re-mints it once; a scope or
+  token-class 401 never does (the transport raises those at once). A ``locationToken`` call
+  answered with a plain 401 means the agency access token itself expired early: it is refreshed
+  (rotating the refresh token through the store, exactly once across workers) and the mint is
+  sent again once. An agency *Private Integration* token cannot mint location tokens (the
+  endpoint takes agency OAuth tokens only): :func:`agency_private_token_error` says so and how to
+  fix it.
 
   The token calls are retried under the hook's
   :class:`~airflow_provider_contacts.hooks.retry.RetryPolicy` (what is retried, how long to wait,
@@ -94,6 +106,7 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import tempfile
 import threading
@@ -112,9 +125,11 @@ from airflow_provider_contacts.errors import (
     GHLAuthError,
     GHLConfigError,
     GHLRateLimitError,
+    GHLScopeError,
     GHLServerError,
     GHLTransportError,
     api_error_message,
+    is_scope_message,
 )
 from airflow_provider_contacts.hooks.pacing import DEFAULT_INTERVAL_S
 from airflow_provider_contacts.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, retry_after_s
@@ -953,6 +968,75 @@ def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
     return store
 
 
+#: What a location id used in a store key may contain (HighLevel ids: letters and digits).
+_LOCATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Suffix of a location token's store key: ``<agency key>__location__<location id>``.
+LOCATION_KEY_SUFFIX = "__location__"
+
+
+def build_location_token_store(spec: str | None, conn_id: str, location_id: str) -> TokenStore:
+    """The store of the location tokens an agency connection mints for ``location_id``: the same
+    kind of store as the connection's own (``rotation_store`` extra, :func:`build_token_store`),
+    under a key of its own, so workers share each location's token as they share the agency's:
+
+    * ``variable`` / ``variable:<key>`` -> Variable ``<key>__location__<location_id>``;
+    * ``file:<path>`` -> the file ``<stem>__location__<location_id><suffix>`` beside ``<path>``;
+    * ``sql:<conn>`` / ``redis:<conn>`` -> key ``<conn_id>__location__<location_id>``;
+    * a dotted path -> the class built with ``conn_id="<conn_id>__location__<location_id>"``.
+
+    A location token holds no refresh token: losing the store only costs one more mint.
+
+    :raises GHLConfigError: the location id is not a HighLevel id, or the spec is not understood.
+    """
+    if not _LOCATION_ID.match(location_id or ""):
+        raise GHLConfigError(
+            f"location id {location_id!r} is not a HighLevel id (letters, digits, '_' and '-', 1..64 characters)"
+        )
+    suffix = f"{LOCATION_KEY_SUFFIX}{location_id}"
+    spec = (spec or "variable").strip()
+    if _masked(spec):
+        raise _masked_store_error(conn_id, ROTATION_STORE_EXTRA)
+    if spec == "variable":
+        return VariableTokenStore(default_variable_key(conn_id) + suffix)
+    if spec.startswith("variable:"):
+        key = spec.removeprefix("variable:").strip()
+        if not key:
+            raise GHLConfigError("rotation_store: the Variable key is empty; use 'variable:<key>'")
+        return VariableTokenStore(key + suffix)
+    if spec.startswith("file:"):
+        path = Path(spec.removeprefix("file:").strip()).expanduser()
+        if not str(path) or str(path) == ".":
+            raise GHLConfigError("rotation_store: 'file:' needs a path, e.g. 'file:/var/lib/airflow/ghl.json'")
+        return FileTokenStore(path.with_name(f"{path.stem}{suffix}{path.suffix}"))
+    for prefix, class_path in _BACKEND_STORES.items():
+        if spec.startswith(prefix):
+            from airflow.sdk.module_loading import import_string
+
+            return import_string(class_path)(spec.removeprefix(prefix).strip(), key=conn_id + suffix)
+    return build_token_store(spec, conn_id + suffix)
+
+
+def agency_private_token_error(conn_id: str, needs: str) -> GHLAuthError:
+    """The error for an agency connection holding a Private Integration token where an agency OAuth
+    token is needed (``needs``: what was asked, e.g. "a location token for location X").
+
+    HighLevel mints location tokens (``POST /oauth/locationToken``) and lists installed locations
+    (``GET /oauth/installedLocations``) for agency OAuth tokens only (oauth.json security
+    ``Agency-Access-Only``: "the Access Token generated with user type as Agency").
+    """
+    return GHLAuthError(
+        f"connection {conn_id!r} holds an agency Private Integration token (auth_type 'private_token', "
+        f"user_type 'Company'), which cannot be used for {needs}: HighLevel mints location tokens "
+        "(POST /oauth/locationToken) and lists installed locations (GET /oauth/installedLocations) "
+        "for agency OAuth tokens only. Fix: either make it an agency OAuth connection - install your "
+        "Marketplace app for the agency (scopes oauth.readonly, oauth.write and the contacts/locations "
+        "scopes) and set the extras auth_type='oauth', user_type='Company', company_id, app_id, "
+        "client_id, client_secret and refresh_token - or use one connection per location with that "
+        "location's own Private Integration token (extra location_id, user_type 'Location')",
+        operation="get-location-access-token",  # no status: said before any request
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Token sources
 # --------------------------------------------------------------------------------------------
@@ -1063,6 +1147,9 @@ class OAuthTokenSource:
         default :class:`~airflow_provider_contacts.hooks.retry.RetryPolicy()` as in the hook.
     :param process_cache: share live tokens with other sources of this connection in this process
         (``False`` only to simulate separate workers in tests).
+    :param location_store: for an agency connection, builds the store of one location's tokens from
+        its id (the hook passes :func:`build_location_token_store` of the connection's
+        ``rotation_store``); ``None`` keeps location tokens in this process only.
     """
 
     def __init__(
@@ -1073,6 +1160,7 @@ class OAuthTokenSource:
         *,
         process_cache: bool = True,
         retry: RetryPolicy | None = None,
+        location_store: Callable[[str], TokenStore] | None = None,
     ) -> None:
         if not settings.client_id or not settings.client_secret:
             raise GHLConfigError(
@@ -1096,7 +1184,15 @@ class OAuthTokenSource:
         self._local: TokenSet | None = None
         self._local_location: TokenSet | None = None
         self._lock = _process_lock(settings.conn_id) if process_cache else threading.RLock()
+        self._location_lock = (
+            _process_lock(f"{settings.conn_id}\x00location\x00{settings.location_id or ''}")
+            if process_cache else threading.RLock()
+        )
+        self._location_store_factory = location_store
+        self._location_store_obj: TokenStore | None = None
         self.refreshes = 0
+        #: Location tokens this source minted (``POST /oauth/locationToken`` answered).
+        self.location_mints = 0
         #: Called after each refresh this source made (the hook counts them in ``stats``).
         self.on_refresh: Callable[[], None] | None = None
 
@@ -1141,33 +1237,57 @@ class OAuthTokenSource:
     def get_access_token(self) -> str:
         """A valid access token, refreshing (and rotating the store) when it is about to expire.
 
-        For agency (``Company``) connections with a location, this is the location token.
-        :raises GHLAuthError: when the refresh token is rejected and no newer one is stored.
+        For agency (``Company``) connections with a location, this is the location token (cached in
+        this process and in the location's token store; minted only when neither has a fresh one).
+        :raises GHLAuthError: when the refresh token is rejected and no newer one is stored, or
+            HighLevel refuses a location token (the message names the location and the fix).
         """
+        if self._needs_location_token():
+            return self._location_token()
+        return self._agency_tokens().access_token  # type: ignore[return-value]
+
+    def _agency_tokens(self, *, force: bool = False, used_token: str | None = None) -> TokenSet:
+        """The connection's own tokens (the agency's, for a Company connection), refreshed when
+        about to expire; ``force``: refreshed unless another thread or worker already replaced
+        ``used_token``."""
         with self._lock:
             tokens = self._current or self._load_or_seed()
+            if force:
+                if tokens.access_token != used_token and tokens.is_fresh(0):
+                    return tokens  # another thread already has a newer token
+                return self._refresh(tokens, force=True)
             if not tokens.is_fresh(self.settings.refresh_margin_s):
                 tokens = self._refresh(tokens)
-            if self._needs_location_token():
-                return self._location_token(tokens)
-            return tokens.access_token  # type: ignore[return-value]
+            return tokens
+
+    def agency_access_token(self) -> str:
+        """The connection's own access token, never exchanged for a location token: what agency
+        endpoints (``GET /oauth/installedLocations``) take. Refreshed like :meth:`get_access_token`."""
+        return self._agency_tokens().access_token  # type: ignore[return-value]
+
+    def on_agency_unauthorized(self, used_token: str) -> bool:
+        """A plain 401 answered an agency endpoint called with ``used_token``: refresh once."""
+        self._agency_tokens(force=True, used_token=used_token)
+        return True
+
+    def agency_view(self) -> AgencyTokenView:
+        """This connection's own tokens as a token source, for agency endpoints (see
+        :class:`AgencyTokenView`)."""
+        return AgencyTokenView(self)
 
     async def aget_access_token(self) -> str:
         """Async :meth:`get_access_token` (runs the blocking work in a thread)."""
         return await asyncio.to_thread(self.get_access_token)
 
     def on_unauthorized(self, used_token: str) -> bool:
-        """Called after a 401 with ``used_token``: get a new token once. ``True`` = retry."""
+        """Called after a plain 401 (expired or unknown token; never a scope or token-class 401,
+        which the transport raises at once) with ``used_token``: get a new token once. ``True`` =
+        retry. For a location token: adopt one another thread or worker minted since, else mint a
+        new one (and save it to the location's store)."""
+        if self._needs_location_token():
+            self._location_token(used_token=used_token)
+            return True
         with self._lock:
-            if self._needs_location_token():
-                location = self._current_location
-                if location and location.access_token != used_token:
-                    return True
-                tokens = self._current or self._load_or_seed()
-                if tokens.access_token == used_token or not tokens.is_fresh(self.settings.refresh_margin_s):
-                    tokens = self._refresh(tokens, force=True)
-                self._fetch_location_token(tokens)
-                return True
             current = self._current
             if current and current.access_token != used_token and current.is_fresh(0):
                 return True  # another thread already has a newer token
@@ -1467,37 +1587,180 @@ class OAuthTokenSource:
     def _needs_location_token(self) -> bool:
         return self.settings.user_type == "Company" and bool(self.settings.location_id)
 
-    def _location_token(self, agency: TokenSet) -> str:
-        location = self._current_location
-        if location is None or not location.is_fresh(self.settings.refresh_margin_s):
-            location = self._fetch_location_token(agency)
-        return location.access_token  # type: ignore[return-value]
+    def _location_store(self) -> TokenStore | None:
+        if self._location_store_obj is None and self._location_store_factory is not None:
+            self._location_store_obj = self._location_store_factory(self.settings.location_id or "")
+        return self._location_store_obj
+
+    def _usable(self, tokens: TokenSet | None, used_token: str | None) -> bool:
+        """A location token to use: fresh, and not the one a 401 was just answered for."""
+        return (
+            tokens is not None
+            and tokens.access_token is not None
+            and tokens.access_token != used_token
+            and tokens.is_fresh(self.settings.refresh_margin_s)
+            and tokens.location_id in (None, self.settings.location_id)
+        )
+
+    def _location_token(self, used_token: str | None = None) -> str:
+        """The location's token: this process's, else the location store's, else a new one minted
+        under the location store's lock (re-read first: another worker may have just minted)."""
+        with self._location_lock:
+            current = self._current_location
+            if self._usable(current, used_token):
+                return current.access_token  # type: ignore[union-attr,return-value]
+            store = self._location_store()
+            if store is None:
+                minted = self._mint_location_token()
+            else:
+                stored = store.load()
+                if self._usable(stored, used_token):
+                    self._current_location = stored  # type: ignore[assignment]
+                    return stored.access_token  # type: ignore[union-attr,return-value]
+                with self._lock_of(store):
+                    stored = store.load()
+                    if self._usable(stored, used_token):
+                        log.info(
+                            "Adopting the location token another worker minted for %r, location %s",
+                            self.settings.conn_id, self.settings.location_id,
+                        )
+                        self._current_location = stored  # type: ignore[assignment]
+                        return stored.access_token  # type: ignore[union-attr,return-value]
+                    minted = self._mint_location_token()
+                    try:
+                        store.save(minted)
+                    except Exception as exc:  # noqa: BLE001 - the token works; other workers mint their own
+                        log.warning(
+                            "Could not save the location token of %r, location %s, to %r (%s); other "
+                            "workers will mint their own",
+                            self.settings.conn_id, self.settings.location_id, store,
+                            _short_error(exc) if isinstance(exc, (OSError, GHLConfigError)) else type(exc).__name__,
+                        )
+            self._current_location = minted
+            return minted.access_token  # type: ignore[return-value]
+
+    def _mint_location_token(self) -> TokenSet:
+        """``POST /oauth/locationToken`` with the agency token; once more after refreshing the agency
+        token when the call is answered with a plain 401 (the agency token expired early)."""
+        agency = self._agency_tokens()
+        try:
+            return self._fetch_location_token(agency)
+        except GHLAuthError as exc:
+            if exc.status != 401 or isinstance(exc, GHLScopeError):
+                raise
+            log.info(
+                "%r: /oauth/locationToken refused the agency access token (401); refreshing it once",
+                self.settings.conn_id,
+            )
+            agency = self._agency_tokens(force=True, used_token=agency.access_token)
+            return self._fetch_location_token(agency)
 
     def _fetch_location_token(self, agency: TokenSet) -> TokenSet:
+        """One ``POST /oauth/locationToken`` (operationId ``get-location-access-token``)."""
         company_id = self.settings.company_id or agency.company_id
+        location_id = self.settings.location_id or ""
         if not company_id:
             raise GHLConfigError(
                 f"connection {self.settings.conn_id!r}: an agency (Company) token needs extra "
                 "'company_id' to obtain a location token"
             )
-        body = self._post_form(
-            "/oauth/locationToken",
-            {"companyId": company_id, "locationId": self.settings.location_id or ""},
-            "get-location-access-token",
-            bearer=agency.access_token,
-        )  # any 2xx: HighLevel answers 201 live where the spec says 200
+        try:
+            body = self._post_form(
+                "/oauth/locationToken",
+                {"companyId": company_id, "locationId": location_id},
+                "get-location-access-token",
+                bearer=agency.access_token,
+            )  # any 2xx: HighLevel answers 201 live where the spec says 200
+        except GHLAuthError as exc:
+            raise self._location_token_error(exc, company_id, location_id) from None
         location = replace(
             TokenSet.from_token_response(body),
             refresh_token=None,
-            location_id=body.get("locationId") or self.settings.location_id,
+            location_id=body.get("locationId") or location_id,
+            company_id=company_id,
+            user_type="Location",
         )
         if not location.access_token:
             raise GHLAuthError("/oauth/locationToken answered without access_token", operation="get-location-access-token")
-        self._current_location = location
+        self.location_mints += 1
+        log.info(
+            "Minted a location token for %r, location %s (expires %s)", self.settings.conn_id, location_id,
+            location.expires_at.isoformat() if location.expires_at else "unknown",
+        )
         return location
+
+    def _location_token_error(self, exc: GHLAuthError, company_id: str, location_id: str) -> GHLAuthError:
+        """What a refused ``/oauth/locationToken`` means, with the fix (never a token)."""
+        message = exc.message.split("; check the connection's OAuth extras")[0]
+        conn = self.settings.conn_id
+        if exc.status == 401 and is_scope_message(message):
+            if "authclass" in message.lower():
+                fix = (
+                    "the connection's OAuth token is not an agency token. Location tokens are minted "
+                    "from an agency (Company) install: install the Marketplace app for the agency and put "
+                    "its refresh token into the 'refresh_token' extra, with user_type='Company'"
+                )
+            else:
+                fix = (
+                    "the agency app lacks the 'oauth.write' scope (and 'oauth.readonly' to list installed "
+                    "locations). Add them to the Marketplace app, then have the agency re-install it and "
+                    "put the new refresh token into the 'refresh_token' extra: a refresh keeps the old scopes"
+                )
+            return GHLScopeError(
+                f"{message}: {fix} (connection {conn!r}, location {location_id}; no token refresh was spent on it)",
+                scope="oauth.write", status=401, trace_id=exc.trace_id, operation="get-location-access-token",
+            )
+        if exc.status == 401:
+            return GHLAuthError(
+                f"{message}: HighLevel refused the agency access token of connection {conn!r} when minting a "
+                f"location token for location {location_id}", status=401, trace_id=exc.trace_id,
+                operation="get-location-access-token",
+            )
+        return GHLAuthError(
+            f"HighLevel refused a location token for location {location_id} of company {company_id} "
+            f"(HTTP {exc.status}: {exc.message}). The app is not installed on that location, or the location "
+            "is not one of the agency's. Fix: install the app on the location (the agency's Marketplace "
+            "page), or leave it out of the DAG's location_ids; check the connection's 'company_id' extra "
+            f"(connection {conn!r})",
+            status=exc.status, trace_id=exc.trace_id, operation="get-location-access-token",
+        )
+
+    def _lock_of(self, store: TokenStore) -> contextlib.AbstractContextManager[Any]:
+        lock = getattr(store, "lock", None)
+        return lock() if callable(lock) else contextlib.nullcontext()
+
+
+class AgencyTokenView:
+    """The agency (Company) access token of an :class:`OAuthTokenSource` as a token source, for
+    agency endpoints such as ``GET /oauth/installedLocations``: never exchanged for a location
+    token; a plain 401 refreshes it once (rotating through the token store, exactly once across
+    workers)."""
+
+    def __init__(self, source: OAuthTokenSource) -> None:
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"AgencyTokenView({self.source!r})"
+
+    def get_access_token(self) -> str:
+        """The agency access token (refreshed when about to expire)."""
+        return self.source.agency_access_token()
+
+    async def aget_access_token(self) -> str:
+        """Async :meth:`get_access_token` (in a thread)."""
+        return await asyncio.to_thread(self.source.agency_access_token)
+
+    def on_unauthorized(self, used_token: str) -> bool:
+        """Refresh the agency token once after a plain 401."""
+        return self.source.on_agency_unauthorized(used_token)
+
+    async def aon_unauthorized(self, used_token: str) -> bool:
+        """Async :meth:`on_unauthorized`."""
+        return await asyncio.to_thread(self.source.on_agency_unauthorized, used_token)
 
 
 __all__ = [
+    "AgencyTokenView",
     "DEFAULT_LEASE_S",
     "FileTokenStore",
     "LEGACY_STORE_EXTRAS",
@@ -1510,6 +1773,8 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "VariableTokenStore",
+    "agency_private_token_error",
+    "build_location_token_store",
     "build_token_store",
     "default_variable_key",
     "fingerprint",

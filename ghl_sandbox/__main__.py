@@ -8,6 +8,8 @@ locations/tasks.readonly`` (or ``--scopes`` / ``--token-scopes`` with the full l
 private token without those scopes. Unlike
 ``SandboxConfig()``, the CLI applies HighLevel's burst limit (``100/10``) unless
 ``--rate-limit off``. ``--config-json '{...}'`` gives the whole config at once (flags override it).
+``--webhook-url URL`` (repeatable) sends a signed HighLevel webhook event for every change to URL
+(``--webhook-time-scale 0.001``, ``--webhook-loss-rate 0.1`` ...; package README, "Webhooks").
 
 No token ever goes to stdout or stderr. Once the socket listens, the CLI:
 
@@ -44,7 +46,10 @@ from .server import base_url_of, bind_socket, build_server, conn_json_for, write
 from .state import SandboxState
 
 CLI_DEFAULTS: dict[str, Any] = {"rate_limit": "100/10"}
-FLAG_ALIASES: dict[str, tuple[str, ...]] = {"token_scopes": ("--scopes",), "search_lag_s": ("--search-lag",)}
+FLAG_ALIASES: dict[str, tuple[str, ...]] = {"token_scopes": ("--scopes",), "search_lag_s": ("--search-lag",),
+                                            "webhook_urls": ("--webhook-url",)}
+#: Fields given by repeating their flag (``--webhook-url A --webhook-url B``), never split on commas.
+APPEND_FIELDS: frozenset[str] = frozenset({"webhook_urls"})
 FLAG_HELP: dict[str, str] = {
     "strict_spec": "answer with the OpenAPI spec's own shapes and statuses (404s, 403 for a missing scope, "
                    "address1 in search ...) instead of the live API's (default: live)",
@@ -53,6 +58,16 @@ FLAG_HELP: dict[str, str] = {
     "token_scopes": "comma-separated scopes of the private token and of tokens minted without scopes "
                     "(default: every scope)",
     "missing_scopes": "comma-separated scopes to leave out of those tokens, e.g. locations/tasks.readonly",
+    "webhook_urls": "send a signed HighLevel webhook event for every change to this URL (repeat the flag "
+                    "for more; public keys at <admin URL>/webhooks/keys)",
+    "webhook_signatures": "comma-separated signatures to send: rsa (x-wh-signature), ed25519 "
+                          "(x-ghl-signature) (default both)",
+    "webhook_key_seed": "derive the webhook signing keys from this text (same keys in every run; "
+                        "default: new random keys per run)",
+    "webhook_time_scale": "multiply the webhook retry schedule (429: every 600 s, 6 times) by this, e.g. "
+                          "0.001 (default 1)",
+    "webhook_loss_rate": "fraction of webhook deliveries never sent (default 0)",
+    "webhook_duplicate_rate": "fraction of webhook deliveries sent twice (default 0)",
 }
 DEFAULT_CONN_FILE = ".ghl-sandbox-conn.json"
 
@@ -75,7 +90,9 @@ def _parser() -> argparse.ArgumentParser:
         flags = ["--" + f.name.replace("_", "-"), *FLAG_ALIASES.get(f.name, ())]
         hint = hints[f.name]
         help_text = FLAG_HELP.get(f.name, f"SandboxConfig.{f.name}")
-        if hint is bool:
+        if f.name in APPEND_FIELDS:
+            parser.add_argument(*flags, action="append", default=None, dest=f.name, help=help_text)
+        elif hint is bool:
             parser.add_argument(*flags, action=argparse.BooleanOptionalAction, default=None, dest=f.name,
                                 help=FLAG_HELP.get(f.name))
         else:
@@ -115,6 +132,9 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         value = getattr(args, f.name, None)
         if value is None:
             continue
+        if isinstance(value, list):  # APPEND_FIELDS
+            data[f.name] = tuple(value)
+            continue
         data[f.name] = value if isinstance(value, bool) else _convert(f.name, value)
     try:
         return SandboxConfig.from_dict(data)
@@ -148,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if conn_file and conn_text is not None:
             _remove_if_unchanged(conn_file, conn_text)
+        state.webhooks.close()
 
 
 def start_info(state: SandboxState, base_url: str) -> dict[str, Any]:
@@ -183,6 +204,9 @@ def announce(info: dict[str, Any], config: SandboxConfig, *, conn_file: str | No
     ]
     if config.token_scopes is not None or config.missing_scopes:
         lines.append(f"  token scopes {' '.join(sorted(config.default_scopes())) or '(none)'}")
+    if config.webhook_urls:
+        lines.append(f"  webhooks     {', '.join(config.webhook_urls)} (signed {'+'.join(config.webhook_signatures)}; "
+                     f"public keys: curl -s {admin_url}/webhooks/keys)")
     if conn_file:
         lines += [f"Airflow connection (with the sandbox's private token) written to {conn_file} (mode 0600):",
                   f'  export AIRFLOW_CONN_GHL_DEFAULT="$(cat {shlex.quote(conn_file)})"']

@@ -9,7 +9,9 @@
   a new refresh token and the old one stops working at once (HighLevel's rule); access tokens
   live ``access_token_lifetime_s``; refresh tokens a year.
 - ``user_type=Company`` gives an agency token; ``POST /oauth/locationToken`` exchanges it (scope
-  ``oauth.write``) for a location token of the same app.
+  ``oauth.write``) for a location token of the same app, where the app is installed (``installs``,
+  :mod:`.installs`: an authorization-code grant installs the app on its location, or on the
+  agency's approved locations; 400 elsewhere). Uninstalling revokes the app's tokens of the location.
 Accounting (``stats``, shown under ``oauth`` by ``GET /_sandbox/counters``): access tokens issued,
 authorization-code and refresh grants, **reused refresh tokens** (a refresh token presented again
 after it was spent: HighLevel counts every reuse; the spent ones are remembered by fingerprint),
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from .config import ALL_SCOPES
 from .errors import APIError
 from .ids import new_id, new_secret
+from .installs import InstallRegistry, app_id_of, version_id_of
 
 AUTH_CODE_LIFETIME_S = 600
 
@@ -117,6 +120,8 @@ class TokenRegistry:
         #: fingerprints of refresh tokens already spent -> when (epoch seconds)
         self.spent_refresh_tokens: dict[str, float] = {}
         self.stats: Counter[str] = Counter()
+        #: Which locations each app is installed on (``GET /oauth/installedLocations``).
+        self.installs = InstallRegistry()
 
     def stats_dict(self) -> dict[str, int]:
         """OAuth accounting (see the module docstring); every key present, zero when nothing happened."""
@@ -195,6 +200,9 @@ class TokenRegistry:
                 self.stats["invalid_grants"] += 1
                 raise APIError(400, "Invalid grant: authorization code is invalid", error="invalid_grant")
             self.stats["authorization_code_grants"] += 1
+            installed = [grant.location_id] if grant.user_type == "Location" else grant.approved_locations
+            self.installs.install(app_id_of(client.client_id), grant.company_id, [x for x in installed if x],
+                                  install_to_future_locations=True if grant.user_type == "Company" else None)
         elif grant_type == "refresh_token":
             old = form.get("refresh_token") or ""
             grant = self.refresh_tokens.pop(old, None)  # single use: gone at once
@@ -243,9 +251,21 @@ class TokenRegistry:
             raise APIError(400, f"companyId {company_id} does not match the token's company")
         if location_id not in company_locations:
             raise APIError(400, f"Location {location_id} is not part of company {company_id}")
+        app_id = app_id_of(agency.integration_id.removeprefix("app:"))
+        if agency.integration_id.startswith("app:") and self.installs.installed_at(app_id, location_id) is None:
+            raise APIError(400, f"The app is not installed on location {location_id}")
         scopes = frozenset(s for s in agency.scopes if not s.startswith("oauth."))
         token, _ = self.issue(company_id=company_id, location_id=location_id, scopes=scopes,
                               integration_id=agency.integration_id, user_type="Location", user_id=agency.user_id)
         return {"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in(),
                 "scope": " ".join(sorted(scopes)), "locationId": location_id, "userId": agency.user_id,
-                "planId": None, "appId": agency.integration_id.removeprefix("app:"), "versionId": None}
+                "planId": None, "appId": app_id, "versionId": version_id_of(app_id)}
+
+    def uninstall(self, app_id: str, location_id: str) -> bool:
+        """Uninstall the app from the location and revoke the app's access tokens of it."""
+        removed = self.installs.uninstall(app_id, location_id)
+        for token, info in list(self.tokens.items()):
+            if (info.location_id == location_id and info.integration_id.startswith("app:")
+                    and app_id_of(info.integration_id.removeprefix("app:")) == app_id):
+                del self.tokens[token]
+        return removed

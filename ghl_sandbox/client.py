@@ -103,7 +103,9 @@ class SandboxAdmin:
         "lost_answers_by_mode", "applied_then_lost", "applied_then_lost_by_operation", "oauth"}``;
         ``oauth``: ``{"access_tokens_issued", "authorization_code_grants", "refresh_grants",
         "refresh_token_reuses", "unknown_refresh_tokens", "expired_access_token_calls",
-        "invalid_grants"}``."""
+        "invalid_grants"}``; ``limits``: one ``{"integration_id", "location_id", "admitted",
+        "throttled", "peak", "window_s", "max", "active_s", "rate_per_s"}`` per rate-limit key
+        (``peak``: most requests admitted in any sliding ``window_s``)."""
         return self._call("GET", "/counters")
 
     def oauth_stats(self) -> dict[str, int]:
@@ -129,13 +131,17 @@ class SandboxAdmin:
 
     # -- auth ---------------------------------------------------------------------------------------
     def issue_token(self, scopes: list[str] | None = None, lifetime_s: float | None = None,
-                    location_id: str | None = None, missing_scopes: list[str] | None = None) -> str:
+                    location_id: str | None = None, missing_scopes: list[str] | None = None,
+                    user_type: str | None = None) -> str:
         """Mint an access token for a location with ``scopes`` (default: the sandbox's default scopes,
         every scope unless configured otherwise) minus ``missing_scopes``, e.g.
-        ``issue_token(missing_scopes=["locations/tasks.readonly"])``."""
-        return self._call("POST", "/tokens", json={"scopes": scopes, "lifetime_s": lifetime_s,
-                                                   "location_id": location_id,
-                                                   "missing_scopes": missing_scopes})["access_token"]
+        ``issue_token(missing_scopes=["locations/tasks.readonly"])``; ``user_type="Company"``: an
+        agency token (like an agency's Private Integration token: it cannot mint location tokens)."""
+        body: dict[str, Any] = {"scopes": scopes, "lifetime_s": lifetime_s, "location_id": location_id,
+                                "missing_scopes": missing_scopes}
+        if user_type:
+            body["user_type"] = user_type
+        return self._call("POST", "/tokens", json=body)["access_token"]
 
     def create_oauth_client(self, scopes: list[str] | None = None,
                             missing_scopes: list[str] | None = None) -> tuple[str, str]:
@@ -150,12 +156,83 @@ class SandboxAdmin:
                                                             "user_type": user_type, "company_id": company_id})["code"]
 
     def install_oauth_app(self, scopes: list[str] | None = None, missing_scopes: list[str] | None = None,
-                          user_type: str = "Location", location_id: str | None = None) -> dict[str, Any]:
+                          user_type: str = "Location", location_id: str | None = None, *,
+                          location_ids: list[str] | None = None,
+                          install_to_future_locations: bool | None = None) -> dict[str, Any]:
         """A marketplace install in one step (app, consent, code exchange; never faulted): the token
-        answer (``access_token``, ``refresh_token``, ``expires_in`` ...) plus ``client_id`` and
-        ``client_secret``. Feed it to ``SandboxServer.oauth_conn_json()``."""
-        return self._call("POST", "/oauth/install", json={"scopes": scopes, "missing_scopes": missing_scopes,
-                                                          "user_type": user_type, "location_id": location_id})
+        answer (``access_token``, ``refresh_token``, ``expires_in`` ...) plus ``client_id``,
+        ``client_secret`` and ``app_id``. Feed it to ``SandboxServer.oauth_conn_json()`` (or, for
+        ``user_type="Company"``, ``agency_conn_json()``). An agency (``Company``) install covers
+        ``location_ids`` (default: every location) and, unless ``install_to_future_locations`` is
+        false, each location added later."""
+        body: dict[str, Any] = {"scopes": scopes, "missing_scopes": missing_scopes, "user_type": user_type,
+                                "location_id": location_id}
+        if location_ids is not None:
+            body["location_ids"] = list(location_ids)
+        if install_to_future_locations is not None:
+            body["install_to_future_locations"] = install_to_future_locations
+        return self._call("POST", "/oauth/install", json=body)
+
+    def installations(self, app_id: str) -> dict[str, Any]:
+        """``{"app_id", "installToFutureLocations", "locations": {location id: installedAt}}`` of an
+        app (its app id or client id)."""
+        return self._call("GET", f"/oauth/apps/{app_id}/installations")
+
+    def install_app(self, app_id: str, location_id: str) -> dict[str, Any]:
+        """Install the app (app id or client id) on a location (as its admin would, later)."""
+        return self._call("PUT", f"/oauth/apps/{app_id}/installations/{location_id}")
+
+    def uninstall_app(self, app_id: str, location_id: str) -> dict[str, Any]:
+        """Uninstall the app from a location: its tokens there stop working, no new ones are minted."""
+        return self._call("DELETE", f"/oauth/apps/{app_id}/installations/{location_id}")
+
+    # -- webhooks (``webhooks.py``) ----------------------------------------------------------------------
+    def webhook_keys(self) -> dict[str, str]:
+        """``{"rsa_public_key_pem", "ed25519_public_key_pem"}``: verify ``x-wh-signature`` (RSA-SHA256,
+        PKCS#1 v1.5) and ``x-ghl-signature`` (Ed25519) of the sandbox's events with these."""
+        return self._call("GET", "/webhooks/keys")
+
+    def webhook_subscriptions(self) -> list[dict[str, Any]]:
+        """``[{"url", "locationId", "source"}]``: configured (``webhook_urls``) and run-time subscriptions."""
+        return self._call("GET", "/webhooks/subscriptions")["subscriptions"]
+
+    def subscribe_webhook(self, url: str, location_id: str | None = None) -> dict[str, Any]:
+        """Send every event (of ``location_id`` only, when given) to ``url`` until unsubscribed or reset."""
+        return self._call("POST", "/webhooks/subscriptions", json={"url": url, "locationId": location_id})
+
+    def unsubscribe_webhook(self, url: str) -> None:
+        """Remove a run-time subscription."""
+        self._call("DELETE", "/webhooks/subscriptions", json={"url": url})
+
+    def webhook_deliveries(self, since: int = 0, event: str | None = None,
+                           webhook_id: str | None = None) -> dict[str, Any]:
+        """The delivery log ``{"deliveries", "pending", "emitted", "by_outcome", "last_seq"}`` (see
+        ``webhooks.WebhookOutbox.deliveries``), entries after ``since``."""
+        params = {k: v for k, v in (("since", since), ("event", event), ("webhookId", webhook_id)) if v}
+        return self._call("GET", "/webhooks/deliveries", params=params or None)
+
+    def webhook_events(self, since: int = 0) -> list[dict[str, Any]]:
+        """Events emitted (``seq``, ``webhookId``, ``type``, ``locationId``, ``id``, ``timestamp``)."""
+        return self._call("GET", "/webhooks/events", params={"since": since} if since else None)["events"]
+
+    def clear_webhook_deliveries(self) -> None:
+        """Forget the delivery and event logs."""
+        self._call("DELETE", "/webhooks/deliveries")
+
+    def wait_for_webhooks(self, timeout_s: float = 10.0, poll_s: float = 0.02) -> dict[str, Any]:
+        """Wait until no delivery is pending (every one delivered, failed or lost; retries count as
+        pending, so compress them with ``webhook_time_scale``); returns the delivery log.
+        ``TimeoutError`` after ``timeout_s``."""
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            log = self.webhook_deliveries()
+            if log["pending"] == 0:
+                return log
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{log['pending']} webhook deliveries still pending after {timeout_s} s")
+            time.sleep(poll_s)
 
     # -- locations and state -------------------------------------------------------------------------
     def add_location(self, contacts: int = 0) -> str:

@@ -110,6 +110,15 @@ class SandboxConfig:
     ``POST /contacts/`` answered 422 although the contact was created), ``allow_duplicates``
     (the location's "Allow Duplicate Contact" setting, off by default) with
     ``duplicate_match_order`` (fields checked for duplicates and upsert matching, in order).
+
+    Webhooks (``webhooks.py``; nothing runs while no URL is subscribed): ``webhook_urls`` get a
+    signed event for every change (more at run time through ``/_sandbox/webhooks/subscriptions``);
+    ``webhook_signatures`` (``rsa`` -> ``x-wh-signature``, ``ed25519`` -> ``x-ghl-signature``) with
+    keys random per process or derived from ``webhook_key_seed`` (RSA of ``webhook_rsa_key_bits``).
+    Delivery as on HighLevel: only a 429 is retried, ``webhook_retry_interval_s`` (600) plus up to
+    ``webhook_retry_jitter_s`` (60) apart, at most ``webhook_max_retries`` (6) times, every delay
+    multiplied by ``webhook_time_scale`` (0.001: 10 minutes become 0.6 s); ``webhook_timeout_s``
+    per request; ``webhook_loss_rate`` of deliveries never sent, ``webhook_duplicate_rate`` sent twice.
     """
 
     seed: int = 7
@@ -142,6 +151,18 @@ class SandboxConfig:
     search_lag_s: float = 0.0
     token_scopes: tuple[str, ...] | None = None
     missing_scopes: tuple[str, ...] = ()
+    # -- webhooks (``webhooks.py``; off while no URL is subscribed) --------------------------------
+    webhook_urls: tuple[str, ...] = ()
+    webhook_signatures: tuple[str, ...] = ("rsa", "ed25519")
+    webhook_key_seed: str | None = None
+    webhook_rsa_key_bits: int = 2048
+    webhook_time_scale: float = 1.0
+    webhook_retry_interval_s: float = 600.0
+    webhook_retry_jitter_s: float = 60.0
+    webhook_max_retries: int = 6
+    webhook_timeout_s: float = 10.0
+    webhook_loss_rate: float = 0.0
+    webhook_duplicate_rate: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -195,6 +216,40 @@ class SandboxConfig:
         if self.access_token_lifetime_s < 0 or self.refresh_token_lifetime_s < 0:
             raise ValueError("access_token_lifetime_s/refresh_token_lifetime_s: must be >= 0 seconds "
                              "(0: tokens are expired as soon as they are issued)")
+        self._validate_webhooks()
+
+    def _validate_webhooks(self) -> None:
+        """The ``webhook_*`` fields (see ``webhooks.py``)."""
+        from .webhooks import RSA_KEY_SIZES, SIGNATURE_KINDS, check_webhook_url
+
+        urls = (self.webhook_urls,) if isinstance(self.webhook_urls, str) else tuple(self.webhook_urls or ())
+        self.webhook_urls = tuple(dict.fromkeys(check_webhook_url(u) for u in urls))
+        kinds = _names(self.webhook_signatures)
+        if not kinds or not set(kinds) <= set(SIGNATURE_KINDS):
+            raise ValueError(f"webhook_signatures: {list(kinds)} not allowed; use a non-empty subset of "
+                             f"{list(SIGNATURE_KINDS)} (rsa: x-wh-signature, ed25519: x-ghl-signature)")
+        self.webhook_signatures = kinds
+        if self.webhook_key_seed is not None:
+            self.webhook_key_seed = str(self.webhook_key_seed)
+        if self.webhook_rsa_key_bits not in RSA_KEY_SIZES:
+            raise ValueError(f"webhook_rsa_key_bits: {self.webhook_rsa_key_bits!r} not supported; use one of "
+                             f"{list(RSA_KEY_SIZES)} (HighLevel's own key has 4096 bits)")
+        for name in ("webhook_loss_rate", "webhook_duplicate_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name}: {value!r} is a fraction and must be between 0.0 and 1.0")
+        if not self.webhook_time_scale > 0:
+            raise ValueError(f"webhook_time_scale: {self.webhook_time_scale!r} must be > 0 "
+                             "(1: HighLevel's schedule; 0.001: 10 minutes become 0.6 s)")
+        if self.webhook_retry_interval_s < 0 or self.webhook_retry_jitter_s < 0:
+            raise ValueError("webhook_retry_interval_s/webhook_retry_jitter_s: must be >= 0 seconds")
+        if isinstance(self.webhook_max_retries, bool) or int(self.webhook_max_retries) != self.webhook_max_retries \
+                or self.webhook_max_retries < 0:
+            raise ValueError(f"webhook_max_retries: {self.webhook_max_retries!r} must be a whole number >= 0 "
+                             "(HighLevel: 6 retries after a 429)")
+        self.webhook_max_retries = int(self.webhook_max_retries)
+        if not self.webhook_timeout_s > 0:
+            raise ValueError(f"webhook_timeout_s: {self.webhook_timeout_s!r} must be > 0 seconds")
 
     def default_scopes(self) -> frozenset[str]:
         """Scopes granted when none are asked for: ``token_scopes`` (or all) minus ``missing_scopes``."""

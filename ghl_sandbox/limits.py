@@ -9,6 +9,11 @@ Every API response carries ``X-RateLimit-Limit-Daily``, ``X-RateLimit-Daily-Rema
 carries ``Retry-After`` (seconds until a slot frees). A limit switched off (``None``) is reported
 with HighLevel's published value (100 per 10 s, 200,000 a day) and a remaining count that never
 runs down, so header-driven clients never wait for it.
+
+:meth:`RateLimiter.stats` reports, per key, the requests admitted and rejected and the **peak**:
+the most requests admitted in any sliding window of the burst window's length (HighLevel's 10 s
+when the burst limit is off), which a client that paces itself right keeps at or under ``max``.
+The admin surface shows it under ``limits`` in ``GET /_sandbox/counters``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,19 @@ class _Bucket:
 
 
 @dataclass
+class _Usage:
+    """What one key did since the last :meth:`RateLimiter.reset_stats` (for ``stats()``)."""
+
+    admitted: int = 0
+    throttled: int = 0
+    peak: int = 0
+    peak_at: float = 0.0  # monotonic time of the admission that set the peak
+    first_at: float | None = None
+    last_at: float | None = None
+    recent: deque[float] = field(default_factory=deque)  # admissions in the last window
+
+
+@dataclass
 class Decision:
     """The outcome of one request against the limits, with the headers to send."""
 
@@ -45,6 +63,7 @@ class RateLimiter:
     def __init__(self, rate_limit: str | None, daily_limit: int | None) -> None:
         self.configure(rate_limit, daily_limit)
         self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._usage: dict[tuple[str, str], _Usage] = {}
 
     def configure(self, rate_limit: str | None, daily_limit: int | None) -> None:
         """Change the limits (buckets keep their history)."""
@@ -78,6 +97,7 @@ class RateLimiter:
             b.day_count += 1
             if self.burst is None and len(b.times) > limit:
                 b.times.popleft()
+        self._count(key, now, window, allowed)
         daily = self.daily if self.daily is not None else DEFAULT_DAILY
         headers = {
             "X-RateLimit-Limit-Daily": str(daily),
@@ -89,3 +109,39 @@ class RateLimiter:
         if not allowed:
             headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
         return Decision(allowed, headers)
+
+    # -- statistics (admin) ------------------------------------------------------------------------
+    def _count(self, key: tuple[str, str], now: float, window: float, allowed: bool) -> None:
+        u = self._usage.setdefault(key, _Usage())
+        if not allowed:
+            u.throttled += 1
+            return
+        u.admitted += 1
+        u.first_at = now if u.first_at is None else u.first_at
+        u.last_at = now
+        u.recent.append(now)
+        while u.recent and u.recent[0] <= now - window:
+            u.recent.popleft()
+        if len(u.recent) > u.peak:
+            u.peak, u.peak_at = len(u.recent), now
+
+    def reset_stats(self) -> None:
+        """Zero the statistics of :meth:`stats` (the limits' own history is kept)."""
+        self._usage.clear()
+
+    def stats(self) -> list[dict[str, object]]:
+        """Per (integration, location) key since the last :meth:`reset_stats`: ``integration_id``,
+        ``location_id`` (or company id), ``admitted`` and ``throttled`` (429) requests, ``peak`` (most
+        requests admitted in any sliding ``window_s``), ``max`` (the burst budget of that window, the
+        published 100 when the burst limit is off), ``active_s`` (first to last admission, seconds)
+        and ``rate_per_s`` (admitted / active_s; 0 for a single request)."""
+        limit, window = self.burst or DEFAULT_BURST
+        out: list[dict[str, object]] = []
+        for (integration, location), u in self._usage.items():
+            active = (u.last_at - u.first_at) if u.first_at is not None and u.last_at is not None else 0.0
+            out.append({
+                "integration_id": integration, "location_id": location, "admitted": u.admitted,
+                "throttled": u.throttled, "peak": u.peak, "window_s": window, "max": limit,
+                "active_s": round(active, 3), "rate_per_s": round(u.admitted / active, 3) if active > 0 else 0.0,
+            })
+        return out

@@ -11,6 +11,7 @@ from .config import SandboxConfig
 from .faults import FaultInjector
 from .limits import RateLimiter
 from .store import LocationState, Store
+from .webhooks import WebhookOutbox
 
 
 @dataclass
@@ -49,6 +50,8 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.initial_config = config
+        #: signed webhook events of every change (idle while nothing is subscribed); kept across resets
+        self.webhooks = WebhookOutbox(lambda: self.config)
         self.reset()
 
     def reset(self, seed: int | None = None, contacts: int | None = None) -> None:
@@ -60,6 +63,8 @@ class SandboxState:
             changes["contacts"] = contacts
         self.config = self.initial_config.updated(**changes) if changes else self.initial_config
         self.store = Store(self.config)
+        self.store.webhooks = self.webhooks
+        self.webhooks.reset()  # run-time subscriptions and deliveries of the old state go
         self.tokens = TokenRegistry(self.config.access_token_lifetime_s, self.config.refresh_token_lifetime_s)
         for loc in self.store.locations.values():
             self._register_location(loc)
@@ -72,9 +77,11 @@ class SandboxState:
                                       loc.location_id, self.config.default_scopes())
 
     def add_location(self, contacts: int = 0) -> LocationState:
-        """A new seeded location with its own private token."""
+        """A new seeded location with its own private token; apps an agency installed for future
+        locations are installed on it."""
         loc = self.store.add_location(contacts)
         self._register_location(loc)
+        self.tokens.installs.location_added(self.store.company_id, loc.location_id)  # installToFutureLocations
         return loc
 
     def configure(self, **changes: Any) -> SandboxConfig:

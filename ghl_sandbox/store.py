@@ -16,6 +16,7 @@ search index lags behind its database. Every other endpoint reads the data itsel
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -33,6 +34,7 @@ from .ids import new_id, seeded_id
 from .search import SearchIndex, SortSpec, cursor_key, cursor_of, page_after
 from .seed import SeedLocation, seed_location
 from .shapes import date_ms, get_shape, search_shape
+from .webhooks import contact_event_fields, note_event_fields, task_event_fields
 
 CONTACT_INPUT_FIELDS = (
     "firstName", "lastName", "name", "email", "gender", "phone", "address1", "city", "state", "postalCode",
@@ -43,6 +45,11 @@ CUSTOM_VALUE_KEYS = ("field_value", "fieldValue", "value")
 """Where a written custom field value may be, in order: the spec's ``field_value``, the live API's
 preferred ``fieldValue``, and the older ``value``."""
 
+
+DND_FIELDS = ("dnd", "dndSettings", "inboundDndSettings")
+"""Contact fields whose change HighLevel announces as ``ContactDndUpdate`` (tags: ``ContactTagUpdate``)."""
+_NOT_ANNOUNCED = frozenset({"tags", *DND_FIELDS, "dateUpdated", "firstNameLowerCase", "lastNameLowerCase",
+                            "fullNameLowerCase", "emailLowerCase"})
 
 TASK_FIELDS = ("title", "body", "assignedTo", "dueDate", "completed")
 NOTE_FIELDS = ("body", "userId", "title", "color", "pinned")
@@ -216,7 +223,13 @@ def location_from_seed(seed: SeedLocation, company_id: str, name: str) -> Locati
 
 
 class Store:
-    """All locations of one agency (company), seeded from ``SandboxConfig``."""
+    """All locations of one agency (company), seeded from ``SandboxConfig``.
+
+    ``webhooks`` (a ``webhooks.WebhookOutbox``, set by ``SandboxState``; ``None``: no events) hears of
+    every change made through the store; see ``webhooks.py`` for which change sends which event.
+    """
+
+    webhooks: Any = None
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -288,6 +301,40 @@ class Store:
                 ids.sort(key=lambda i: loc.times[i][0])
                 return ids[0], fld
         return None
+
+    # -- webhook events ---------------------------------------------------------------------------
+    def _announcing(self) -> bool:
+        hooks = self.webhooks
+        return hooks is not None and hooks.active
+
+    def _announce_contact(self, event_type: str, loc: LocationState, contact: dict[str, Any]) -> None:
+        """Send a contact event (``ContactCreate``, ``ContactUpdate``, ...) if anyone is subscribed."""
+        if self._announcing():
+            fields = contact_event_fields(self.render(loc, contact), dnd_settings=event_type == "ContactDndUpdate")
+            self.webhooks.emit(event_type, loc.location_id, contact["id"], fields)
+
+    def _announce_update(self, loc: LocationState, contact: dict[str, Any], before: dict[str, Any]) -> None:
+        """The events of a contact update: ``ContactTagUpdate`` if the tags changed, ``ContactDndUpdate``
+        if a DND field changed, ``ContactUpdate`` if any other field changed or nothing did (the
+        contact was saved: its ``dateUpdated`` moved)."""
+        tags = contact.get("tags") != before.get("tags")
+        dnd = any(contact.get(k) != before.get(k) for k in DND_FIELDS)
+        other = any(contact.get(k) != before.get(k) for k in set(contact) | set(before) if k not in _NOT_ANNOUNCED)
+        if tags:
+            self._announce_contact("ContactTagUpdate", loc, contact)
+        if dnd:
+            self._announce_contact("ContactDndUpdate", loc, contact)
+        if other or not (tags or dnd):
+            self._announce_contact("ContactUpdate", loc, contact)
+
+    def _announce_task(self, event_type: str, loc: LocationState, task: dict[str, Any]) -> None:
+        if self._announcing():
+            added = loc.tasks.times.get(task["id"], (None,))[0]
+            self.webhooks.emit(event_type, loc.location_id, task["id"], task_event_fields(task, added))
+
+    def _announce_note(self, event_type: str, loc: LocationState, note: dict[str, Any]) -> None:
+        if self._announcing():
+            self.webhooks.emit(event_type, loc.location_id, note["id"], note_event_fields(note))
 
     # -- rendering --------------------------------------------------------------------------------
     def render(self, loc: LocationState, contact: dict[str, Any]) -> dict[str, Any]:
@@ -404,10 +451,15 @@ class Store:
         }
         self._apply_fields(loc, contact, data, lenient)
         loc.add_contact(contact, (ms, ms), {})
+        self._announce_contact("ContactCreate", loc, contact)
         return contact
 
     def touch(self, loc: LocationState, contact_id: str) -> None:
-        """Set the contact's ``dateUpdated`` to now and invalidate search caches."""
+        """Set the contact's ``dateUpdated`` to now and invalidate search caches (a ``ContactUpdate`` event)."""
+        self._touch(loc, contact_id)
+        self._announce_contact("ContactUpdate", loc, loc.contacts[contact_id])
+
+    def _touch(self, loc: LocationState, contact_id: str) -> None:
         ms = max(now_ms(), loc.times[contact_id][0])
         loc.times[contact_id] = (loc.times[contact_id][0], ms)
         loc.contacts[contact_id]["dateUpdated"] = iso_from_ms(ms)
@@ -423,12 +475,15 @@ class Store:
             if dup:
                 raise APIError(400, "This location does not allow duplicated contacts.",
                                meta={"contactId": dup[0], "matchingField": dup[1]})
+        before = copy.deepcopy(contact) if self._announcing() else None
         loc._index(contact, False)
         try:
             self._apply_fields(loc, contact, data, lenient)
         finally:  # a refused write leaves the contact, and so its index entries, as they were
             loc._index(contact, True)
-        self.touch(loc, contact_id)
+        self._touch(loc, contact_id)
+        if before is not None:
+            self._announce_update(loc, contact, before)
         return contact
 
     def upsert_contact(self, loc: LocationState, data: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -448,6 +503,7 @@ class Store:
     def delete_contact(self, contact_id: str) -> None:
         """Delete a contact with its tasks, notes and appointments."""
         loc = self.contact_location(contact_id)
+        self._announce_contact("ContactDelete", loc, loc.contacts[contact_id])  # no events for its tasks/notes
         contact = loc.contacts.pop(contact_id)
         loc._index(contact, False)
         del loc.times[contact_id]
@@ -519,13 +575,17 @@ class Store:
                               "assignedTo": data.get("assignedTo"), "dueDate": data["dueDate"],
                               "completed": bool(data["completed"]), "contactId": contact_id}, now_ms())
         self._activity_changed(loc, contact_id)
+        self._announce_task("TaskCreate", loc, task)
         return self.render_task(loc, task)
 
     def update_task(self, contact_id: str, task_id: str, data: dict[str, Any]) -> dict[str, Any]:
         """Apply UpdateTaskBody / UpdateTaskStatusParams fields."""
         loc = self.contact_location(contact_id)
+        was_completed = bool(loc.tasks.get(contact_id, task_id).get("completed"))
         task = loc.tasks.update(contact_id, task_id, data)
         self._activity_changed(loc, contact_id)
+        if task.get("completed") and not was_completed:  # HighLevel has no event for other task edits
+            self._announce_task("TaskComplete", loc, task)
         return self.render_task(loc, task)
 
     def list_tasks(self, contact_id: str) -> list[dict[str, Any]]:
@@ -545,6 +605,7 @@ class Store:
                               "dateAdded": iso_from_ms(ms), "contactId": contact_id, "title": data.get("title"),
                               "color": data.get("color"), "pinned": bool(data.get("pinned", False))}, ms)
         self._activity_changed(loc, contact_id)
+        self._announce_note("NoteCreate", loc, note)
         return dict(note)
 
     def update_note(self, contact_id: str, note_id: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -552,6 +613,7 @@ class Store:
         loc = self.contact_location(contact_id)
         note = loc.notes.update(contact_id, note_id, data)
         self._activity_changed(loc, contact_id)
+        self._announce_note("NoteUpdate", loc, note)
         return dict(note)
 
     def list_notes(self, contact_id: str) -> list[dict[str, Any]]:
@@ -561,8 +623,15 @@ class Store:
     def delete_activity(self, table: str, contact_id: str, item_id: str) -> None:
         """Delete a task (``table="tasks"``) or a note (``"notes"``) of a contact."""
         loc = self.contact_location(contact_id)
-        getattr(loc, table).delete(contact_id, item_id)
+        activities = getattr(loc, table)
+        item = activities.get(contact_id, item_id)
+        added = activities.times[item_id][0]
+        activities.delete(contact_id, item_id)
         self._activity_changed(loc, contact_id)
+        if table == "tasks" and self._announcing():
+            self.webhooks.emit("TaskDelete", loc.location_id, item_id, task_event_fields(item, added))
+        elif table == "notes":
+            self._announce_note("NoteDelete", loc, item)
 
     # -- dump ----------------------------------------------------------------------------------
     def dump(self, location_id: str | None = None, shape: str = "search") -> dict[str, list[dict[str, Any]]]:

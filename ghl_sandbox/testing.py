@@ -81,6 +81,7 @@ class SandboxServer:
         self._proc: sp.Popen[bytes] | None = None
         self._child_dir: str | None = None
         self._stderr_path: str | None = None
+        self._state: Any = None  # thread mode: the SandboxState (its webhook sender is stopped with the server)
 
     # -- identifiers ----------------------------------------------------------------------------------
     @property
@@ -123,6 +124,20 @@ class SandboxServer:
                  "refresh_token": app["refresh_token"], **extra_overrides}
         return json.dumps({"conn_type": "ghl", "host": self.base_url, "password": access_token, "extra": extra})
 
+    def agency_conn_json(self, app: dict[str, Any] | None = None, **extra_overrides: Any) -> str:
+        """Value for ``AIRFLOW_CONN_...`` of an agency connection: an OAuth app installed by the
+        agency (``app``: what ``admin.install_oauth_app(user_type="Company")`` answered; installed
+        now on every location when ``None``), with extras ``auth_type=oauth``, ``user_type=Company``,
+        ``company_id``, ``app_id``, ``client_id``, ``client_secret``, ``refresh_token`` and no
+        ``location_id``: the reconcile discovers the installed locations. ``extra_overrides`` go
+        into the extras, e.g. ``rotation_store="file:/tmp/x/tokens.json"``."""
+        app = app or self.admin.install_oauth_app(user_type="Company")
+        extra = {"auth_type": "oauth", "user_type": "Company", "company_id": app.get("companyId") or self.company_id,
+                 "app_id": app.get("app_id") or app["client_id"].split("-", 1)[0],
+                 "client_id": app["client_id"], "client_secret": app["client_secret"],
+                 "refresh_token": app["refresh_token"], **extra_overrides}
+        return json.dumps({"conn_type": "ghl", "host": self.base_url, "extra": extra})
+
     def truth(self, location_id: str | None = None, shape: str = "search") -> dict[str, Any]:
         """What HighLevel holds for the location, to compare a sync target with
         (``support.verify.diff_target(sink, mapping, location_id, sb.truth())``): ``{"contacts", "tasks",
@@ -139,6 +154,13 @@ class SandboxServer:
         if version:
             headers["Version"] = version
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+
+    def webhook_keys(self) -> dict[str, str]:
+        """Public keys of the sandbox's webhook signatures: ``{"rsa_public_key_pem",
+        "ed25519_public_key_pem"}`` (SubjectPublicKeyInfo PEM) for ``x-wh-signature`` (RSA-SHA256,
+        PKCS#1 v1.5) and ``x-ghl-signature`` (Ed25519). Events go to ``SandboxConfig.webhook_urls``
+        and to ``admin.subscribe_webhook(url)``; see the package README, "Webhooks"."""
+        return self.admin.webhook_keys()
 
     def _refresh_info(self, info: dict[str, Any]) -> None:
         self._info = {**self._info, **info}
@@ -170,7 +192,7 @@ class SandboxServer:
     def _start_thread(self) -> None:
         sock = bind_socket(self.host, 0)
         self.base_url = base_url_of(sock)
-        self._server, _ = build_server(self.config)
+        self._server, self._state = build_server(self.config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
                                         name=f"ghl-sandbox-{self.base_url}", daemon=True)
         self._thread.start()
@@ -242,6 +264,9 @@ class SandboxServer:
                 self._thread.join(10)
             self._server = None
             self._thread = None
+        if self._state is not None:
+            self._state.webhooks.close()
+            self._state = None
         if self._proc is not None:
             if self._proc.poll() is None:
                 self._proc.terminate()

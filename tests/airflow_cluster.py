@@ -103,6 +103,11 @@ class AirflowCluster:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.service_logs: dict[str, Path] = {}
 
+    @property
+    def api_url(self) -> str:
+        """Root URL of the api-server: the UI (``/``) and the REST API (``/api/v2``)."""
+        return f"http://127.0.0.1:{self.api_port}"
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float = 180.0) -> AirflowCluster:
         """Migrate the DB, start the four services and wait until the api-server answers."""

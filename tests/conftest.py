@@ -52,23 +52,71 @@ def postgres_url() -> str:
     return url
 
 
+def _webhook_receiver_env(home: Path, sandbox) -> tuple[dict[str, str], object]:
+    """``[ghl_webhooks]`` settings of the cluster's webhook receiver (mounted on its api-server at
+    ``/ghl-webhooks``): an Ed25519 test key whose private half the tests sign with
+    (``cluster.webhook_signing_key``), plus the sandbox's own webhook keys when it has them, so
+    events the sandbox sends verify too. HighLevel's published RSA key stays in."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from airflow_provider_contacts.webhooks.verify import HIGHLEVEL_RSA_PUBLIC_KEY_PEM
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    ed_pems = [key.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()]
+    rsa_pems = [HIGHLEVEL_RSA_PUBLIC_KEY_PEM]
+    try:
+        sandbox_keys = sandbox.webhook_keys()
+        ed_pems.append(sandbox_keys["ed25519_public_key_pem"])
+        rsa_pems.append(sandbox_keys["rsa_public_key_pem"])
+    except Exception:  # noqa: BLE001 - a sandbox without webhook keys: the test key only
+        pass
+    home.mkdir(parents=True, exist_ok=True)
+    ed_path, rsa_path = home / "ghl_webhooks_ed25519.pem", home / "ghl_webhooks_rsa.pem"
+    ed_path.write_text("\n".join(ed_pems))
+    rsa_path.write_text("\n".join(rsa_pems))
+    env = {"AIRFLOW__GHL_WEBHOOKS__ED25519_PUBLIC_KEY": str(ed_path), "AIRFLOW__GHL_WEBHOOKS__RSA_PUBLIC_KEY": str(rsa_path)}
+    return env, key
+
+
 @pytest.fixture(scope="session")
 def airflow_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A real Airflow deployment (api-server, scheduler with LocalExecutor, dag-processor,
     triggerer) over the repository's ``dags/``, wired to a sandbox HighLevel API in a child
-    process (300 contacts, seed 7) through ``AIRFLOW_CONN_GHL_DEFAULT``.
+    process (300 contacts, seed 7) through ``AIRFLOW_CONN_GHL_DEFAULT``. The reconcile DAG's
+    default target ``ghl_target`` is a SQLite file (``cluster.target_path``), so a run with every
+    param at its default (the UI's Trigger form) works; the UI's connection *Test* is enabled.
 
-    Offers ``run_dag(dag_id, conf=None, timeout=300) -> DagRunResult``, ``sandbox`` and
-    ``airflow_home``. Starting it takes about 20 s; it is shared by the whole session.
+    Offers ``run_dag(dag_id, conf=None, timeout=300) -> DagRunResult``, ``sandbox``,
+    ``target_path``, ``api_url`` and ``airflow_home``. Starting it takes about 20 s; it is shared
+    by the whole session.
     """
+    import json
+
     from airflow_cluster import AirflowCluster
 
     from ghl_sandbox.testing import SandboxConfig, SandboxServer
 
     with SandboxServer(SandboxConfig(contacts=300, seed=7), subprocess=True) as sandbox:
         home = tmp_path_factory.mktemp("airflow-cluster")
-        cluster = AirflowCluster(home, {"AIRFLOW_CONN_GHL_DEFAULT": sandbox.conn_json()})
+        target = home / "ghl_target.sqlite"
+        webhook_env, webhook_key = _webhook_receiver_env(home, sandbox)
+        cluster = AirflowCluster(home, {
+            "AIRFLOW_CONN_GHL_DEFAULT": sandbox.conn_json(),
+            "AIRFLOW_CONN_GHL_TARGET": json.dumps({"conn_type": "sqlite", "host": str(target)}),
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            **webhook_env,  # the webhook receiver's keys (tests/test_webhooks_api_server.py)
+            # dags/ghl_contacts_events.py (tests/test_integration_webhook_events.py): its own target,
+            # event-triggered runs only, a watcher polling every second.
+            "AIRFLOW_CONN_GHL_EVENTS_IT": json.dumps({"conn_type": "sqlite", "host": str(home / "ghl_events_it.sqlite")}),
+            "GHL_EVENTS_TARGET_CONN_ID": "ghl_events_it",
+            "GHL_EVENTS_SCHEDULE": "none",
+            "GHL_EVENTS_POLL_INTERVAL": "1",
+        })
         cluster.sandbox = sandbox  # type: ignore[attr-defined]
+        cluster.target_path = target  # type: ignore[attr-defined]
+        cluster.webhook_signing_key = webhook_key  # type: ignore[attr-defined]
         with cluster:
             yield cluster
 
@@ -99,6 +147,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
       decisions), which runs in seconds.
     """
     for item in items:
+        if "airflow_cluster" in getattr(item, "fixturenames", ()):
+            # One Airflow deployment per test session: with pytest-xdist (`make test` runs
+            # `-n`), every test that uses it goes to the same worker (`--dist loadgroup`).
+            item.add_marker(pytest.mark.xdist_group("airflow_cluster"))
         if item.get_closest_marker("integration"):
             continue
         if set(getattr(item, "fixturenames", ())) & _CONTRACT_FIXTURES or _module_talks_to_something(Path(item.fspath)):

@@ -29,8 +29,13 @@ _VALUES = {
     "refresh_token": "eyJhbGciOiJIUzI1NiJ9.refresh.sig",
     "user_type": "Company",
     "company_id": "Cmp8Xq2LkQ",
+    "app_id": "65f0c0ffee",
     "rotation_store": "file:/var/lib/airflow/ghl_tokens.json",
     "api_version": "2021-07-28",
+    "connect_timeout": 5,
+    "read_timeout": 45.5,
+    "rate_limit_redis_conn_id": "redis_ghl_limits",
+    "rate_limit_key_prefix": "ghl:ratelimit:prod",
 }
 SECRET_FIELDS = {"client_secret", "refresh_token"}
 

@@ -27,10 +27,11 @@ CONTACTS_OPERATIONS = {
     "create-contact", "get-contacts",
 }
 LOCATION_OPERATIONS = {"task-search", "get-custom-fields"}
+OAUTH_OPERATIONS = {"get-installed-location"}  # oauth.json: an agency's installed locations
 #: The reads with an async twin (name: the sync name with an ``a`` in front).
 ASYNC_TWINS = {
     "asearch_contacts", "aget_contact", "aget_custom_fields", "alist_tasks", "aget_task",
-    "asearch_location_tasks", "alist_notes", "aget_note",
+    "asearch_location_tasks", "alist_notes", "aget_note", "ainstalled_locations",
 }
 
 
@@ -47,7 +48,7 @@ def test_every_contacts_operation_has_exactly_one_hook_method_and_reads_an_async
               if hasattr(getattr(ContactsHook, name), "operation_id")}
     sync = {name: m for name, m in marked.items() if not inspect.iscoroutinefunction(m)}
     twins = {name: m for name, m in marked.items() if inspect.iscoroutinefunction(m)}
-    assert sorted(m.operation_id for m in sync.values()) == sorted(CONTACTS_OPERATIONS | LOCATION_OPERATIONS)
+    assert sorted(m.operation_id for m in sync.values()) == sorted(CONTACTS_OPERATIONS | LOCATION_OPERATIONS | OAUTH_OPERATIONS)
     assert ContactsHook.create_contact.required_scope == "contacts.write"
     assert ContactsHook.search_location_tasks.required_scope == "locations/tasks.readonly"
     assert sorted(twins) == sorted(ASYNC_TWINS)

@@ -27,6 +27,7 @@ DAG_ID = "ghl_contacts_reconcile"
 RECONCILE_PARAMS = {
     "source_conn_id", "target_conn_id", "target_schema", "location_ids", "full_sweep", "sweep_period_hours",
     "max_requests_per_run", "overlap_minutes", "batch_size", "hard_delete", "max_delete_fraction",
+    "location_name_pattern",
 }
 
 

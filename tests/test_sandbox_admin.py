@@ -59,6 +59,10 @@ def test_counters_count_by_operation_and_reset(sandbox: SandboxServer) -> None:
     with sandbox.client(token="bogus") as api:
         api.get(f"/locations/{sandbox.location_id}/customFields")
     counters = sandbox.admin.counters()
+    # Per (integration, location) admission stats of the rate limiter: the private token's 3 calls
+    # (the bogus token never reached the limiter).
+    limits = counters.pop("limits")
+    assert [(s["location_id"], s["admitted"], s["throttled"]) for s in limits] == [(sandbox.location_id, 3, 0)]
     assert counters == {"total": 4, "by_operation": {"search-contacts-advanced": 2, "get-custom-fields": 2},
                         "status_429": 0, "status_401": 1, "faults": 0, "faults_by_kind": {},
                         "lost_answers_by_mode": {}, "applied_then_lost": 0, "applied_then_lost_by_operation": {},
@@ -66,7 +70,7 @@ def test_counters_count_by_operation_and_reset(sandbox: SandboxServer) -> None:
                                   "refresh_token_reuses": 0, "unknown_refresh_tokens": 0,
                                   "expired_access_token_calls": 0, "invalid_grants": 0}}
     sandbox.admin.reset_counters()
-    assert sandbox.admin.counters()["total"] == 0
+    assert sandbox.admin.counters()["total"] == 0 and sandbox.admin.counters()["limits"] == []
 
 
 def test_reset_restores_the_seeded_state_and_the_same_identifiers(sandbox: SandboxServer) -> None:

@@ -30,6 +30,12 @@ The operations live in mixins by subject: :mod:`.contact_ops` (contacts, custom 
 workflows) and :mod:`.fanout` (tasks and notes of many contacts at once). This module holds the
 connection, session and auth.
 
+Agency connections (OAuth, ``user_type="Company"``): :meth:`installed_locations` (and
+``ainstalled_locations``; :mod:`.agency_ops`) lists the locations the app is installed on with the
+agency token; a hook given a ``location_id`` works with that location's token, minted through
+``POST /oauth/locationToken`` and shared by every worker through the connection's token store
+(:mod:`airflow_provider_contacts.auth`).
+
 The reads have async twins with the same parameters, operationId, request, pacing, retries,
 fallbacks and models: ``asearch_contacts``, ``aiter_search_contacts``, ``aget_contact``,
 ``aget_custom_fields``, ``alist_tasks``, ``aget_task``, ``asearch_location_tasks``,
@@ -77,6 +83,8 @@ from airflow_provider_contacts.auth import (
     OAuthTokenSource,
     PrivateTokenSource,
     TokenSource,
+    agency_private_token_error,
+    build_location_token_store,
     build_token_store,
     forget_process_tokens,
 )
@@ -90,6 +98,7 @@ from airflow_provider_contacts.errors import (
     GHLRateLimitError,
     GHLScopeError,
 )
+from airflow_provider_contacts.hooks.agency_ops import AgencyOperations
 from airflow_provider_contacts.hooks.appointment_ops import AppointmentOperations
 from airflow_provider_contacts.hooks.contact_ops import ContactOperations
 from airflow_provider_contacts.hooks.creates import CLAIMS, DATED
@@ -97,7 +106,7 @@ from airflow_provider_contacts.hooks.fanout import FanoutOperations
 from airflow_provider_contacts.hooks.membership_ops import MembershipOperations
 from airflow_provider_contacts.hooks.note_ops import NoteOperations
 from airflow_provider_contacts.hooks.operations import READ
-from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, get_limiter, reset_limiters
+from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, reset_limiters
 from airflow_provider_contacts.hooks.retry import RetryPolicy
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
 from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
@@ -113,6 +122,7 @@ class GHLContactsHook(
     AppointmentOperations,
     MembershipOperations,
     FanoutOperations,
+    AgencyOperations,
     BaseHook,
 ):
     """Hook for the HighLevel (LeadConnector) Contacts API (sync methods and their async twins).
@@ -225,19 +235,36 @@ class GHLContactsHook(
                         api_version=s.api_version,
                         timeout=s.timeout,
                     )
+                    # An agency's location tokens are shared by the workers through the same kind of
+                    # store as its own tokens, one key per location (auth.build_location_token_store).
+                    location_store = None
+                    if s.user_type == "Company":
+                        def location_store(location_id: str, s: ConnectionSettings = s) -> Any:
+                            return build_location_token_store(s.token_store, s.conn_id, location_id)
                     source = OAuthTokenSource(
-                        oauth, build_token_store(s.token_store, s.conn_id), http=self._new_session, retry=self.retry
+                        oauth, build_token_store(s.token_store, s.conn_id), http=self._new_session, retry=self.retry,
+                        location_store=location_store,
                     )
                     source.on_refresh = lambda: self.stats.add("refreshes")
                     self._token_source = source
+                elif s.user_type == "Company":
+                    # An agency Private Integration token reaches no location endpoint and cannot be
+                    # exchanged for a location token: say so before any request.
+                    raise agency_private_token_error(
+                        s.conn_id, f"location {self.location_id}'s data" if self.location_id else "location data"
+                    )
                 else:
                     self._token_source = PrivateTokenSource(s.access_token or "", s.conn_id)
             return self._token_source
 
     @property
     def limiter(self) -> RateLimiter:
-        """The process-wide limiter of (base URL, location), shared with triggers and threads."""
-        return get_limiter(self.base_url, self.location_id)
+        """The limiter of (base URL, location): process-wide, shared with triggers and threads; and
+        across processes and machines per (app, location) through Redis when the connection has the
+        extra ``rate_limit_redis_conn_id`` (:mod:`~airflow_provider_contacts.hooks.shared_limits`)."""
+        from airflow_provider_contacts.hooks.shared_limits import limiter_for
+
+        return limiter_for(self.settings, self.location_id)  # type: ignore[return-value]
 
     def _base_headers(self) -> dict[str, str]:
         return {"Version": self.settings.api_version, "Accept": "application/json"}
@@ -331,7 +358,13 @@ class GHLContactsHook(
         probe = GHLContactsHook(
             self.ghl_conn_id, self._location_override, retry=TEST_RETRY, daily_reserve=self.daily_reserve
         )
-        probe._settings = dataclasses.replace(settings, connect_timeout_s=connect_s, read_timeout_s=read_s)
+        # Airflow's Test button runs this hook under a throwaway connection id: an OAuth test must
+        # use (and rotate in) the token store of the saved connection it stands for, or it would
+        # spend the single-use refresh token into a store nobody reads again.
+        store_conn_id = self._saved_oauth_twin(settings) or settings.conn_id
+        probe._settings = dataclasses.replace(
+            settings, conn_id=store_conn_id, connect_timeout_s=connect_s, read_timeout_s=read_s
+        )
         outcome: list[tuple[bool, str]] = []
 
         def run() -> None:
@@ -356,6 +389,55 @@ class GHLContactsHook(
                 "firewall settings."
             )
         return ok, self._scrub(message)
+
+    def _saved_oauth_twin(self, settings: ConnectionSettings) -> str | None:
+        """Id of the saved OAuth connection this hook's connection is a copy of, when the hook runs
+        under another id; ``None`` when there is none (or it cannot be looked up).
+
+        Airflow's *Test* button (``POST /api/v2/connections/test``) copies the stored connection,
+        merged with the form, under a random id. HighLevel refresh tokens are single-use and the
+        default token stores are keyed by connection id, so a test refresh under that id would spend
+        the connection's ``refresh_token`` into a store no task reads: the connection would fail
+        afterwards with ``invalid_grant``, and a second test too. The twin is the one saved ``ghl``
+        connection (metadata DB) with the same base URL, client id and refresh token extra; the test
+        then reads and rotates that connection's tokens. Looked up outside task processes only (the
+        api-server, scripts); an error in the look-up means no twin.
+        """
+        if settings.auth_type != "oauth" or not settings.refresh_token:
+            return None
+        from airflow_provider_contacts.auth import _in_task_process
+
+        if _in_task_process():
+            return None
+        try:
+            from sqlalchemy import select
+
+            from airflow.models import Connection
+            from airflow.utils.session import create_session
+
+            with create_session() as session:
+                saved = list(session.scalars(select(Connection).where(Connection.conn_type == CONN_TYPE)))
+                if any(conn.conn_id == self.ghl_conn_id for conn in saved):
+                    return None  # the hook runs under the saved connection's own id
+                twins = []
+                for conn in saved:
+                    try:
+                        other = ConnectionSettings.from_connection(conn, conn.conn_id)
+                    except Exception:  # noqa: BLE001 - another broken connection is not ours to judge
+                        continue
+                    if (other.auth_type, other.base_url, other.client_id, other.refresh_token) == (
+                        "oauth", settings.base_url, settings.client_id, settings.refresh_token
+                    ):
+                        twins.append(conn.conn_id)
+        except Exception as exc:  # noqa: BLE001 - no metadata DB here: test under this hook's own id
+            self.log.debug("No saved twin of connection %r looked up: %s", self.ghl_conn_id, type(exc).__name__)
+            return None
+        if len(twins) > 1:
+            self.log.warning(
+                "Connections %s share one OAuth refresh token; they spend each other's single-use "
+                "tokens. Testing with the token store of %r.", sorted(twins), min(twins)
+            )
+        return min(twins) if twins else None
 
     def _scrub(self, message: str) -> str:
         """``message`` without a URL's password, the connection's secrets or any bearer token."""

@@ -25,6 +25,9 @@ request that would eat into the daily reserve (:class:`~airflow_provider_contact
 
 There is one limiter per (base URL, location) per process (:func:`get_limiter`), shared by every
 hook instance, thread and coroutine of that process. Times are in seconds unless named ``_ms``.
+Processes and machines share one budget per (app, location) when the connection names a Redis
+connection (extra ``rate_limit_redis_conn_id``): see
+:mod:`~airflow_provider_contacts.hooks.shared_limits`, which falls back to this limiter.
 """
 
 from __future__ import annotations
@@ -186,6 +189,22 @@ class RateLimiter:
         """Async :meth:`acquire`: waits with ``asyncio.sleep`` instead of blocking the loop."""
         while (wait := self._try_take(daily_reserve)) > 0:
             await asyncio.sleep(wait)
+
+    def note_started(self) -> None:
+        """Count a request whose slot another limiter granted (the Redis-shared one of
+        :mod:`~airflow_provider_contacts.hooks.shared_limits`): it joins the own window, the requests
+        in flight and the daily view, so a fall-back to this limiter starts from what was really
+        sent. Pair every call with :meth:`release`."""
+        with self._lock:
+            now = self._clock()
+            window = self.own_window_s
+            while self._sent and self._sent[0] <= now - window:
+                self._sent.popleft()
+            self._sent.append(now)
+            self._server_budget -= 1
+            self._in_flight += 1
+            if self._daily_remaining is not None:
+                self._daily_remaining -= 1
 
     def release(self) -> None:
         """Mark one acquired request as finished (answered or failed)."""

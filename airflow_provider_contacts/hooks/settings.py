@@ -81,6 +81,18 @@ def normalise_base_url(host: str | None, port: int | None = None, schema: str | 
     return host.rstrip("/")
 
 
+def _text_extra(extras: dict[str, Any], name: str) -> str | None:
+    """A string extra, stripped; ``None`` when absent or blank.
+
+    :raises GHLConfigError: the value is not a string (e.g. a number or a list)."""
+    raw = _extra(extras, name)
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise GHLConfigError(f"connection extra {name!r}: {raw!r} is not a string; give e.g. 'redis_default'")
+    return raw.strip() or None
+
+
 def _timeout(extras: dict[str, Any], name: str, default: float) -> float:
     raw = _extra(extras, name)
     if raw is None:
@@ -117,6 +129,13 @@ class ConnectionSettings:
     connect_timeout_s: float
     read_timeout_s: float
     url_credentials_ignored: bool = False
+    #: The Marketplace app's id (extra ``app_id``), for agency discovery (``GET /oauth/installedLocations``).
+    app_id: str | None = None
+    #: Airflow Redis connection id of the limiter shared across processes (extra
+    #: ``rate_limit_redis_conn_id``); ``None``: the in-process limiter (see ``hooks/shared_limits.py``).
+    rate_limit_redis_conn_id: str | None = None
+    #: Prefix of the shared limiter's Redis keys (extra ``rate_limit_key_prefix``).
+    rate_limit_key_prefix: str = "ghl:ratelimit"
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -160,6 +179,9 @@ class ConnectionSettings:
             connect_timeout_s=_timeout(extras, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_S),
             read_timeout_s=_timeout(extras, "read_timeout", DEFAULT_READ_TIMEOUT_S),
             url_credentials_ignored=bool(url_secrets),
+            app_id=_extra(extras, "app_id"),
+            rate_limit_redis_conn_id=_text_extra(extras, "rate_limit_redis_conn_id"),
+            rate_limit_key_prefix=_text_extra(extras, "rate_limit_key_prefix") or "ghl:ratelimit",
         )
         if url_secrets:
             _warn_url_credentials(conn_id, raw_host)

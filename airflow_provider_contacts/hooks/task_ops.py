@@ -109,20 +109,37 @@ class TaskOperations(OperationsBase):
         return await self._arun(self._get_task, contact_id, task_id)
 
     @operation(CREATE_TASK)
-    def create_task(self, contact_id: str, body: CreateTask | dict[str, Any]) -> Task:
+    def create_task(
+        self, contact_id: str, body: CreateTask | dict[str, Any], *, known_task_ids: Iterable[str] | None = None
+    ) -> Task:
         """``POST /contacts/{contactId}/tasks``; after an ambiguous failure the contact's tasks are
-        checked for one with the same title, body and due date before any retry."""
+        checked for one with the same title, body and due date before any retry.
+
+        :param known_task_ids: the ids of every task the contact had just before this call, when
+            the caller knows them (it listed them, or made the contact itself: ``[]``). Tasks
+            carry no ``dateAdded`` (contacts.json ``TaskSchema``), so without it the hook lists the
+            contact's tasks before sending (one more request) to tell a task the failed attempt
+            made from one that was there before; with it, that listing is skipped.
+        """
         model = validate_body(CreateTask, body, CREATE_TASK.operation_id)
-        return self._create_child(
-            CREATE_TASK,
-            "task",
-            Task,
-            self.list_tasks,
-            contact_id,
-            model.payload(),
-            lambda task: task.title == model.title
-            and (model.body is None or task.body == model.body)
-            and task.dueDate == model.dueDate,
+
+        def same(task: Task) -> bool:
+            return (
+                task.title == model.title
+                and (model.body is None or task.body == model.body)
+                and task.dueDate == model.dueDate
+            )
+
+        if known_task_ids is None:
+            return self._create_child(CREATE_TASK, "task", Task, self.list_tasks, contact_id, model.payload(), same)
+        known = [str(task_id) for task_id in known_task_ids]
+        return self._create_once(
+            CREATE_TASK.spec(
+                self._child("task", contact_id, Task), body=model.payload(), replay_safe=False, contact_id=contact_id
+            ),
+            lookup=lambda window: window.adopt([task for task in self.list_tasks(contact_id) if same(task)]),
+            key=self._claim_key("task", contact_id),
+            snapshot=lambda: known,
         )
 
     @operation(UPDATE_TASK)

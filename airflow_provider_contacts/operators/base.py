@@ -161,6 +161,15 @@ class GHLBaseOperator(GHLTaskMixin, BaseOperator):
         self.log.info("%s (%s) done: %s", self.operation_id, type(self).__name__, log_summary(shaped))
         return shaped
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage facets (read by the OpenLineage provider when it is installed): the
+        location's contacts, tasks, notes or appointments as the input of a read, the output of
+        a write (:func:`airflow_provider_contacts.lineage.operator_lineage`); ``None`` without
+        the provider."""
+        from airflow_provider_contacts.lineage import operator_lineage
+
+        return operator_lineage(self)
+
 
 class GHLContactOperator(GHLBaseOperator):
     """Base of operators that act on one contact (``/contacts/{contactId}/...``).

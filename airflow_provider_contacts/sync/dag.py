@@ -18,17 +18,18 @@ import difflib
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, Param, get_current_context, task
 
-from airflow_provider_contacts.sync.alerts import failure_alert
-from airflow_provider_contacts.sync.report import merge_nested, merge_reports
+from airflow_provider_contacts.sync.alerts import failure_callbacks
+from airflow_provider_contacts.sync.report import summarize_rows
 
 if TYPE_CHECKING:
+    from airflow.sdk import BaseNotifier
     from airflow.sdk.bases.timetable import BaseTimetable
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_MAPPING_FILE",
     "DEFAULT_SCHEDULE",
     "TABLE_ASSETS",
+    "asset_extra",
     "build_reconcile_dag",
     "default_params",
     "effective_params",
@@ -48,7 +50,8 @@ DEFAULT_DAG_ID = "ghl_contacts_reconcile"
 DEFAULT_SCHEDULE = timedelta(hours=1)
 #: The mapping shipped inside the package (package data; the wheel carries it).
 DEFAULT_MAPPING_FILE = Path(__file__).with_name("ghl_contacts_mapping.yaml")
-#: One asset per table; ``publish_report`` emits an event on each with the run's counts.
+#: One asset per table; ``publish_report`` emits an event on each with the table's counts in its
+#: ``extra`` (see :func:`asset_extra`).
 TABLE_ASSETS = {
     table: Asset(name=table, uri=f"ghl://reconcile/{table}", group="ghl")
     for table in ("ghl_contacts", "ghl_tasks", "ghl_notes")
@@ -56,10 +59,11 @@ TABLE_ASSETS = {
 
 #: Params whose empty value has its own meaning (the database's default schema, the source
 #: connection's location) instead of "the default value".
-_EMPTY_MEANS_UNSET = frozenset({"target_schema", "location_ids"})
+_EMPTY_MEANS_UNSET = frozenset({"target_schema", "location_ids", "location_name_pattern"})
 _EMPTY_MEANING = {
     "target_schema": "the database's default schema",
-    "location_ids": "the source connection's location_id",
+    "location_ids": "the source connection's location_id, or every location an agency connection's app is installed on",
+    "location_name_pattern": "every installed location",
 }
 
 # name -> (default, JSON schema, what it is). Every type admits null: Airflow's trigger form
@@ -71,7 +75,13 @@ _PARAM_SPECS: dict[str, tuple[Any, dict[str, Any], str]] = {
     "location_ids": (
         None,
         {"type": ["array", "null"], "items": {"type": "string"}},
-        "Locations to sync, one mapped task each",
+        "Locations to sync, one mapped task each (agency connection: a filter on the installed locations)",
+    ),
+    "location_name_pattern": (
+        None,
+        {"type": ["string", "null"]},
+        "Agency connection: sync the installed locations whose name matches (a glob such as 'Acme *', "
+        "else a part of the name; case-insensitive)",
     ),
     "full_sweep": (False, {"type": ["boolean", "null"]}, "Re-read every contact and its tasks and notes"),
     "sweep_period_hours": (168, {"type": ["number", "null"], "minimum": 1}, "Every contact's tasks and notes re-read within"),
@@ -173,7 +183,37 @@ def run_interval_of(timetable: BaseTimetable) -> timedelta | None:
     return None
 
 
-def _doc_md(dag_id: str, mapping: Path, run_interval: timedelta) -> str:
+def format_rows(summary: Mapping[str, Any]) -> str:
+    """The per-table totals of :func:`~.report.summarize_rows` as a text table for the log."""
+    names = ("upserted", "unchanged", "deleted", "quarantined", "rejected", "column_errors")
+    head = f"{'table':<14}" + "".join(f"{n:>14}" for n in names)
+    lines = [head, "-" * len(head)]
+    for table, counts in summary["tables"].items():
+        lines.append(f"{table:<14}" + "".join(f"{counts.get(n, 0):>14}" for n in names))
+    return "\n".join(lines)
+
+
+def asset_extra(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], table: str) -> dict[str, Any]:
+    """The ``extra`` of the asset event of ``table`` for a run: the table's counts summed over the
+    run's locations (``upserted``, ``inserted``, ``updated``, ``unchanged``, ``deleted``,
+    ``quarantined``, ``rejected``, ``column_errors``), ``locations`` (ids), ``target`` (the first
+    target's name, ``None`` without locations), and ``per_location``: ``{location id: {upserted,
+    deleted, quarantined, column_errors}}``. ``summary`` is :func:`~.report.summarize_rows` of
+    ``rows``; the size grows with the number of locations only."""
+    totals = summary["tables"].get(table) or {}
+    return {
+        **{k: v for k, v in totals.items() if k != "locations"},
+        "locations": list(totals.get("locations") or summary["locations"]),
+        "target": summary["targets"][0] if summary["targets"] else None,
+        "per_location": {
+            str(r["location_id"]): {k: r.get(k, 0) for k in ("upserted", "deleted", "quarantined", "column_errors")}
+            for r in rows
+            if r.get("table") == table
+        },
+    }
+
+
+def _doc_md(dag_id: str, mapping: Path, run_interval: timedelta, alerts: str) -> str:
     return (
         f"### {dag_id}\n\n"
         "Reconciles HighLevel contacts, tasks and notes into a SQL target: `resolve_locations` -> "
@@ -184,7 +224,7 @@ def _doc_md(dag_id: str, mapping: Path, run_interval: timedelta) -> str:
         "airflow-provider-contacts.\n\n"
         f"- mapping: `{mapping}`\n"
         f"- run interval (sizes the task/note sweep): {timedelta(seconds=round(run_interval.total_seconds()))}\n"
-        f"- failure alerts: `$GHL_RECONCILE_ALERT_WEBHOOK` when set\n"
+        f"- failure alerts: {alerts}\n"
     )
 
 
@@ -195,6 +235,9 @@ def build_reconcile_dag(
     mapping: str | os.PathLike[str] | None = None,
     params: Mapping[str, Any] | None = None,
     run_interval: timedelta | None = None,
+    notifiers: Sequence[BaseNotifier | Callable[..., Any]] | None = None,
+    event_driven: bool = False,
+    events_asset: Any = None,
     **dag_kwargs: Any,
 ) -> DAG:
     """Build the reconciliation DAG: HighLevel contacts, tasks and notes into a SQL target.
@@ -215,10 +258,25 @@ def build_reconcile_dag(
     :param run_interval: how often the DAG runs, which sizes each run's slice of the task/note
         sweep (``sweep_period_hours``); by default derived from ``schedule`` (a cron expression:
         the mean gap between runs), else one hour. Pass it for asset or custom schedules.
+    :param notifiers: Airflow notifiers called when a task fails (any ``BaseNotifier``, e.g.
+        ``SmtpNotifier``, ``SlackNotifier``,
+        :class:`~airflow_provider_contacts.sync.alerts.GHLWebhookNotifier`); their templates get
+        the alert line as ``{{ ghl_alert }}`` and a subject as ``{{ ghl_alert_subject }}``.
+        ``None`` (default): the failure is logged and posted to ``$GHL_RECONCILE_ALERT_WEBHOOK``
+        when that variable is set on the workers
+        (:func:`~airflow_provider_contacts.sync.alerts.failure_alert`). See docs/observability.md.
+    :param event_driven: also run when HighLevel webhook events are pending (``docs/webhooks-sync.md``):
+        the schedule becomes "``schedule`` or the events asset" (``AssetOrTimeSchedule``; the asset
+        alone when ``schedule`` is ``None``), and each run applies the location's pending events
+        first and runs the deletion scan and the task/note sweep at the budget the event stream
+        allows (:mod:`~airflow_provider_contacts.sync.events`).
+    :param events_asset: the asset whose watcher announces pending events; default
+        :func:`~airflow_provider_contacts.triggers.webhook_events.webhook_events_asset` on the
+        ``target_conn_id`` / ``target_schema`` defaults of ``params``.
     :param dag_kwargs: passed to ``DAG`` and override its defaults (``start_date`` 2025-01-01 UTC,
         ``catchup=False``, ``max_active_runs=1``, ``tags``, ``description``, ``doc_md``);
-        ``default_args`` are merged over ours (2 retries 30 s apart, ``on_failure_callback``
-        :func:`~airflow_provider_contacts.sync.alerts.failure_alert`).
+        ``default_args`` are merged over ours (2 retries 30 s apart, ``on_failure_callback`` from
+        ``notifiers``).
     """
     caller = sys._getframe(1).f_code.co_filename
     mapping_path = DEFAULT_MAPPING_FILE if mapping is None else Path(mapping).expanduser()
@@ -236,7 +294,7 @@ def build_reconcile_dag(
     default_args = {
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": failure_alert,
+        "on_failure_callback": failure_callbacks(notifiers),
         **dict(dag_kwargs.pop("default_args", None) or {}),
     }
     kwargs: dict[str, Any] = {
@@ -248,35 +306,48 @@ def build_reconcile_dag(
         **dag_kwargs,
     }
     user_doc = kwargs.pop("doc_md", None)
+    # -- webhook events (sync/events.py): the events asset joins the schedule
+    if event_driven:
+        schedule, run_interval = _event_schedule(schedule, run_interval, events_asset, defaults)
+    # --
 
     with DAG(dag_id, schedule=schedule, params=dag_params, default_args=default_args, **kwargs) as dag:
         interval = run_interval if run_interval is not None else run_interval_of(dag.timetable) or DEFAULT_SCHEDULE
         if interval <= timedelta(0):
             raise ValueError(f"build_reconcile_dag: run_interval must be positive, not {interval}")
-        dag.doc_md = user_doc if user_doc is not None else _doc_md(dag_id, mapping_path, interval)
+        alerts = (
+            "`$GHL_RECONCILE_ALERT_WEBHOOK` when set" if notifiers is None
+            else ", ".join(f"`{getattr(n, '__qualname__', None) or type(n).__name__}`" for n in notifiers) or "none"
+        )
+        dag.doc_md = user_doc if user_doc is not None else _doc_md(dag_id, mapping_path, interval, alerts)
 
         @task
         def resolve_locations() -> list[str]:
-            """The locations to sync: the ``location_ids`` param, else the connection's location."""
-            values = effective_params(get_current_context()["params"], defaults)
-            if values["location_ids"]:
-                return values["location_ids"]
-            from airflow_provider_contacts.hooks.contacts import ContactsHook
+            """The locations to sync: the ``location_ids`` param, else the connection's location, else
+            (an agency connection) every location the app is installed on, narrowed by
+            ``location_ids`` and ``location_name_pattern`` (``sync.locations.plan_locations``). The
+            plan (skipped and uninstalled locations) goes to XCom key ``location_plan``."""
+            from airflow_provider_contacts.sync.locations import PLAN_XCOM_KEY, plan_locations
 
-            location = ContactsHook(ghl_conn_id=values["source_conn_id"]).location_id
-            if not location:
-                raise ValueError(
-                    f"connection {values['source_conn_id']!r} has no extra 'location_id'; set it or pass the "
-                    "location_ids param"
-                )
-            return [str(location)]
+            context = get_current_context()
+            values = effective_params(context["params"], defaults)
+            plan = plan_locations(values, mapping_path=mapping_file)
+            context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
+            return plan.locations
 
-        @task(max_active_tis_per_dagrun=4)
-        def reconcile(location_id: str) -> dict[str, Any]:
-            """Reconcile one location; returns its run report (a small dict) to XCom."""
+        @task(max_active_tis_per_dagrun=4, map_index_template="{{ task.op_kwargs['location_id'] }}")
+        def reconcile(location_id: str) -> list[dict[str, Any]]:
+            """Reconcile one location; returns its run report as a small table to XCom: one flat
+            row per target table (:func:`~airflow_provider_contacts.sync.report.report_rows`)."""
+            from airflow_provider_contacts.sync.report import report_rows
             from airflow_provider_contacts.sync.runner import config_from_params, run_reconcile
 
             values = effective_params(get_current_context()["params"], defaults)
+            events = None
+            if event_driven:  # webhook events first (sync/events.py)
+                from airflow_provider_contacts.sync.events import EventSync
+
+                events = EventSync(run_id=get_current_context()["run_id"])
             report = run_reconcile(
                 source_conn_id=values["source_conn_id"],
                 target_conn_id=values["target_conn_id"],
@@ -284,39 +355,60 @@ def build_reconcile_dag(
                 mapping_path=mapping_file,
                 config=config_from_params(values, interval),
                 target_schema=values["target_schema"],
+                events=events,
             )
-            return report.to_dict()  # the engine has logged it as a table
+            # The whole report (warnings, examples, custom fields) is in the task log (the engine
+            # logs it as a table) and in the target's ghl_sync_state.last_run; XCom gets the rows.
+            return report_rows(report)
 
         @task(outlets=list(TABLE_ASSETS.values()))
-        def publish_report(reports: list[dict[str, Any]]) -> dict[str, Any]:
-            """Log the combined report and emit one asset event per table with its counts."""
+        def publish_report(reports: list[list[dict[str, Any]]]) -> dict[str, Any]:
+            """Sum the locations' rows per table, emit one asset event per table with its counts
+            (:func:`asset_extra`) and return the summary (:func:`~.report.summarize_rows`)."""
             context = get_current_context()
             # One slice request for the mapped tasks' reports. Iterating the lazy XCom sequence
             # instead asks for item after item until one is missing, and the Task SDK logs that
             # probe as "[error] XCom not found ... offset=<n>" in every successful run.
-            reports = list(reports[:])
-            totals = merge_reports(reports)
+            rows = [row for rows_of_location in reports[:] for row in (rows_of_location or [])]
+            summary = summarize_rows(rows)
             for table, asset in TABLE_ASSETS.items():
-                context["outlet_events"][asset].extra = {
-                    **totals[table],
-                    "locations": [r["location_id"] for r in reports],
-                    "target": reports[0]["target"] if reports else None,
-                }
-            summary = {
-                "locations": len(reports),
-                "tables": totals,
-                "requests": sum(r["requests"] for r in reports),
-                "throttled": sum(r["throttled"] for r in reports),
-                "duration_s": max((r["duration_s"] for r in reports), default=0.0),
-                "column_errors": merge_nested([r.get("column_errors", {}) for r in reports]),
-                "cleaned": merge_nested([r.get("cleaned", {}) for r in reports]),
-                "backfilled": merge_nested([r.get("backfilled", {}) for r in reports]),
-                "warnings": [w for r in reports for w in r["warnings"]],
-            }
-            log.info("reconcile summary: %s", summary)
+                context["outlet_events"][asset].extra = asset_extra(summary, rows, table)
+            # The warnings' text is in each location's reconcile log: here, where to look.
+            summary["warnings"] = [
+                f"location {loc}: {n} warning(s), see its reconcile task log"
+                for loc, n in summary["warnings_by_location"].items()
+            ]
+            # Agency discovery (resolve_locations): requested locations where the app is not
+            # installed, and locations of this target whose app was uninstalled (left as they are).
+            plan = context["ti"].xcom_pull(task_ids="resolve_locations", key="location_plan") or {}
+            summary["not_installed_locations"] = plan.get("not_installed", [])
+            summary["uninstalled_locations"] = plan.get("uninstalled", [])
+            summary["warnings"] = [*plan.get("warnings", []), *summary["warnings"]]
+            log.info("reconcile summary: %s\n%s", summary, format_rows(summary))
             return summary
 
         publish_report(reconcile.expand(location_id=resolve_locations()))
 
     dag.fileloc = caller  # the DAG file, not this module (the dag-processor sets it too)
     return dag
+
+
+def _event_schedule(
+    schedule: Any, run_interval: timedelta | None, events_asset: Any, defaults: Mapping[str, Any]
+) -> tuple[Any, timedelta | None]:
+    """The schedule of an event-driven reconcile DAG (``build_reconcile_dag(event_driven=True)``):
+    ``schedule`` or the webhook events asset (``AssetOrTimeSchedule``), and the run interval of
+    ``schedule`` alone (it sizes the sweep; event-triggered runs in between sweep nothing)."""
+    from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule
+
+    from airflow_provider_contacts.triggers.webhook_events import webhook_events_asset
+
+    asset = events_asset or webhook_events_asset(
+        target_conn_id=defaults.get("target_conn_id") or "ghl_target", target_schema=defaults.get("target_schema")
+    )
+    if schedule is None:
+        return [asset], run_interval
+    timetable = DAG("_ghl_schedule_probe", schedule=schedule).timetable
+    if run_interval is None:
+        run_interval = run_interval_of(timetable)
+    return AssetOrTimeSchedule(timetable=timetable, assets=[asset]), run_interval

@@ -49,6 +49,7 @@ from airflow_provider_contacts.sync.state import SyncState
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
+    from airflow_provider_contacts.sync.events import EventSync
 
 __all__ = ["ReconcileEngine", "SyncConfig", "reconcile_location"]
 
@@ -128,6 +129,8 @@ class ReconcileEngine:
     :param config: run settings.
     :param location_id: defaults to ``hook.location_id``.
     :param clock: returns "now" (aware UTC); tests may fix it.
+    :param events: apply the location's pending webhook events first and run the deletion scan
+        and sweep at the budget the event stream allows (:mod:`.events`); ``None``: polling only.
     """
 
     def __init__(
@@ -139,8 +142,10 @@ class ReconcileEngine:
         *,
         location_id: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        events: EventSync | None = None,
     ) -> None:
         self.hook = hook
+        self.events = events  # webhook events applied first (sync/events.py); None: polling only
         self.sink = sink
         self.mapping = mapping
         self.config = config or SyncConfig()
@@ -183,14 +188,27 @@ class ReconcileEngine:
             interval_s=self.config.progress_interval_s,
             label=f"location={self.location_id}",
         )
-        self._bind_custom_fields(report)
-        self._remap_changed_columns(report)
+        self.progress.start()  # a line at least every progress_interval_s, even mid-batch
+        try:
+            self._bind_custom_fields(report)
+            self._remap_changed_columns(report)
 
-        seen_ids = self._load_contacts(state, report, full)
-        if self.config.deletion_scan or full:
-            self._delete_missing_contacts(report, seen_ids)
-        if not full:
-            self._sweep(state, report)
+            # -- webhook events (sync/events.py): applied first; they decide the backstop's budget
+            events = self.events.begin(self, state, report, full) if self.events is not None else None
+            if events is not None:
+                events.apply()
+            # --
+            seen_ids = self._load_contacts(state, report, full)
+            if events is not None:
+                events.after_contacts()
+            if (self.config.deletion_scan or full) and (events is None or events.deletion_scan_due()):
+                self._delete_missing_contacts(report, seen_ids)
+            if not full and (events is None or events.sweep_due()):
+                self._sweep(state, report)
+            if events is not None:
+                events.finish()
+        finally:
+            self.progress.stop()
         self._warn_task_search_fallback(report)
         self._warn_null_columns(report)
         now = self.clock()
@@ -312,13 +330,14 @@ class ReconcileEngine:
         if not full and state.watermark:
             since = parse_datetime(state.watermark) - self.config.overlap
         seen: set[str] | None = set() if full else None
-        # The search's total is not visible through the extractor's stream: the total is unknown.
-        # Minimal requests per contact: its share of a search page, plus (full run) one notes
-        # request and its share of a batched task search.
+        # The total comes with the search's first page (set_total). Minimal requests per contact:
+        # its share of a search page, plus (full run) one notes request and its share of a
+        # batched task search.
         per_contact = 1.0 / self.config.page_limit + ((1.0 + 1.0 / self.config.batch_size) if full else 0.0)
         self.progress.phase("contacts", per_record=per_contact, records=self._done)
         loaded = 0
-        for batch in batched(self.extract.contacts_updated_since(since), self.config.batch_size):
+        contacts = self.extract.contacts_updated_since(since, on_total=self.progress.set_total)
+        for batch in batched(contacts, self.config.batch_size):
             mapped, bad = self._map("contacts", batch)
             ids = [c["id"] for c in batch if c.get("id")]
             if seen is not None:
@@ -360,7 +379,7 @@ class ReconcileEngine:
         if seen is None:
             self.progress.phase("deletion scan", per_record=1.0 / self.config.page_limit, records=self._done)
             seen = set()
-            for cid in self.extract.contact_ids():
+            for cid in self.extract.contact_ids(on_total=self.progress.set_total):
                 seen.add(cid)
                 if len(seen) % self.config.page_limit == 0:  # once per page of ids
                     self.progress.tick(len(seen))

@@ -7,7 +7,7 @@ share its per-(base URL, location) rate limiter, retries and request counters.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_contacts.dates import format_datetime, parse_datetime
 from airflow_provider_contacts.errors import GHLAPIError
 from airflow_provider_contacts.failures import is_not_found
+from airflow_provider_contacts.hooks.pagination import SearchPaging
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.hooks.contacts import ContactsHook
@@ -105,27 +106,63 @@ class Extractor:
         self.page_limit = page_limit
         self.max_workers = max_workers
 
-    def contacts_updated_since(self, since: datetime | None) -> Iterator[dict[str, Any]]:
+    def contacts_updated_since(
+        self, since: datetime | None, on_total: Callable[[int], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Contacts with ``dateUpdated >= since`` (all when ``None``), oldest update first.
 
         The order (``dateUpdated`` ascending, id breaking ties) is what makes a watermark taken
         after any committed batch safe: everything not yet loaded sorts after it.
+
+        :param on_total: called once with the search answer's ``total`` (the number of matching
+            contacts, ``POST /contacts/search``), as soon as the first page is read; not called
+            when the answer carries no total.
         """
         filters = None
         if since is not None:
             filters = [{"field": "dateUpdated", "operator": "range", "value": {"gte": iso_utc(since)}}]
         sort = [{"field": "dateUpdated", "direction": "asc"}]
-        for contact in self.hook.iter_search_contacts(filters=filters, sort=sort, page_limit=self.page_limit):
+        for contact in self._search(filters, sort, on_total):
             yield to_api_dict(contact)
 
-    def contact_ids(self) -> Iterator[str]:
+    def contact_ids(self, on_total: Callable[[int], None] | None = None) -> Iterator[str]:
         """Every contact id of the location (the deletion scan), in ``dateAdded`` order.
 
         ``dateAdded`` never changes, so contacts updated during the scan cannot slip between pages.
+        ``on_total``: as for :meth:`contacts_updated_since`.
         """
         sort = [{"field": "dateAdded", "direction": "asc"}]
-        for contact in self.hook.iter_search_contacts(sort=sort, page_limit=self.page_limit):
+        for contact in self._search(None, sort, on_total):
             yield str(getattr(contact, "id", None) or to_api_dict(contact)["id"])
+
+    def _search(
+        self, filters: list[dict[str, Any]] | None, sort: list[dict[str, Any]], on_total: Callable[[int], None] | None
+    ) -> Iterator[Any]:
+        """The contacts of the search, page by page, reporting the first page's ``total``.
+
+        With a hook that reads single pages (``search_contacts``, which answers a
+        :class:`~airflow_provider_contacts.models.ContactSearchPage`), the pages are walked here
+        with the hook's own :class:`~airflow_provider_contacts.hooks.pagination.SearchPaging`
+        (``searchAfter`` cursors, the same stop rules and repeated-cursor guard as
+        ``iter_search_contacts``) so the total is seen; any other hook is read through
+        ``iter_search_contacts`` and the total stays unknown.
+        """
+        search_page = getattr(self.hook, "search_contacts", None)
+        if on_total is None or search_page is None:
+            yield from self.hook.iter_search_contacts(filters=filters, sort=sort, page_limit=self.page_limit)
+            return
+        paging = SearchPaging(self.page_limit)
+        first = True
+        while True:
+            page = search_page(filters=filters, sort=sort, page_limit=self.page_limit, search_after=paging.cursor)
+            total = getattr(page, "total", None)
+            if first and isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+                on_total(total)
+            first = False
+            contacts = list(getattr(page, "contacts", None) or [])
+            yield from contacts
+            if not paging.advance(contacts):
+                return
 
     def custom_fields(self) -> list[dict[str, Any]]:
         """The location's contact custom field definitions (``GET /locations/{id}/customFields``

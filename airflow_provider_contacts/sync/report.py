@@ -1,8 +1,13 @@
 """The run report: what one reconciliation run did, per table, and what it cost.
 
-A :class:`RunReport` is small (counts and a few strings) so it can go to XCom and into asset
-event extras; :meth:`RunReport.to_dict` is its JSON form and :meth:`RunReport.format_table`
-the log form.
+A :class:`RunReport` holds counts and texts (warnings, examples, custom field lists) whose size
+grows with what the location holds; :meth:`RunReport.to_dict` is its JSON form (kept in the
+target's ``ghl_sync_state`` as ``last_run``) and :meth:`RunReport.format_table` the log form.
+
+What goes to Airflow is bounded whatever the data: :func:`report_rows` is the run as a small
+table (one flat row per table: what the reconcile task returns to XCom, 3 rows of scalars per
+location), :func:`summarize_rows` sums such rows per table (the asset event ``extra`` of each
+table and the ``publish_report`` summary).
 """
 
 from __future__ import annotations
@@ -12,7 +17,17 @@ from typing import Any
 
 from airflow_provider_contacts.sync.schema import TABLES
 
-__all__ = ["CustomFieldsReport", "RunReport", "SweepReport", "TableCounts", "merge_nested", "merge_reports"]
+__all__ = [
+    "REPORT_ROW_FIELDS",
+    "CustomFieldsReport",
+    "RunReport",
+    "SweepReport",
+    "TableCounts",
+    "merge_nested",
+    "merge_reports",
+    "report_rows",
+    "summarize_rows",
+]
 
 _COUNT_NAMES = ("inserted", "updated", "unchanged", "deleted", "quarantined", "rejected")
 _EXAMPLE_CHARS = 300
@@ -121,6 +136,8 @@ class RunReport:
     null_columns: dict[str, dict[str, int]] = field(default_factory=dict)
     backfilled: dict[str, dict[str, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: What the run did with webhook events (``sync/events.py``; empty without events).
+    events: dict[str, Any] = field(default_factory=dict)
 
     def counts(self, entity: str) -> TableCounts:
         """Counters of ``entity`` (``contacts``, ``tasks``, ``notes``) or of a table name."""
@@ -218,3 +235,104 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
             for name in _COUNT_NAMES:
                 totals.setdefault(table, dict.fromkeys(_COUNT_NAMES, 0))[name] += int(counts.get(name, 0))
     return totals
+
+
+#: Keys of a :func:`report_rows` row, in order.
+REPORT_ROW_FIELDS = (
+    "location_id", "table", "mode", "upserted", "inserted", "updated", "unchanged", "deleted", "quarantined",
+    "rejected", "column_errors", "requests", "throttled", "duration_s", "warnings", "target",
+)
+_ID_CHARS = 100  # a location id or target name longer than this is cut (a row stays small)
+_ROW_COUNTS = ("upserted", "inserted", "updated", "unchanged", "deleted", "quarantined", "rejected", "column_errors")
+
+
+def _short(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= _ID_CHARS else text[: _ID_CHARS - 3] + "..."
+
+
+def report_rows(report: RunReport | dict[str, Any]) -> list[dict[str, Any]]:
+    """The run as a small table: one flat row (scalars only) per target table, in
+    ``ghl_contacts``, ``ghl_tasks``, ``ghl_notes`` order, with the keys of
+    :data:`REPORT_ROW_FIELDS`:
+
+    - ``location_id``, ``table``, ``mode`` (``full`` / ``incremental``), ``target``;
+    - record counts of the table: ``upserted`` (= ``inserted`` + ``updated``), ``inserted``,
+      ``updated``, ``unchanged``, ``deleted`` (tombstoned or removed), ``quarantined`` (set aside
+      by the mapping), ``rejected`` (refused by the database, quarantined too), ``column_errors``
+      (values stored as NULL because they did not convert, all columns);
+    - the location's run, the same on its three rows: ``requests`` to HighLevel (retries
+      included), ``throttled`` (429 answers), ``duration_s`` (wall seconds), ``warnings`` (how
+      many; their text is in the task log and in ``ghl_sync_state.last_run``).
+
+    The size does not depend on the data (about 1 KB as JSON), so it suits XCom and the UI's XCom
+    tab. ``report`` is a :class:`RunReport` or its :meth:`~RunReport.to_dict` form.
+    """
+    data = report.to_dict() if isinstance(report, RunReport) else dict(report)
+    tables = data.get("tables") or {}
+    column_errors = data.get("column_errors") or {}
+    rows = []
+    for table in (*TABLES.values(), *sorted(set(tables) - set(TABLES.values()))):
+        counts = tables.get(table) or {}
+        count = {name: int(counts.get(name, 0) or 0) for name in _COUNT_NAMES}
+        rows.append({
+            "location_id": _short(data.get("location_id")),
+            "table": table,
+            "mode": _short(data.get("mode")),
+            "upserted": count["inserted"] + count["updated"],
+            **count,
+            "column_errors": sum(int(v or 0) for v in (column_errors.get(table) or {}).values()),
+            "requests": int(data.get("requests", 0) or 0),
+            "throttled": int(data.get("throttled", 0) or 0),
+            "duration_s": round(float(data.get("duration_s", 0.0) or 0.0), 1),
+            "warnings": len(data.get("warnings") or []),
+            "target": _short(data.get("target")),
+        })
+    return [{key: row[key] for key in REPORT_ROW_FIELDS} for row in rows]
+
+
+def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum :func:`report_rows` rows (of one or several locations) per table.
+
+    Returns ``{"tables": {table: {upserted, inserted, updated, unchanged, deleted, quarantined,
+    rejected, column_errors, locations: [ids]}}, "locations": [ids], "requests": n,
+    "throttled": n, "duration_s": longest location, "warning_count": n, "warnings_by_location":
+    {id: n} (locations with warnings), "targets": [names]}``; its
+    size grows with the number of locations only. Rows missing a count (an older version's) count
+    0.
+    """
+    tables: dict[str, dict[str, Any]] = {}
+    per_location: dict[str, dict[str, Any]] = {}
+    targets: list[str] = []
+    for row in rows:
+        table = str(row.get("table"))
+        location = row.get("location_id")
+        entry = tables.setdefault(table, {**dict.fromkeys(_ROW_COUNTS, 0), "locations": []})
+        for name in _ROW_COUNTS:
+            entry[name] += int(row.get(name, 0) or 0)
+        if location not in entry["locations"]:
+            entry["locations"].append(location)
+        # run-level figures: once per location (they repeat on its rows)
+        per_location.setdefault(str(location), {
+            "requests": int(row.get("requests", 0) or 0),
+            "throttled": int(row.get("throttled", 0) or 0),
+            "duration_s": float(row.get("duration_s", 0.0) or 0.0),
+            "warnings": int(row.get("warnings", 0) or 0),
+        })
+        if row.get("target") and row["target"] not in targets:
+            targets.append(row["target"])
+    for table in TABLES.values():
+        tables.setdefault(table, {**dict.fromkeys(_ROW_COUNTS, 0), "locations": []})
+    runs = per_location.values()
+    return {
+        "tables": tables,
+        "locations": list(per_location),
+        "requests": sum(r["requests"] for r in runs),
+        "throttled": sum(r["throttled"] for r in runs),
+        "duration_s": max((r["duration_s"] for r in runs), default=0.0),
+        "warning_count": sum(r["warnings"] for r in runs),
+        "warnings_by_location": {loc: r["warnings"] for loc, r in per_location.items() if r["warnings"]},
+        "targets": targets,
+    }

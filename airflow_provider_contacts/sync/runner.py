@@ -11,11 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_contacts.lineage import report_reconcile_lineage
 from airflow_provider_contacts.sync.engine import ReconcileEngine, SyncConfig
+from airflow_provider_contacts.sync.events import EventSync
 from airflow_provider_contacts.sync.mapping import FieldMapping
 from airflow_provider_contacts.sync.report import RunReport
+from airflow_provider_contacts.sync.schema import TABLES
 from airflow_provider_contacts.sync.sinks import SqlSink
 from airflow_provider_contacts.sync.target import get_target_hook
+from airflow_provider_contacts.sync.views import ensure_views
 
 __all__ = ["config_from_params", "run_reconcile"]
 
@@ -48,12 +52,14 @@ def run_reconcile(
     mapping_path: str | Path,
     config: SyncConfig | None = None,
     target_schema: str | None = None,
+    events: EventSync | None = None,
 ) -> RunReport:
     """Reconcile one location from ``source_conn_id`` into ``target_conn_id``; returns the report.
 
     ``mapping_path``: e.g. ``sync.DEFAULT_MAPPING_FILE``, the mapping shipped in the package;
     ``config`` ``None``: the defaults. A fresh ``ContactsHook`` per call gives each location its
-    own rate limiter.
+    own rate limiter. ``events``: apply the location's pending webhook events first
+    (:class:`~airflow_provider_contacts.sync.events.EventSync`; ``None``: polling only).
     """
     from airflow_provider_contacts.hooks.contacts import ContactsHook
 
@@ -62,7 +68,11 @@ def run_reconcile(
     hook = ContactsHook(ghl_conn_id=source_conn_id, location_id=location_id)
     try:
         with SqlSink(get_target_hook(target_conn_id), mapping, schema=target_schema or None) as sink:
-            report = ReconcileEngine(hook, sink, mapping, config).run()
+            engine = ReconcileEngine(hook, sink, mapping, config, events=events)
+            # OpenLineage (when installed): the location's contacts, tasks, notes -> the tables.
+            report_reconcile_lineage(hook, engine.location_id, sink.hook, TABLES.values(), schema=sink.schema)
+            report = engine.run()
+            ensure_views(sink, report)  # the 360-degree and directory views (docs/leads.md, "Views")
     finally:
         hook.close()  # its pooled HTTP session
     report.target = target_conn_id + (f" ({sink.dialect_name})" if sink.dialect_name else "")

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_contacts.sync.connection import HookConnection
 from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping
 from airflow_provider_contacts.sync.schema import (
     COLUMN_TYPES,
@@ -53,7 +54,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class SqlSink:
+class SqlSink(HookConnection):
     """The target database: DDL, batched upserts, tombstones, quarantine and sync state.
 
     :param hook: any common-sql ``DbApiHook`` (``SqliteHook``, ``PostgresHook``, ...).
@@ -87,11 +88,6 @@ class SqlSink:
         self._conn: Any = None
 
     # -- naming and types ------------------------------------------------------------------
-    @property
-    def dialect_name(self) -> str:
-        """SQLAlchemy dialect name of the target (``sqlite``, ``postgresql``, ...)."""
-        return str(self.hook.dialect_name)
-
     @property
     def types(self) -> dict[str, str]:
         """Logical -> SQL column types for this target."""
@@ -142,30 +138,6 @@ class SqlSink:
         return value
 
     # -- connection ------------------------------------------------------------------------
-    def connection(self) -> Any:
-        """The sink's DB-API connection, opened on first use."""
-        if self._conn is None:
-            self._conn = self.hook.get_conn()
-            if self.dialect_name == "sqlite":
-                cur = self._conn.cursor()
-                cur.execute("PRAGMA busy_timeout = 60000")
-                cur.close()
-        return self._conn
-
-    def close(self) -> None:
-        """Close the connection (uncommitted work is rolled back by the database)."""
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-
-    def __enter__(self) -> SqlSink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[SinkTransaction]:
         """One unit of work: committed when the block ends, rolled back if it raises.
