@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo demo-leads test bench clean
 
 setup: $(STAMP)
 
@@ -21,11 +21,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) scripts/demo.py
 
+# scripts/test.sh runs the integration layer and the rest in two pytest processes at once (most
+# tests wait on I/O, not the CPU); with PYTEST_ARGS it is a plain pytest run.
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
-
-demo-leads: setup
-	$(PY) scripts/demo_leads.py
+	PY=$(PY) scripts/test.sh $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) benchmarks/bench_hook.py

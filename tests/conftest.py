@@ -138,6 +138,7 @@ def _module_talks_to_something(path: Path) -> bool:
     return _module_signs[key]
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by these markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test with its layer, so each layer can be run alone (README, "Tests"):
 
@@ -148,12 +149,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     for item in items:
         if "airflow_cluster" in getattr(item, "fixturenames", ()):
-            # One Airflow deployment per test session: with pytest-xdist (`make test` runs
-            # `-n`), every test that uses it goes to the same worker (`--dist loadgroup`).
-            item.add_marker(pytest.mark.xdist_group("airflow_cluster"))
+            item.add_marker(pytest.mark.integration)  # the one shared deployment (scripts/test.sh)
         if item.get_closest_marker("integration"):
             continue
         if set(getattr(item, "fixturenames", ())) & _CONTRACT_FIXTURES or _module_talks_to_something(Path(item.fspath)):
             item.add_marker(pytest.mark.contract)
         else:
             item.add_marker(pytest.mark.fast)
+
