@@ -29,6 +29,10 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home / 'airflow.db'}"
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+# One Fernet key for this process and every child it starts on the same metadata database: trigger
+# kwargs (e.g. an AssetWatcher's) are stored encrypted, and a child `dag.test()` that re-syncs the
+# dags folder must decrypt what this process wrote. A test-only key, encrypting nothing real.
+os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "kJ0aRwLiELFCPMLniat1NdId-GXjAWZxebz9S6mkp1E=")
 
 
 @pytest.fixture(scope="session")
