@@ -228,6 +228,9 @@ def test_invalid_grant_rereads_the_store_once_and_adopts_the_rotated_tokens(sand
     worker_b.get_access_token()
     time.sleep(1.05)
     before_rotation = shared.load()
+    # The rotated token lives long, so a slow machine cannot expire it between A's refresh and
+    # B's adoption (which would make B refresh on its own, a different failure than the one tested).
+    sandbox.admin.configure(access_token_lifetime_s=3600)
 
     token_a = worker_a.get_access_token()
     lagging.stale = before_rotation  # B's re-read still sees the spent refresh token
