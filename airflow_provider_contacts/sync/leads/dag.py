@@ -181,6 +181,17 @@ def _finish(report: Any) -> dict[str, Any]:
     return report.to_dict()
 
 
+
+def _dag_frame(kind: str, params: Any, templates_file: Any, dag_kwargs: dict[str, Any], description: str,
+               tags: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any], str | None]:
+    """What both lead DAGs are built from: their params, the params' default values (the packaged
+    task templates unless given), default_args, the other DAG kwargs, and a user's ``doc_md``."""
+    dag_params = lead_params(kind, params)
+    defaults = {name: p.value for name, p in dag_params.items()}
+    defaults["task_templates"] = defaults.get("task_templates") or templates_file
+    default_args, kwargs = _dag_kwargs(dag_kwargs, description, tags)
+    return dag_params, defaults, default_args, kwargs, kwargs.pop("doc_md", None)
+
 def build_leads_dag(
     dag_id: str = DEFAULT_LEADS_DAG_ID,
     *,
@@ -203,11 +214,9 @@ def build_leads_dag(
     caller = sys._getframe(1).f_code.co_filename
     mapping_file = _resolve(mapping, DEFAULT_LEADS_MAPPING_FILE, caller, "build_leads_dag: leads mapping file")
     templates_file = _resolve(templates, DEFAULT_TEMPLATES_FILE, caller, "build_leads_dag: task template file")
-    dag_params = lead_params("leads", params)
-    defaults = {name: p.value for name, p in dag_params.items()}
-    defaults["task_templates"] = defaults.get("task_templates") or templates_file
-    default_args, kwargs = _dag_kwargs(dag_kwargs, "Leads of a SQL table into HighLevel contacts, tasks and notes", ["highlevel", "leads"])
-    doc = kwargs.pop("doc_md", None)
+    dag_params, defaults, default_args, kwargs, doc = _dag_frame(
+        "leads", params, templates_file, dag_kwargs,
+        "Leads of a SQL table into HighLevel contacts, tasks and notes", ["highlevel", "leads"])
     with DAG(dag_id, schedule=schedule, params=dag_params, default_args=default_args, **kwargs) as dag:
         dag.doc_md = doc or (
             f"### {dag_id}\n\nNew leads of the lead table become HighLevel contacts (one each, matched by email, "
@@ -261,11 +270,9 @@ def build_two_way_dag(
     mapping_file = _resolve(mapping, DEFAULT_LEADS_MAPPING_FILE, caller, "build_two_way_dag: leads mapping file")
     templates_file = _resolve(templates, DEFAULT_TEMPLATES_FILE, caller, "build_two_way_dag: task template file")
     reconcile_file = _resolve(reconcile_mapping, DEFAULT_RECONCILE_MAPPING_FILE, caller, "build_two_way_dag: reconcile mapping file")
-    dag_params = lead_params("two_way", params)
-    defaults = {name: p.value for name, p in dag_params.items()}
-    defaults["task_templates"] = defaults.get("task_templates") or templates_file
-    default_args, kwargs = _dag_kwargs(dag_kwargs, "Two-way sync of chosen fields between a lead table and HighLevel", ["highlevel", "leads", "two-way"])
-    doc = kwargs.pop("doc_md", None)
+    dag_params, defaults, default_args, kwargs, doc = _dag_frame(
+        "two_way", params, templates_file, dag_kwargs,
+        "Two-way sync of chosen fields between a lead table and HighLevel", ["highlevel", "leads", "two-way"])
     with DAG(dag_id, schedule=schedule, params=dag_params, default_args=default_args, **kwargs) as dag:
         dag.doc_md = doc or (
             f"### {dag_id}\n\n`reconcile` (HighLevel -> the target tables) then `sync_both_ways`: values changed in "
