@@ -255,3 +255,46 @@ def test_async_search_refuses_a_repeated_cursor_and_a_bad_body(stub_api) -> None
     with pytest.raises(GHLValidationError, match="pageLimit"):
         asyncio.run(hook.asearch_contacts(page_limit=501))
     assert len(route.bodies) == 2
+
+
+def test_async_calls_build_the_tls_context_once_off_the_event_loop(sandbox, ghl_conn, monkeypatch) -> None:
+    """Each async call opens its own ``httpx.AsyncClient``; building a TLS context (reading the CA
+    bundle) on the triggerer's event loop for each would block every other trigger. The context is
+    built once per process, in a worker thread, and every client gets that one."""
+    import threading
+
+    import httpx
+
+    from airflow_provider_contacts.hooks import transport
+
+    transport._tls_context.cache_clear()
+    built_on: list[str] = []
+    real = httpx.create_ssl_context
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built_on.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    contexts: list[Any] = []
+    real_client = httpx.AsyncClient
+
+    def recording_client(*args: Any, **kwargs: Any) -> httpx.AsyncClient:
+        contexts.append(kwargs.get("verify"))
+        return real_client(*args, **kwargs)
+
+    monkeypatch.setattr(httpx, "AsyncClient", recording_client)
+    hook = GHLContactsHook(ghl_conn, location_id=sandbox.location_id)
+    ids = [c["id"] for c in sandbox.admin.dump()["contacts"][:3]]
+
+    async def calls() -> str:
+        await hook.aget_custom_fields()
+        for cid in ids:
+            await hook.aget_contact(cid)
+        return threading.current_thread().name
+
+    loop_thread = asyncio.run(calls())
+    assert len(contexts) == 4
+    assert len(built_on) == 1 and built_on[0] != loop_thread
+    assert all(ctx is contexts[0] for ctx in contexts) and isinstance(contexts[0], __import__("ssl").SSLContext)
+    transport._tls_context.cache_clear()

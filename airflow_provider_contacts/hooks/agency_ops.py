@@ -162,13 +162,14 @@ class AgencyOperations(OperationsBase):
     @contextlib.asynccontextmanager
     async def agency_async_transport(self, company_id: str) -> AsyncIterator[AsyncTransport]:
         """An :class:`AsyncTransport` sending with the agency token, on its own ``httpx.AsyncClient``."""
-        from airflow_provider_contacts.hooks.transport import AsyncTransport
+        from airflow_provider_contacts.hooks.transport import AsyncTransport, async_tls_context
 
         await self.aload_settings()
         connect_s, read_s = self.timeout
         async with httpx.AsyncClient(
             base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s),
             headers=self._base_headers(),  # type: ignore[attr-defined]
+            verify=await async_tls_context(),
         ) as client:
             yield AsyncTransport(
                 client=client, token_source=self.agency_token_source(),

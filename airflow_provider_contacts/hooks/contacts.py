@@ -111,7 +111,7 @@ from airflow_provider_contacts.hooks.retry import RetryPolicy
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
 from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
 from airflow_provider_contacts.hooks.task_ops import TaskOperations
-from airflow_provider_contacts.hooks.transport import AsyncTransport, HookStats, Transport
+from airflow_provider_contacts.hooks.transport import AsyncTransport, HookStats, Transport, async_tls_context
 from airflow_provider_contacts.hooks.urls import redact_url_secrets
 
 
@@ -310,7 +310,8 @@ class GHLContactsHook(
         await self.aload_settings()
         connect_s, read_s = self.timeout
         async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s), headers=self._base_headers()
+            base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s), headers=self._base_headers(),
+            verify=await async_tls_context(),
         ) as client:
             yield AsyncTransport(client=client, **self._request_rules())
 

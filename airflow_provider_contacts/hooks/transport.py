@@ -61,8 +61,11 @@ message naming it goes through :func:`~airflow_provider_contacts.hooks.urls.reda
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -435,6 +438,24 @@ class Transport(_RequestRules):
                 time.sleep(step.wait_s)
 
 
+@functools.lru_cache(maxsize=4)
+def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx.create_ssl_context()  # certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR
+
+
+async def async_tls_context() -> ssl.SSLContext:
+    """The TLS context for ``httpx.AsyncClient(verify=...)``: httpx's default verification
+    (certifi's CA bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set), built once per process
+    in a worker thread and shared by every client.
+
+    ``httpx.AsyncClient()`` builds a new context each time (reads and parses the CA bundle, about
+    5-60 ms): the async methods open one client per call, so in a trigger polling every few seconds
+    that work would block the triggerer's event loop on every poll.
+    """
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    return await asyncio.to_thread(_tls_context, *key)
+
+
 class AsyncTransport(_RequestRules):
     """The same request loop for asyncio code (triggers), on an ``httpx.AsyncClient``.
 
@@ -504,4 +525,6 @@ class AsyncTransport(_RequestRules):
                 await asyncio.sleep(step.wait_s)
 
 
-__all__ = ["AmbiguousWrite", "AsyncTransport", "CallReport", "HookStats", "Transport", "api_error_message"]
+__all__ = [
+    "AmbiguousWrite", "AsyncTransport", "CallReport", "HookStats", "Transport", "api_error_message", "async_tls_context",
+]

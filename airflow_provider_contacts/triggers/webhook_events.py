@@ -30,6 +30,7 @@ schedules the DAGs on the asset: ``ghl_contacts_reconcile`` built with ``event_d
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -100,9 +101,10 @@ class GHLWebhookEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield one event per new batch of pending events."""
-        from airflow_provider_contacts.sync.events import AsyncEventReader
-
-        reader = AsyncEventReader(self.target_conn_id, schema=self.target_schema)
+        # The first import of the sync engine and SQLAlchemy takes a few hundred ms: in a worker
+        # thread, not on the triggerer's event loop.
+        events = await asyncio.to_thread(importlib.import_module, "airflow_provider_contacts.sync.events")
+        reader = events.AsyncEventReader(self.target_conn_id, schema=self.target_schema)
         announced: dict[str, float] = {}  # pending webhook id -> when it was last announced
         errors = 0
         self.log.info(
