@@ -7,7 +7,8 @@ statuses); ``--search-lag-s 3`` makes changes show in search 3 s late; ``--missi
 locations/tasks.readonly`` (or ``--scopes`` / ``--token-scopes`` with the full list) issues the
 private token without those scopes. Unlike
 ``SandboxConfig()``, the CLI applies HighLevel's burst limit (``100/10``) unless
-``--rate-limit off``. ``--config-json '{...}'`` gives the whole config at once (flags override it).
+``--rate-limit off``, and its search shows changes 2 s late, as HighLevel's lagging index does,
+unless ``--search-lag 0``. ``--config-json '{...}'`` gives the whole config at once (flags override it).
 ``--webhook-url URL`` (repeatable) sends a signed HighLevel webhook event for every change to URL
 (``--webhook-time-scale 0.001``, ``--webhook-loss-rate 0.1`` ...; package README, "Webhooks").
 
@@ -45,7 +46,9 @@ from .config import SandboxConfig
 from .server import base_url_of, bind_socket, build_server, conn_json_for, write_private_file
 from .state import SandboxState
 
-CLI_DEFAULTS: dict[str, Any] = {"rate_limit": "100/10"}
+#: What the CLI applies unlike ``SandboxConfig()`` (whose defaults keep tests deterministic): HighLevel's
+#: burst limit, and a search index that shows changes 2 s late ("a few seconds", ghl-live-notes.md).
+CLI_DEFAULTS: dict[str, Any] = {"rate_limit": "100/10", "search_lag_s": 2.0}
 FLAG_ALIASES: dict[str, tuple[str, ...]] = {"token_scopes": ("--scopes",), "search_lag_s": ("--search-lag",),
                                             "webhook_urls": ("--webhook-url",)}
 #: Fields given by repeating their flag (``--webhook-url A --webhook-url B``), never split on commas.

@@ -32,6 +32,7 @@ DEMO_HOME = REPO / ".demo" / "airflow_home"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 CONTACTS = 300
 RATE_LIMIT = "100/5"
+SEARCH_LAG_S = 2.0  # HighLevel's search index shows changes a few seconds late (ghl-live-notes.md)
 DAG_ID = "ghl_contacts_reconcile"
 
 
@@ -89,11 +90,12 @@ def main() -> int:
     print(f"AIRFLOW_HOME={DEMO_HOME}")
     airflow(env, "db", "migrate")
     print("Airflow metadata DB migrated")
-    config = SandboxConfig(seed=7, contacts=CONTACTS, rate_limit=RATE_LIMIT)
+    config = SandboxConfig(seed=7, contacts=CONTACTS, rate_limit=RATE_LIMIT, search_lag_s=SEARCH_LAG_S)
     with SandboxServer(config, subprocess=True) as sandbox:
         print(
             f"sandbox HighLevel API at {sandbox.base_url}: location {sandbox.location_id}, "
-            f"{CONTACTS} contacts, rate limit {RATE_LIMIT} (requests/seconds), answering like the live API"
+            f"{CONTACTS} contacts, rate limit {RATE_LIMIT} (requests/seconds), answering like the live API "
+            f"(search shows changes {SEARCH_LAG_S:g} s late)"
         )
         fields = ", ".join(f"{f['name']} ({f['dataType']})" for f in sandbox.truth()["customFields"])
         print(f"this location's custom fields: {fields}")

@@ -80,7 +80,10 @@ def test_cli_flags_for_scopes_strict_mode_and_lag() -> None:
     cfg = config_from_args(_parser().parse_args(["--scopes", "contacts.readonly,contacts.write", "--search-lag", "1"]))
     assert cfg.token_scopes == ("contacts.readonly", "contacts.write") and cfg.search_lag_s == 1.0
     default = config_from_args(_parser().parse_args([]))
-    assert default.strict_spec is False and default.search_lag_s == 0 and default.token_scopes is None
+    # The CLI lags search like HighLevel's index (a few seconds); SandboxConfig() does not.
+    assert default.strict_spec is False and default.search_lag_s == 2.0 and default.token_scopes is None
+    assert config_from_args(_parser().parse_args(["--search-lag", "0"])).search_lag_s == 0
+    assert SandboxConfig().search_lag_s == 0
     with pytest.raises(SystemExit, match="missing_scopes"):
         config_from_args(_parser().parse_args(["--missing-scopes", "bogus"]))
 

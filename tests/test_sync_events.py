@@ -289,6 +289,31 @@ def test_an_event_for_a_contact_the_search_does_not_show_yet_waits(target: Event
     assert target.pending() == 1  # the young one still waits
 
 
+def test_an_event_the_lagging_search_index_shows_from_before_the_change_waits(target: EventTarget) -> None:
+    """HighLevel's search index lags (ghl-live-notes.md): the re-read of an updated contact can
+    return its copy from before the update. That copy is not written and the event stays pending
+    until the search shows the change; an event past the grace writes what the search shows."""
+    sb = target.sandbox
+    contacts = sb.admin.dump()["contacts"]
+    lagging, old = contacts[7], contacts[8]
+    before = target.row("ghl_contacts", lagging["id"])
+    sb.admin.configure(search_lag_s=30)  # the index shows changes 30 s late
+    sb.admin.update_contact(lagging["id"], city="Lagging City")
+    target.emit("ContactUpdate", lagging["id"])
+    target.emit("ContactUpdate", old["id"], age=timedelta(hours=1))  # a late delivery: past the grace
+
+    report = target.run()
+    assert report.events["contacts_stale"] == 1 and report.events["deferred"] == 1
+    assert report.events["applied"] == 1 and target.pending() == 1
+    assert target.row("ghl_contacts", lagging["id"]) == before  # the index's old copy was not written
+
+    sb.admin.configure(search_lag_s=0)  # the index caught up
+    report = target.run()
+    assert report.events["applied"] == 1 and report.events["contacts_stale"] == 0 and target.pending() == 0
+    assert "Lagging City" in target.row("ghl_contacts", lagging["id"])[2]
+    assert target.diff() == []
+
+
 def test_events_are_consumed_in_the_same_transaction_as_their_rows(target: EventTarget) -> None:
     contact = target.sandbox.admin.dump()["contacts"][5]
     target.sandbox.admin.update_contact(contact["id"], city="Transactional")

@@ -32,9 +32,12 @@ incremental search (``ReconcileEngine.run``):
 Idempotent whatever the delivery: rows come from the API, not from the event bodies, so a
 duplicated or reordered event re-reads the same current state; a delete wins over any update of
 the same record in the same chunk (HighLevel never reuses an id), and a record re-read alive while
-an event of the chunk deletes it is not written. An event for a contact the search does not find
-(HighLevel's search index lags a few seconds, ``ghl-live-notes.md``) stays pending for
-``search_lag_grace`` and is then consumed (the incremental search and deletion scan settle it).
+an event of the chunk deletes it is not written. HighLevel's search index lags a few seconds
+(``ghl-live-notes.md``), so a re-read can come back without the change an event announces: an
+event for a contact the search does not find, or finds with a ``dateUpdated`` more than
+``stale_tolerance`` older than the event's ``timestamp`` (the index's copy from before the
+change), stays pending for ``search_lag_grace`` (the record is not written) and is then consumed
+(the incremental search, deletion scan and sweep settle it).
 
 **The backstop at a lower budget** (what events cannot see: task edits other than completion,
 tasks and notes removed with their contact, lost deliveries). With events:
@@ -200,6 +203,14 @@ def _moment(value: Any) -> datetime | None:
         return parse_datetime(value) if value not in (None, "") else None
     except ValueError:
         return None
+
+
+def _older_than_events(record: Mapping[str, Any], events: Sequence[PendingEvent], tolerance: timedelta) -> bool:
+    """Whether ``record`` (a re-read contact) was last updated more than ``tolerance`` before the
+    newest of ``events``: the search index still shows the contact from before the change."""
+    updated = _moment(record.get("dateUpdated"))
+    stamps = [e.timestamp for e in events if e.timestamp is not None]
+    return updated is not None and bool(stamps) and updated < max(stamps) - tolerance
 
 
 @runtime_checkable
@@ -409,8 +420,12 @@ class EventSyncConfig:
         at once when the stream shows losses); ``None``: every run, as without events.
     :param sweep_every: with events, the sweep runs at most once per this interval; ``None``:
         the run's ``schedule_interval``.
-    :param search_lag_grace: an event naming a contact the search does not find stays pending
-        this long (HighLevel's search index lags), then is consumed.
+    :param search_lag_grace: an event naming a contact the search does not find, or finds in a
+        state older than the event, stays pending this long (HighLevel's search index lags), then
+        is consumed.
+    :param stale_tolerance: a re-read contact whose ``dateUpdated`` is more than this before its
+        newest event's ``timestamp`` is the search index's copy from before the change (both
+        times come from HighLevel's clock; the event is sent after the change is saved).
     """
 
     max_events_per_run: int = 20_000
@@ -418,6 +433,7 @@ class EventSyncConfig:
     deletion_scan_period: timedelta | None = timedelta(hours=24)
     sweep_every: timedelta | None = None
     search_lag_grace: timedelta = timedelta(minutes=10)
+    stale_tolerance: timedelta = timedelta(seconds=60)
 
     def __post_init__(self) -> None:
         if self.max_events_per_run < 1 or self.chunk_size < 1:
@@ -460,7 +476,7 @@ class EventRun:
         self.full = full
         self.stats: dict[str, Any] = {
             "pending": 0, "applied": 0, "deferred": 0, "ignored": 0, "by_type": {},
-            "contacts_read": 0, "contacts_not_found": 0, "children_read": 0,
+            "contacts_read": 0, "contacts_not_found": 0, "contacts_stale": 0, "children_read": 0,
             "deleted": {"contacts": 0, "tasks": 0, "notes": 0},
             "requests": 0, "unannounced_changes": 0,
             "deletion_scan": None, "sweep": None, "stream": "healthy",
@@ -504,12 +520,16 @@ class EventRun:
         self.stats["contacts_read"] += len(records)
         deferred: set[Any] = set()
         for cid, named in folded.contacts.items():
-            if cid in records:
+            record = records.get(cid)
+            if record is not None and not _older_than_events(record, named, self.config.stale_tolerance):
                 continue
             young = [e for e in named if e.timestamp is not None and now - e.timestamp < self.config.search_lag_grace]
-            if young:  # the search may not show it yet: keep the events for the next run
+            if young:  # the search does not show the change yet: keep the events for the next run
                 deferred.update(e.key for e in named)
-            else:
+                if record is not None:
+                    del records[cid]  # the index's copy from before the change: not written
+                    self.stats["contacts_stale"] += 1
+            elif record is None:
                 self.stats["contacts_not_found"] += 1
                 self._vanished = True
         children = engine.extract.children(sorted(folded.children_of)) if folded.children_of else Children([])
