@@ -84,3 +84,50 @@ def test_a_saved_connection_tested_under_its_own_id_uses_its_own_store(saved, mo
     with create_session() as session:
         settings = ConnectionSettings.from_connection(session.query(Connection).filter_by(conn_id=mine).one(), mine)
     assert GHLContactsHook(mine)._saved_oauth_twin(settings) is None
+
+
+def _as_the_api_test_route(call):
+    """Run ``call`` the way Airflow's api-server runs a connection test: under a handler of its
+    ``airflow.api_fastapi`` package (``POST /api/v2/connections/test``)."""
+    namespace = {"__name__": "airflow.api_fastapi.core_api.routes.public.connections", "call": call}
+    exec("def test_connection():\n    return call()\n", namespace)  # noqa: S102 - a frame in that package
+    return namespace["test_connection"]()
+
+
+def _unsaved_form(monkeypatch, sandbox, app: dict[str, str], **change: str) -> str:
+    """The form of a new OAuth connection as the api-server tests it: a throwaway id in an
+    environment variable, nothing in the metadata DB."""
+    conn_id = uuid.uuid4().hex[:8]
+    extra = {"auth_type": "oauth", "client_id": app["client_id"], "client_secret": app["client_secret"],
+             "refresh_token": app["refresh_token"], "location_id": sandbox.location_id, "user_type": "Location",
+             **change}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}",
+                       json.dumps({"conn_type": "ghl", "host": sandbox.base_url, "extra": extra}))
+    return conn_id
+
+
+def test_testing_an_unsaved_oauth_form_checks_the_client_and_keeps_the_refresh_token(sandbox, airflow_db,
+                                                                                    monkeypatch) -> None:
+    """Test before Save: the api-server runs the hook under a throwaway id. A refresh there would
+    spend the single-use refresh token the user is about to save (the app locked out at the first
+    task). Only the client is checked; the refresh token still works afterwards."""
+    app = sandbox.admin.install_oauth_app()
+    before = sandbox.admin.oauth_stats()
+    ok, message = _as_the_api_test_route(GHLContactsHook(_unsaved_form(monkeypatch, sandbox, app)).test_connection)
+    assert ok, message
+    assert "client id and secret are accepted" in message and "Save the connection" in message
+    assert sandbox.admin.oauth_stats()["refresh_grants"] == before["refresh_grants"]  # nothing spent
+    assert app["refresh_token"] not in message and app["client_secret"] not in message
+
+    wrong = _unsaved_form(monkeypatch, sandbox, app, client_secret="not-the-secret")
+    ok, message = _as_the_api_test_route(GHLContactsHook(wrong).test_connection)
+    assert not ok and "client_id and client_secret" in message, message
+    assert sandbox.admin.oauth_stats()["refresh_grants"] == before["refresh_grants"]
+
+    # Saved (here: the connection under its own id, outside the api-server), the same values
+    # authenticate with the refresh token the tests left unspent.
+    saved_id = _unsaved_form(monkeypatch, sandbox, app)
+    ok, message = GHLContactsHook(saved_id).test_connection()
+    assert ok, message
+    after = sandbox.admin.oauth_stats()
+    assert after["refresh_grants"] == before["refresh_grants"] + 1 and after["invalid_grants"] == before["invalid_grants"] + 1  # the probe's

@@ -67,6 +67,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
+import sys
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -97,6 +98,7 @@ from airflow_provider_contacts.errors import (
     GHLNotFoundError,
     GHLRateLimitError,
     GHLScopeError,
+    GHLTransportError,
 )
 from airflow_provider_contacts.hooks.agency_ops import AgencyOperations
 from airflow_provider_contacts.hooks.appointment_ops import AppointmentOperations
@@ -362,15 +364,18 @@ class GHLContactsHook(
         # Airflow's Test button runs this hook under a throwaway connection id: an OAuth test must
         # use (and rotate in) the token store of the saved connection it stands for, or it would
         # spend the single-use refresh token into a store nobody reads again.
-        store_conn_id = self._saved_oauth_twin(settings) or settings.conn_id
+        twin = self._saved_oauth_twin(settings)
+        # Not saved yet (the form's Test before Save): a refresh would spend the refresh token the
+        # user is about to save. Only the client id and secret are checked then.
+        unsaved = twin is None and self._unsaved_form_copy(settings)
         probe._settings = dataclasses.replace(
-            settings, conn_id=store_conn_id, connect_timeout_s=connect_s, read_timeout_s=read_s
+            settings, conn_id=twin or settings.conn_id, connect_timeout_s=connect_s, read_timeout_s=read_s
         )
         outcome: list[tuple[bool, str]] = []
 
         def run() -> None:
             try:
-                outcome.append(probe._test_connection())
+                outcome.append(probe._test_oauth_client() if unsaved else probe._test_connection())
             except Exception as exc:  # noqa: BLE001 - the UI gets a message, never a traceback
                 outcome.append((False, f"The connection test failed: {type(exc).__name__}: {exc}"))
 
@@ -439,6 +444,83 @@ class GHLContactsHook(
                 "tokens. Testing with the token store of %r.", sorted(twins), min(twins)
             )
         return min(twins) if twins else None
+
+    def _unsaved_form_copy(self, settings: ConnectionSettings) -> bool:
+        """Whether this hook tests an OAuth connection that is not saved anywhere: Airflow's *Test*
+        pressed on a connection form before *Save* (``POST /api/v2/connections/test`` runs the hook
+        in the api-server under a throwaway id, from an environment variable), with no saved
+        connection holding the same refresh token (:meth:`_saved_oauth_twin` found none).
+
+        False wherever that cannot be told for sure (no metadata DB, a task process, a connection
+        of the metadata DB or of a secrets backend under its own id): the full test runs then.
+        """
+        if settings.auth_type != "oauth" or not settings.refresh_token:
+            return False
+        from airflow_provider_contacts.auth import _in_task_process
+
+        if _in_task_process() or not _called_from_airflow_api():
+            return False
+        try:
+            from sqlalchemy import select
+
+            from airflow.models import Connection
+            from airflow.utils.session import create_session
+
+            with create_session() as session:
+                saved = session.scalar(select(Connection.id).where(Connection.conn_id == self.ghl_conn_id))
+        except Exception:  # noqa: BLE001 - cannot tell: the full test
+            return False
+        return saved is None
+
+    def _test_oauth_client(self) -> tuple[bool, str]:
+        """The test of an OAuth connection that is not saved yet: the token endpoint (oauth.json
+        ``get-access-token``) is sent the connection's client id and secret with a refresh token
+        that cannot exist, so that HighLevel checks the client and refuses the grant
+        (``invalid_grant``) without rotating anything. The connection's own refresh token is
+        single-use: spent by a test under a throwaway id, it would leave the saved connection with
+        a spent token (``invalid_grant`` at its first use, the app to re-authorise).
+        """
+        settings = self.settings
+        url = f"{settings.base_url}/oauth/token"
+        data = {
+            "client_id": settings.client_id, "client_secret": settings.client_secret,
+            "grant_type": "refresh_token", "refresh_token": _PROBE_REFRESH_TOKEN, "user_type": settings.user_type,
+        }
+        try:
+            resp = requests.post(url, data=data, timeout=settings.timeout,
+                                 headers={"Accept": "application/json", "Version": settings.api_version})
+        except requests.RequestException as exc:
+            error = GHLTransportError(f"no answer from {url} ({type(exc).__name__})", operation="get-access-token")
+            error.__cause__ = exc
+            return False, self._explain_no_answer(error)
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        said = " ".join(str(body.get(k, "")) for k in ("error", "error_description", "message")).strip()
+        detail = f"HTTP {resp.status_code}" + (f": {said}" if said else "")
+        if "invalid_grant" in said.lower().replace(" ", "_") or resp.ok:
+            return True, (
+                f"Reached HighLevel's OAuth token endpoint at {settings.base_url}: the client id and "
+                "secret are accepted. The refresh token and the location were not tried: this "
+                "connection is not saved yet, and testing them would spend the single-use refresh "
+                "token under a throwaway copy (the saved connection would then fail with "
+                "invalid_grant). Save the connection, then press Test again for the full check."
+            )
+        if resp.status_code == 401 or "invalid_client" in said.lower():
+            return False, (
+                f"HighLevel refused the OAuth client ({detail}). Check the connection's client_id "
+                "and client_secret extras: the Client ID and a Client Secret of the Marketplace "
+                "app (Advanced Settings > Auth). The refresh token was not used."
+            )
+        if resp.status_code == 404:
+            return False, (
+                f"{settings.base_url} has no HighLevel OAuth endpoint ({detail} for POST /oauth/token). "
+                f"Check that the connection's Base URL is the HighLevel API ({DEFAULT_TEST_BASE_URL}), "
+                "without a path."
+            )
+        return False, f"HighLevel's OAuth token endpoint answered {detail}. The refresh token was not used."
 
     def _scrub(self, message: str) -> str:
         """``message`` without a URL's password, the connection's secrets or any bearer token."""
@@ -544,6 +626,22 @@ TEST_DEADLINE_S = 12.0
 #: No retries for the test call: the user is waiting for it, and a second try only repeats the first.
 TEST_RETRY = RetryPolicy(max_retries=0, max_throttled=0, max_elapsed_s=TEST_DEADLINE_S)
 _BEARER = re.compile(r"Bearer\s+[^\s'\",;)]+", re.IGNORECASE)
+
+
+#: The refresh token sent by :meth:`GHLContactsHook._test_oauth_client`: no token HighLevel issues
+#: looks like it, so the grant is refused after the client is checked.
+_PROBE_REFRESH_TOKEN = "airflow-connection-test-probe-not-a-refresh-token"
+
+
+def _called_from_airflow_api() -> bool:
+    """Whether this thread runs under a request handler of Airflow's API server (its connection
+    *Test* route calls ``Connection.test_connection`` in the request's thread)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith("airflow.api_fastapi."):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _requests_cause(exc: BaseException) -> BaseException | None:
