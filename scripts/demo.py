@@ -122,6 +122,10 @@ def main() -> int:
             print(f"  {line}")
         return 1
     print("OK: every contact, task and note in the target equals the sandbox, field by field after mapping")
+    target = DEMO_HOME / "ghl_contacts.sqlite"
+    print(f"the data: {target}: tables ghl_contacts, ghl_tasks, ghl_notes, ghl_quarantine; views "
+          "ghl_contact_360, ghl_directory_by_business, ghl_directory_by_tag")
+    print(f"  sqlite3 {target} 'SELECT first_name, last_name, email FROM ghl_contacts LIMIT 5'")
     return 0
 
 
