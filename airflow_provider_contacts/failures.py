@@ -36,10 +36,22 @@ redacted from the text (:mod:`.redaction`).
 
 Errors that reach a deferrable sensor as a trigger event are rebuilt with :func:`error_from_event`
 (the trigger sends :func:`error_event`), so a sensor fails the same way in all three modes.
+
+The tasks of the sync DAGs (``resolve_locations`` and ``reconcile`` of the reconcile DAG, the lead
+and two-way DAGs' tasks) are TaskFlow functions, not operators: their bodies run under
+:func:`failing_fast` with :data:`SYNC_KINDS`, the table above except a record not found (in a sync
+run that is a contact deleted or merged while the run read it, which the next try no longer
+lists, so it stays retryable). A mapping error, a bad DAG param, a connection that is not usable,
+a request HighLevel rejects as invalid, a missing scope or a location the token may not access
+fails the task on its first try; a mapped task (one location) fails alone, the other locations'
+tasks run on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -109,11 +121,21 @@ def _kind(exc: BaseException) -> str | None:
         return "forbidden"
     if isinstance(exc, GHLValidationError):
         return "validation"
-    if isinstance(exc, GHLConfigError):
+    if isinstance(exc, GHLConfigError) or _is_missing_connection(exc):
         return "config"
     if _is_mapping_error(exc):
         return "mapping"
     return None
+
+
+def _is_missing_connection(exc: BaseException) -> bool:
+    """A connection id no connection source knows (``AirflowNotFoundException`` from the
+    connection look-up): a retry finds it missing again until someone creates it."""
+    try:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, AirflowNotFoundException)
 
 
 def _is_mapping_error(exc: BaseException) -> bool:
@@ -124,9 +146,26 @@ def _is_mapping_error(exc: BaseException) -> bool:
     return isinstance(exc, MappingError)
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Whether Airflow may retry a task that failed with ``exc`` (see the module's table)."""
-    return not isinstance(exc, AirflowFailException) and _kind(exc) is None
+#: Every kind of permanent error (what :func:`fail_fast` fails at once by default).
+ALL_KINDS: frozenset[str] = frozenset({"not_found", "scope", "location", "forbidden", "validation", "config", "mapping"})
+#: The kinds a sync DAG's task fails at once on (:func:`failing_fast`): all but ``not_found``.
+SYNC_KINDS: frozenset[str] = ALL_KINDS - {"not_found"}
+
+
+def permanent_kind(exc: BaseException, kinds: Collection[str] | None = None) -> str | None:
+    """The kind of permanent error ``exc`` is (``mapping``, ``config``, ``validation``, ``scope``,
+    ``location``, ``forbidden``, ``not_found``), or ``None`` when a retry may help or its kind is
+    not among ``kinds`` (``None``: :data:`ALL_KINDS`)."""
+    kind = _kind(exc)
+    return kind if kind is not None and (kinds is None or kind in kinds) else None
+
+
+def is_retryable(exc: BaseException, kinds: Collection[str] | None = None) -> bool:
+    """Whether Airflow may retry a task that failed with ``exc`` (see the module's table).
+
+    :param kinds: the kinds that fail at once (``None``: all; a sync task: :data:`SYNC_KINDS`).
+    """
+    return not isinstance(exc, AirflowFailException) and permanent_kind(exc, kinds) is None
 
 
 def _ids(task: Any) -> str:
@@ -142,6 +181,9 @@ def _fix(kind: str, exc: BaseException, task: Any) -> str:
     conn = getattr(task, "ghl_conn_id", None)
     location_id = getattr(task, "location_id", None)
     location = f"location {location_id!r}" if location_id not in (None, "", "None") else "the connection's location"
+    hint = (getattr(task, "fix_hints", None) or {}).get(kind)
+    if hint:
+        return str(hint).format(conn=repr(conn), location=location)
     if kind == "not_found":
         ids = _ids(task)
         hint = "; or set missing_ok=True to count a missing record as done" if hasattr(task, "missing_ok") else ""
@@ -212,11 +254,13 @@ def fail_fast_type(original: type[BaseException]) -> type[GHLFailFast]:
     return cls
 
 
-def fail_fast(exc: BaseException, task: Any = None) -> BaseException | None:
+def fail_fast(exc: BaseException, task: Any = None, *, kinds: Collection[str] | None = None) -> BaseException | None:
     """The error to raise instead of ``exc`` when no retry can cure it, else ``None``.
 
     :param task: the operator or sensor (its ``_owner``, ``ghl_conn_id``, ``location_id`` and id
-        parameters go into the message).
+        parameters go into the message), or a :class:`TaskFacts` for a TaskFlow task.
+    :param kinds: the kinds of permanent error to fail at once (``None``: all of them, see
+        :func:`permanent_kind`); the others are left to Airflow's retries.
     :returns: an instance of ``fail_fast_type(type(exc))`` carrying ``exc``'s attributes and the
         message ``"<task>: <ErrorClass>: <error> - fix: <what to do>. Not retried: ..."``; the caller
         raises it ``from exc``. ``None`` for retryable errors and for ``AirflowFailException``
@@ -225,7 +269,7 @@ def fail_fast(exc: BaseException, task: Any = None) -> BaseException | None:
     mask_url_credentials(str(exc))  # so Airflow's masker also redacts the traceback of ``exc``
     if isinstance(exc, AirflowFailException):
         return None
-    kind = _kind(exc)
+    kind = permanent_kind(exc, kinds)
     if kind is None:
         return None
     owner = (getattr(task, "_owner", None) or type(task).__name__) if task is not None else None
@@ -243,6 +287,69 @@ def fail_fast(exc: BaseException, task: Any = None) -> BaseException | None:
     replacement.__dict__.update(exc.__dict__)
     replacement.args = (message,)
     return replacement
+
+
+# -- TaskFlow tasks (the sync DAGs) ---------------------------------------------------------------
+@dataclass
+class TaskFacts:
+    """What :func:`fail_fast` quotes for a task that is not an operator (a TaskFlow function).
+
+    :ivar owner: the task as the message names it, e.g. ``ghl_contacts_reconcile.reconcile``.
+    :ivar ghl_conn_id: the HighLevel connection the task uses.
+    :ivar location_id: the location it works on (``None``: the connection's).
+    :ivar fix_hints: kind -> the fix to print instead of the operators' one (``{conn}``: the
+        connection id quoted, ``{location}``: ``location '<id>'`` or ``the connection's location``).
+    """
+
+    owner: str
+    ghl_conn_id: str | None = None
+    location_id: str | None = None
+    fix_hints: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def _owner(self) -> str:
+        return self.owner
+
+
+#: The fixes a sync DAG's task prints (its settings are DAG params and connections, not arguments).
+SYNC_FIX_HINTS: Mapping[str, str] = {
+    "config": "fix the connection or the DAG param the message names",
+    "validation": "fix the DAG param, mapping entry or connection setting the message names",
+    "location": (
+        "the token of connection {conn} has no access to {location}: the id is mistyped, or of a location "
+        "of another agency. Fix or remove it in the DAG param (location_ids / location_id), or use a "
+        "connection whose token may access it"
+    ),
+}
+
+
+@contextmanager
+def failing_fast(
+    owner: str,
+    *,
+    ghl_conn_id: str | None = None,
+    location_id: str | None = None,
+    kinds: Collection[str] | None = SYNC_KINDS,
+) -> Iterator[TaskFacts]:
+    """Run a TaskFlow task's body as the operators run theirs: an error of one of ``kinds``
+    (default :data:`SYNC_KINDS`: a mapping error, a bad param, a connection that is not usable, a
+    request HighLevel rejects as invalid, a missing scope, a location the token may not access) is
+    re-raised as :func:`fail_fast`'s ``AirflowFailException`` (chained), so the task fails at once;
+    any other error (a timeout, a 5xx or 429 after the hook's retries, a database connection that
+    dropped) is raised unchanged, for Airflow's retries. Yields the :class:`TaskFacts`, whose
+    ``location_id`` the body may set once it knows it::
+
+        with failing_fast(f"{dag_id}.reconcile", ghl_conn_id=conn, location_id=location_id):
+            run_reconcile(...)
+    """
+    facts = TaskFacts(owner, ghl_conn_id=ghl_conn_id, location_id=location_id, fix_hints=SYNC_FIX_HINTS)
+    try:
+        yield facts
+    except Exception as exc:
+        replacement = fail_fast(exc, facts, kinds=kinds)
+        if replacement is None:
+            raise
+        raise replacement from exc
 
 
 # -- trigger events ----------------------------------------------------------------------------------
@@ -288,12 +395,17 @@ def error_from_event(event: dict[str, Any]) -> BaseException:
 
 
 __all__ = [
+    "ALL_KINDS",
+    "SYNC_KINDS",
     "GHLFailFast",
     "GHLTriggerError",
+    "TaskFacts",
     "error_event",
     "error_from_event",
     "fail_fast",
     "fail_fast_type",
+    "failing_fast",
     "is_not_found",
     "is_retryable",
+    "permanent_kind",
 ]

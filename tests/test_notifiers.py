@@ -85,7 +85,7 @@ def test_a_failed_run_alerts_through_every_notifier_given(
     assert len(lines) == 1 and len(received) == 1
     text = lines[0]
     assert received[0] == {"text": text}  # the same alert line through both notifiers
-    assert text.startswith(f"HighLevel reconcile failed: {DEFAULT_DAG_ID}.reconcile[0] location {sandbox.location_id} ")
+    assert text.startswith(f"HighLevel sync task failed: {DEFAULT_DAG_ID}.reconcile[0] location {sandbox.location_id} ")
     assert "no_such_target" in text and "AirflowNotFoundException" in text  # the error
     assert f"/dags/{DEFAULT_DAG_ID}/runs/" in text and "/tasks/reconcile/mapped/0" in text  # the log URL
     assert sandbox.token not in text and "hook-secret" not in text

@@ -1,4 +1,4 @@
-"""Failure alerts of the reconciliation DAG, through Airflow notifiers.
+"""Failure alerts of the sync DAGs (reconcile, leads, two-way), through Airflow notifiers.
 
 Every alert names the DAG, the task (with its map index), the HighLevel location, the run, the
 error and the task's log URL, in one line (:func:`alert_text`). The error is passed through
@@ -37,6 +37,7 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 __all__ = [
+    "ALERT_PREFIX",
     "ALERT_WEBHOOK_ENV",
     "GHLWebhookNotifier",
     "alert_context",
@@ -53,6 +54,8 @@ ALERT_WEBHOOK_ENV = "GHL_RECONCILE_ALERT_WEBHOOK"
 ALERT_KEY = "ghl_alert"
 ALERT_SUBJECT_KEY = "ghl_alert_subject"
 _MAX_ERROR_CHARS = 1000
+#: How every alert line starts (the reconcile, leads and two-way DAGs send it alike).
+ALERT_PREFIX = "HighLevel sync task failed"
 
 
 def _safe(text: str) -> str:
@@ -107,12 +110,13 @@ def alert_details(context: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def alert_text(context: Mapping[str, Any]) -> str:
-    """One line describing the failure in ``context``: ``HighLevel reconcile failed:
-    <dag>.<task>[<map index>] location <id> run <run id> (try <n>): <error> | log: <url>``. No
-    secrets: ids, the redacted error and the log URL only."""
+    """One line describing the failure in ``context``: ``HighLevel sync task failed:
+    <dag>.<task>[<map index>] location <id> run <run id> (try <n>): <error> | log: <url>``. The
+    same words for every DAG sending it (reconcile, leads, two-way): the DAG and the task say which
+    failed. No secrets: ids, the redacted error and the log URL only."""
     d = alert_details(context)
     where = f"{d['task_id'] or '?'}" + (f"[{d['map_index']}]" if d["map_index"] >= 0 else "")
-    parts = [f"HighLevel reconcile failed: {d['dag_id'] or '?'}.{where}"]
+    parts = [f"{ALERT_PREFIX}: {d['dag_id'] or '?'}.{where}"]
     if d["location_id"]:
         parts.append(f"location {d['location_id']}")
     parts.append(f"run {d['run_id'] or '?'}")

@@ -41,6 +41,7 @@ __all__ = [
     "TABLE_ASSETS",
     "asset_extra",
     "build_reconcile_dag",
+    "check_location_ids",
     "default_params",
     "effective_params",
     "run_interval_of",
@@ -154,6 +155,31 @@ def effective_params(params: Mapping[str, Any], defaults: Mapping[str, Any] | No
         ids = list(dict.fromkeys(str(loc).strip() for loc in values["location_ids"] if str(loc).strip()))
         values["location_ids"] = ids or None
     return values
+
+
+def check_location_ids(location_ids: Sequence[Any] | None, param: str = "location_ids") -> None:
+    """Refuse ``location_ids`` entries that are not HighLevel ids (the check the hook applies to
+    every id it puts into a URL path, :func:`~airflow_provider_contacts.hooks.paths.is_highlevel_id`),
+    before any request: ``../etc`` would otherwise reach HighLevel as a location.
+
+    :raises GHLValidationError: naming the DAG param, every bad entry and the fix (the
+        ``resolve_locations`` task fails at once on it).
+    """
+    if not location_ids:
+        return
+    from airflow_provider_contacts.errors import GHLValidationError
+    from airflow_provider_contacts.hooks.paths import MAX_ID_LENGTH, is_highlevel_id
+
+    bad = [loc for loc in location_ids or () if not is_highlevel_id(loc)]
+    if bad:
+        shown = ", ".join(repr(loc) if len(repr(loc)) <= 80 else repr(loc)[:77] + "..." for loc in bad)
+        raise GHLValidationError(
+            f"DAG param {param!r}: {shown} {'is not a HighLevel location id' if len(bad) == 1 else 'are not HighLevel location ids'} "
+            f"(letters, digits, _ and -, 1 to {MAX_ID_LENGTH} characters, e.g. 'sx6wyHhbFdRXh302LLNR'); "
+            f"correct or remove {'it' if len(bad) == 1 else 'them'} in {param} (a location's id is in HighLevel under "
+            "Settings > Business Profile, and in the sub-account's URL after /location/), or leave "
+            f"{param} empty to sync {_EMPTY_MEANING['location_ids']}"
+        )
 
 
 def run_interval_of(timetable: BaseTimetable) -> timedelta | None:
@@ -276,7 +302,11 @@ def build_reconcile_dag(
     :param dag_kwargs: passed to ``DAG`` and override its defaults (``start_date`` 2025-01-01 UTC,
         ``catchup=False``, ``max_active_runs=1``, ``tags``, ``description``, ``doc_md``);
         ``default_args`` are merged over ours (2 retries 30 s apart, ``on_failure_callback`` from
-        ``notifiers``).
+        ``notifiers``). The retries are for errors a retry may cure (timeouts, 5xx, 429, a dropped
+        database connection); a mapping error, a bad param or connection, a missing scope or a
+        location the token may not access fails the task at once
+        (:func:`~airflow_provider_contacts.failures.failing_fast`).
+    :raises ValueError: among others, a ``location_ids`` default that is not a list of HighLevel ids.
     """
     caller = sys._getframe(1).f_code.co_filename
     mapping_path = DEFAULT_MAPPING_FILE if mapping is None else Path(mapping).expanduser()
@@ -291,6 +321,10 @@ def build_reconcile_dag(
 
     dag_params = default_params(params)
     defaults = {name: param.value for name, param in dag_params.items()}
+    try:
+        check_location_ids(effective_params(defaults, defaults)["location_ids"])
+    except Exception as exc:  # noqa: BLE001 - GHLValidationError: a bad default, refused at parse time
+        raise ValueError(f"build_reconcile_dag: params: {exc}") from None
     default_args = {
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
@@ -327,11 +361,15 @@ def build_reconcile_dag(
             (an agency connection) every location the app is installed on, narrowed by
             ``location_ids`` and ``location_name_pattern`` (``sync.locations.plan_locations``). The
             plan (skipped and uninstalled locations) goes to XCom key ``location_plan``."""
+            from airflow_provider_contacts.failures import failing_fast
             from airflow_provider_contacts.sync.locations import PLAN_XCOM_KEY, plan_locations
 
             context = get_current_context()
             values = effective_params(context["params"], defaults)
-            plan = plan_locations(values, mapping_path=mapping_file)
+            # A bad param, connection or scope fails at once; an unreachable API is retried.
+            with failing_fast(f"{dag_id}.resolve_locations", ghl_conn_id=values["source_conn_id"]):
+                check_location_ids(values["location_ids"])
+                plan = plan_locations(values, mapping_path=mapping_file)
             context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan.to_dict())
             return plan.locations
 
@@ -339,24 +377,30 @@ def build_reconcile_dag(
         def reconcile(location_id: str) -> list[dict[str, Any]]:
             """Reconcile one location; returns its run report as a small table to XCom: one flat
             row per target table (:func:`~airflow_provider_contacts.sync.report.report_rows`)."""
+            from airflow_provider_contacts.failures import failing_fast
             from airflow_provider_contacts.sync.report import report_rows
             from airflow_provider_contacts.sync.runner import config_from_params, run_reconcile
 
             values = effective_params(get_current_context()["params"], defaults)
-            events = None
-            if event_driven:  # webhook events first (sync/events.py)
-                from airflow_provider_contacts.sync.events import EventSync
+            # A mapping error, a bad param or connection, a missing scope or a location the token
+            # may not access fails this location's task at once (the other locations' mapped
+            # tasks run on); timeouts, 5xx, 429 after the hook's retries and dropped database
+            # connections stay retryable (airflow_provider_contacts.failures).
+            with failing_fast(f"{dag_id}.reconcile", ghl_conn_id=values["source_conn_id"], location_id=location_id):
+                events = None
+                if event_driven:  # webhook events first (sync/events.py)
+                    from airflow_provider_contacts.sync.events import EventSync
 
-                events = EventSync(run_id=get_current_context()["run_id"])
-            report = run_reconcile(
-                source_conn_id=values["source_conn_id"],
-                target_conn_id=values["target_conn_id"],
-                location_id=location_id,
-                mapping_path=mapping_file,
-                config=config_from_params(values, interval),
-                target_schema=values["target_schema"],
-                events=events,
-            )
+                    events = EventSync(run_id=get_current_context()["run_id"])
+                report = run_reconcile(
+                    source_conn_id=values["source_conn_id"],
+                    target_conn_id=values["target_conn_id"],
+                    location_id=location_id,
+                    mapping_path=mapping_file,
+                    config=config_from_params(values, interval),
+                    target_schema=values["target_schema"],
+                    events=events,
+                )
             # The whole report (warnings, examples, custom fields) is in the task log (the engine
             # logs it as a table) and in the target's ghl_sync_state.last_run; XCom gets the rows.
             return report_rows(report)

@@ -94,7 +94,7 @@ def plan_locations(
     :param mapping_path: the run's mapping (to open the target for the uninstalled check).
     :param hook: the source hook (default: ``GHLContactsHook(source_conn_id)``).
     :raises GHLAuthError: an agency Private Integration token and no location ids (with the fix).
-    :raises ValueError: nothing says which location to sync.
+    :raises GHLConfigError: nothing says which location to sync.
     """
     from airflow_provider_contacts.auth import agency_private_token_error
     from airflow_provider_contacts.errors import GHLConfigError, GHLScopeError
@@ -125,7 +125,7 @@ def plan_locations(
             return LocationPlan([str(settings.location_id)], "connection", warnings=plan_warnings)
         if settings.user_type == "Company" and settings.auth_type != "oauth":
             raise agency_private_token_error(conn_id, "discovering the agency's installed locations")
-        raise ValueError(
+        raise GHLConfigError(
             f"connection {conn_id!r} has no extra 'location_id'; set it, pass the location_ids param, or "
             "use an agency connection (extras auth_type='oauth', user_type='Company', company_id, app_id, "
             "client_id, client_secret, refresh_token) to sync every location the app is installed on"

@@ -168,6 +168,14 @@ def _config(values: Mapping[str, Any]) -> Any:
     )
 
 
+def _check_location(values: Mapping[str, Any]) -> None:
+    """Refuse a ``location_id`` param that is not a HighLevel id (before any request)."""
+    if values.get("location_id"):
+        from airflow_provider_contacts.sync.dag import check_location_ids
+
+        check_location_ids([values["location_id"]], param="location_id")
+
+
 def _finish(report: Any) -> dict[str, Any]:
     """The report for XCom; failures (API errors after retries) fail the task so Airflow retries
     it (safe: nothing is created twice)."""
@@ -209,7 +217,10 @@ def build_leads_dag(
     :param templates: follow-up task template YAML (``None``: the packaged one); the
         ``task_templates`` param overrides it per run.
     :param params: new defaults of the params (e.g. ``{"crm_conn_id": "crm", "leads_table": "leads"}``).
-    :param dag_kwargs: passed to ``DAG`` (``default_args`` merged over ours: 2 retries, 30 s apart).
+    :param dag_kwargs: passed to ``DAG`` (``default_args`` merged over ours: 2 retries, 30 s apart,
+        for errors a retry may cure; a mapping error such as a column the lead table lacks, a bad
+        param or connection, a missing scope fails the task at once:
+        :func:`~airflow_provider_contacts.failures.failing_fast`).
     """
     caller = sys._getframe(1).f_code.co_filename
     mapping_file = _resolve(mapping, DEFAULT_LEADS_MAPPING_FILE, caller, "build_leads_dag: leads mapping file")
@@ -228,19 +239,25 @@ def build_leads_dag(
         @task
         def leads_to_contacts() -> dict[str, Any]:
             """Run the lead flow once; returns the report (small) to XCom."""
+            from airflow_provider_contacts.failures import failing_fast
             from airflow_provider_contacts.sync.leads.runner import run_leads
 
             values = lead_values(get_current_context()["params"], defaults)
-            report = run_leads(
-                ghl_conn_id=values["ghl_conn_id"],
-                crm_conn_id=values["crm_conn_id"],
-                leads_table=values["leads_table"],
-                crm_schema=values["crm_schema"],
-                location_id=values["location_id"],
-                mapping_path=mapping_file,
-                templates_path=values["task_templates"],
-                config=_config(values),
-            )
+            # A mapping error (e.g. a column the lead table lacks), a bad param or connection, a
+            # missing scope fails at once; API and database outages stay retryable.
+            with failing_fast(f"{dag_id}.leads_to_contacts", ghl_conn_id=values["ghl_conn_id"],
+                              location_id=values["location_id"]):
+                _check_location(values)
+                report = run_leads(
+                    ghl_conn_id=values["ghl_conn_id"],
+                    crm_conn_id=values["crm_conn_id"],
+                    leads_table=values["leads_table"],
+                    crm_schema=values["crm_schema"],
+                    location_id=values["location_id"],
+                    mapping_path=mapping_file,
+                    templates_path=values["task_templates"],
+                    config=_config(values),
+                )
             return _finish(report)
 
         leads_to_contacts()
@@ -284,43 +301,53 @@ def build_two_way_dag(
         @task
         def reconcile() -> dict[str, Any]:
             """Reconcile the location into the target (the contacts the read-back compares with)."""
+            from airflow_provider_contacts.failures import failing_fast
             from airflow_provider_contacts.hooks.contacts import ContactsHook
             from airflow_provider_contacts.sync.engine import SyncConfig
             from airflow_provider_contacts.sync.runner import run_reconcile
 
             values = lead_values(get_current_context()["params"], defaults)
-            location = values["location_id"] or ContactsHook(ghl_conn_id=values["ghl_conn_id"]).location_id
-            report = run_reconcile(
-                source_conn_id=values["ghl_conn_id"],
-                target_conn_id=values["target_conn_id"],
-                location_id=location,
-                mapping_path=reconcile_file,
-                config=SyncConfig(full_sweep=bool(values["full_sweep"])),
-                target_schema=values["target_schema"],
-            )
+            with failing_fast(f"{dag_id}.reconcile", ghl_conn_id=values["ghl_conn_id"],
+                              location_id=values["location_id"]) as facts:
+                _check_location(values)
+                location = values["location_id"] or ContactsHook(ghl_conn_id=values["ghl_conn_id"]).location_id
+                facts.location_id = location
+                report = run_reconcile(
+                    source_conn_id=values["ghl_conn_id"],
+                    target_conn_id=values["target_conn_id"],
+                    location_id=location,
+                    mapping_path=reconcile_file,
+                    config=SyncConfig(full_sweep=bool(values["full_sweep"])),
+                    target_schema=values["target_schema"],
+                )
             return report.to_dict()
 
         @task
         def sync_both_ways(reconciled: dict[str, Any]) -> dict[str, Any]:
             """Read back, settle conflicts, then run the lead flow; returns the report."""
+            from airflow_provider_contacts.failures import failing_fast
             from airflow_provider_contacts.sync.leads.runner import run_two_way
 
             values = lead_values(get_current_context()["params"], defaults)
-            report = run_two_way(
-                ghl_conn_id=values["ghl_conn_id"],
-                crm_conn_id=values["crm_conn_id"],
-                target_conn_id=values["target_conn_id"],
-                target_schema=values["target_schema"],
-                leads_table=values["leads_table"],
-                crm_schema=values["crm_schema"],
-                location_id=values["location_id"] or reconciled.get("location_id"),
-                mapping_path=mapping_file,
-                templates_path=values["task_templates"],
-                config=_config(values),
-                propagate_deletions=bool(values["propagate_deletions"]),
-                max_delete_fraction=float(values["max_delete_fraction"]),
-                reconcile_report={k: reconciled.get(k) for k in ("mode", "tables", "requests", "duration_s", "watermark_after")},
-            )
+            location = values["location_id"] or reconciled.get("location_id")
+            with failing_fast(f"{dag_id}.sync_both_ways", ghl_conn_id=values["ghl_conn_id"], location_id=location):
+                report = run_two_way(
+                    ghl_conn_id=values["ghl_conn_id"],
+                    crm_conn_id=values["crm_conn_id"],
+                    target_conn_id=values["target_conn_id"],
+                    target_schema=values["target_schema"],
+                    leads_table=values["leads_table"],
+                    crm_schema=values["crm_schema"],
+                    location_id=location,
+                    mapping_path=mapping_file,
+                    templates_path=values["task_templates"],
+                    config=_config(values),
+                    propagate_deletions=bool(values["propagate_deletions"]),
+                    max_delete_fraction=float(values["max_delete_fraction"]),
+                    reconcile_report={
+                        k: reconciled.get(k) for k in ("mode", "tables", "requests", "duration_s", "watermark_after")
+                    },
+                )
             return _finish(report)
 
         sync_both_ways(reconcile())

@@ -83,6 +83,18 @@ LINK_COLUMNS: dict[str, str] = {
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+_MISSING_TABLE = re.compile(
+    r"no such table|does not exist|doesn't exist|undefined ?table|invalid object name|unknown table", re.IGNORECASE
+)
+
+
+def _is_missing_table(exc: BaseException) -> bool:
+    """Whether a driver's error says the table does not exist (SQLite ``no such table``, PostgreSQL
+    ``UndefinedTable`` / ``relation ... does not exist``, MySQL ``Table ... doesn't exist``, SQL
+    Server ``Invalid object name``), as opposed to a dropped connection or a timeout."""
+    return bool(_MISSING_TABLE.search(f"{type(exc).__name__} {exc}"))
+
+
 def embedded_leads_path(airflow_home: str | os.PathLike[str] | None = None) -> Path:
     """Path of the embedded demo source: ``<AIRFLOW_HOME>/ghl_crm_leads.sqlite``."""
     home = airflow_home or os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow"
@@ -250,28 +262,54 @@ class LeadSource(HookConnection):
     def columns(self) -> list[str]:
         """The lead table's column names (as the database spells them).
 
-        :raises ValueError: the table does not exist (naming it and the connection's database).
+        :raises GHLConfigError: the table does not exist (naming it and the fix): the lead DAGs'
+            tasks fail at once on it.
+        :raises ValueError: the table cannot be read for another reason (e.g. the connection
+            dropped): retryable.
         """
         if self._columns is None:
             with self.transaction() as cur:
                 try:
                     cur.execute(f"SELECT * FROM {self.quote(self.table_name)} WHERE 1 = 0")
                 except Exception as exc:  # noqa: BLE001 - "no such table" differs per driver
-                    raise ValueError(
+                    text = (
                         f"lead table {self.table_name!r} cannot be read ({type(exc).__name__}: {str(exc).strip()[:200]}); "
                         "create it, or set the leads_table param to the table holding your leads"
-                    ) from None
+                    )
+                    if _is_missing_table(exc):
+                        from airflow_provider_contacts.errors import GHLConfigError
+
+                        raise GHLConfigError(text) from None
+                    raise ValueError(text) from None
                 self._columns = [str(d[0]) for d in cur.description]
         return self._columns
 
     def check_columns(self, wanted: Sequence[str]) -> None:
-        """Raise ``ValueError`` naming every mapped column the lead table lacks, and the fix."""
-        have = {c.lower() for c in self.columns()}
+        """Refuse a leads mapping naming columns the lead table lacks.
+
+        :raises MappingError: (a configuration error: the lead DAGs' tasks fail at once) naming
+            every missing column with the table's closest column (did you mean), the table's
+            columns and the fix.
+        """
+        from airflow_provider_contacts.sync.known_fields import did_you_mean
+        from airflow_provider_contacts.sync.mapping_model import MappingError
+
+        columns = self.columns()
+        have = {c.lower() for c in columns}
         missing = [c for c in wanted if c.lower() not in have]
         if missing:
-            raise ValueError(
-                f"lead table {self.table_name!r} has no column(s) {missing} (it has {self.columns()}): add them to the "
-                "table, or map the table's own columns in the leads mapping (contacts.columns / leads section)"
+            hints = {c: did_you_mean(c, columns) for c in missing}
+            hints = {c: h for c, h in hints.items() if h}
+            if len(hints) == 1 and len(missing) == 1:
+                hint = f"; did you mean {next(iter(hints.values()))!r}?"
+            elif hints:
+                hint = "; did you mean " + ", ".join(f"{h!r} for {c!r}" for c, h in hints.items()) + "?"
+            else:
+                hint = ""
+            raise MappingError(
+                f"lead table {self.table_name!r} has no column(s) {missing}{hint} (it has {columns}): fix the column "
+                "names in the leads mapping (contacts.columns / leads section) to the table's own, or add the "
+                "columns to the table"
             )
 
     def ensure_link_table(self) -> None:
