@@ -199,12 +199,8 @@ def _fix(kind: str, exc: BaseException, task: Any) -> str:
             "endpoint. Add the scope to the Private Integration / OAuth app and re-authorise (a refresh "
             "keeps the old scopes), or use a location token"
         )
-    if kind == "location":
-        return (
-            f"the token of connection {conn!r} has no access to {location}. Set location_id (the task's "
-            "parameter or the connection's 'location_id' extra) to the token's location, or use a token "
-            "issued for that location"
-        )
+    if kind == "location":  # the error itself says to set location_id to the token's location
+        return f"connection {conn!r}, {location}: or use a token issued for that location"
     if kind == "forbidden":
         return (
             f"HighLevel refused the token of connection {conn!r} for this operation (HTTP 403). Add the scope "
@@ -214,9 +210,7 @@ def _fix(kind: str, exc: BaseException, task: Any) -> str:
         if getattr(exc, "status", None) is None:
             return "fix the parameter named in the message (nothing was sent to HighLevel)"
         return "HighLevel rejected the request; fix the parameters or body fields named in the message"
-    if kind == "config":
-        return f"fix connection {conn!r} (or the task's parameters) as the message says"
-    return "fix the mapping as the message says"
+    return ""  # config and mapping errors name the field and the fix themselves
 
 
 _FAIL_FAST_TYPES: dict[type[BaseException], type[GHLFailFast]] = {}
@@ -262,7 +256,8 @@ def fail_fast(exc: BaseException, task: Any = None, *, kinds: Collection[str] | 
     :param kinds: the kinds of permanent error to fail at once (``None``: all of them, see
         :func:`permanent_kind`); the others are left to Airflow's retries.
     :returns: an instance of ``fail_fast_type(type(exc))`` carrying ``exc``'s attributes and the
-        message ``"<task>: <ErrorClass>: <error> - fix: <what to do>. Not retried: ..."``; the caller
+        message ``"<task>: <ErrorClass>: <error> - fix: <what to do>. Not retried: ..."`` (no ``fix``
+        part for config and mapping errors, whose message names the field and the fix); the caller
         raises it ``from exc``. ``None`` for retryable errors and for ``AirflowFailException``
         (which already fails at once, e.g. ``GHLInputError``).
     """
@@ -274,9 +269,10 @@ def fail_fast(exc: BaseException, task: Any = None, *, kinds: Collection[str] | 
         return None
     owner = (getattr(task, "_owner", None) or type(task).__name__) if task is not None else None
     text = redact_url_credentials(str(exc) or repr(exc))
+    fix = _fix(kind, exc, task)
     message = (
-        f"{owner + ': ' if owner else ''}{type(exc).__name__}: {text} - fix: "
-        f"{redact_url_credentials(_fix(kind, exc, task))}. Not retried: a retry cannot cure this."
+        f"{owner + ': ' if owner else ''}{type(exc).__name__}: {text}"
+        f"{' - fix: ' + redact_url_credentials(fix) if fix else ''}. Not retried: a retry cannot cure this."
     )
     cls = fail_fast_type(type(exc))
     if cls is GHLFailFast:
@@ -313,7 +309,6 @@ class TaskFacts:
 
 #: The fixes a sync DAG's task prints (its settings are DAG params and connections, not arguments).
 SYNC_FIX_HINTS: Mapping[str, str] = {
-    "config": "fix the connection or the DAG param the message names",
     "validation": "fix the DAG param, mapping entry or connection setting the message names",
     "location": (
         "the token of connection {conn} has no access to {location}: the id is mistyped, or of a location "

@@ -89,9 +89,32 @@ def check_id_list(owner: str, param: str, values: Any, operation: str | None = N
     return [check_id(owner, f"{param}[{i}]", v, operation) for i, v in enumerate(items)]
 
 
-def clean_location_id(location_id: Any) -> str | None:
-    """The rendered ``location_id`` override, or ``None`` when it is unset (``""``, ``"None"``)."""
-    return None if is_unset(location_id) or not isinstance(location_id, str) else location_id.strip()
+def clean_location_id(location_id: Any, owner: str | None = None) -> str | None:
+    """The rendered ``location_id`` override, stripped; ``None`` when it is unset (``None``, ``""``,
+    ``"None"``): the connection's ``location_id`` extra is used then.
+
+    Checked here, before any request, with the rule of the path builder
+    (:func:`~airflow_provider_contacts.hooks.paths.is_highlevel_id`): a location id is sent in
+    paths and bodies, so ``"../etc"`` would otherwise fail differently in every operation. An
+    integer is taken as the id it spells.
+
+    :param owner: the operator or sensor, named in the error.
+    :raises GHLInputError: not a HighLevel id, naming the parameter ``location_id`` and the fix.
+    """
+    from airflow_provider_contacts.hooks.paths import is_highlevel_id, not_an_id
+
+    if is_unset(location_id):
+        return None
+    value = location_id.strip() if isinstance(location_id, str) else location_id
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if is_highlevel_id(value):
+        return value
+    prefix = f"{owner}: " if owner else ""
+    raise GHLInputError(
+        f"{prefix}parameter 'location_id': {not_an_id(value)}; pass the location's id, or leave it unset "
+        "to use the connection's 'location_id' extra"
+    )
 
 
 # -- lists, dicts, bodies --------------------------------------------------------------------------

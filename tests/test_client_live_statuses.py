@@ -250,7 +250,7 @@ def test_a_location_403_says_to_check_the_location_id(stub_api) -> None:
     with pytest.raises(GHLLocationAccessError) as err:
         hook.search_contacts(page_limit=1)
     assert err.value.status == 403 and isinstance(err.value, GHLAuthError)
-    assert "belongs to another location" in err.value.message and "location_id" in err.value.message
+    assert "issued for another location" in err.value.message and "location_id" in err.value.message
     ok, message = hook.test_connection()
     assert not ok and "403" in message and "location_id" in message
 

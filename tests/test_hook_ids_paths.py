@@ -148,7 +148,11 @@ def test_a_bad_id_in_any_path_parameter_sends_nothing(stub_api, operation_id) ->
 def test_a_bad_location_id_sends_nothing(stub_api, operation_id) -> None:
     stub, hook = stub_api(_ok)
     for bad in [b for b in BAD_IDS if b not in ("", None)]:  # "" / None mean "not set": the connection's
-        hook = ContactsHook("ghl_stub", location_id=bad)
+        with pytest.raises(GHLValidationError, match="parameter 'location_id'") as err:
+            LOCATION_OPERATIONS[operation_id](ContactsHook("ghl_stub", location_id=bad))  # refused where it enters
+        assert err.value.status is None and "pass the location's id" in err.value.message
+        hook = ContactsHook("ghl_stub")
+        hook._location_override = bad  # past the constructor: the path builder refuses it all the same
         with pytest.raises(GHLValidationError, match="parameter 'location_id'") as err:
             LOCATION_OPERATIONS[operation_id](hook)
         assert err.value.operation == operation_id
@@ -199,7 +203,10 @@ def test_async_paths_are_checked_by_the_same_builder(stub_api) -> None:
                         await call(hook, **{**{p: VALID[p] for p in params}, param: bad})
                     assert err.value.operation == operation_id
         for bad in [b for b in BAD_IDS if b not in ("", None)]:
-            elsewhere = ContactsHook("ghl_stub", location_id=bad)
+            with pytest.raises(GHLValidationError, match="parameter 'location_id'"):
+                ContactsHook("ghl_stub", location_id=bad)  # refused where it enters
+            elsewhere = ContactsHook("ghl_stub")
+            elsewhere._location_override = bad  # past the constructor: the path builder refuses it too
             for operation_id, call in ASYNC_LOCATION_OPERATIONS.items():
                 with pytest.raises(GHLValidationError, match="parameter 'location_id'") as err:
                     await call(elsewhere)

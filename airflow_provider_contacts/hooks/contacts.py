@@ -99,6 +99,7 @@ from airflow_provider_contacts.errors import (
     GHLRateLimitError,
     GHLScopeError,
     GHLTransportError,
+    GHLValidationError,
 )
 from airflow_provider_contacts.hooks.agency_ops import AgencyOperations
 from airflow_provider_contacts.hooks.appointment_ops import AppointmentOperations
@@ -109,6 +110,7 @@ from airflow_provider_contacts.hooks.membership_ops import MembershipOperations
 from airflow_provider_contacts.hooks.note_ops import NoteOperations
 from airflow_provider_contacts.hooks.operations import READ
 from airflow_provider_contacts.hooks.pacing import DEFAULT_DAILY_RESERVE, RateLimiter, reset_limiters
+from airflow_provider_contacts.hooks.paths import is_highlevel_id, not_an_id
 from airflow_provider_contacts.hooks.retry import RetryPolicy
 from airflow_provider_contacts.hooks.settings import ConnectionSettings
 from airflow_provider_contacts.hooks.task_access import TaskSearchAccess
@@ -131,7 +133,9 @@ class GHLContactsHook(
 
     :param ghl_conn_id: id of a connection of type ``ghl``.
     :param location_id: location (sub-account) to work in; overrides the connection's
-        ``location_id`` extra.
+        ``location_id`` extra (``None`` or ``""``: the extra). A HighLevel id, checked here with the
+        path builder's rule: anything else raises :class:`GHLValidationError` (``status`` None)
+        naming the parameter, before any request.
     :param retry: retry bounds (default :class:`RetryPolicy()`: 5 retries, 10 for 429, 120 s).
     :param daily_reserve: requests of the daily budget this hook never uses; it raises
         :class:`GHLDailyLimitError` instead.
@@ -161,7 +165,12 @@ class GHLContactsHook(
             if not isinstance(value, int) or value < low:
                 raise GHLConfigError(f"GHLContactsHook: parameter '{name}' must be an integer >= {low}, got {value!r}")
         self.ghl_conn_id = ghl_conn_id
-        self._location_override = location_id
+        if location_id not in (None, "") and not is_highlevel_id(location_id):
+            raise GHLValidationError(
+                f"GHLContactsHook: parameter 'location_id': {not_an_id(location_id)}; pass the location's id, "
+                "or None to use the connection's 'location_id' extra"
+            )
+        self._location_override = location_id or None
         self.retry = retry or RetryPolicy()
         self.daily_reserve = daily_reserve
         self.task_batch_size = task_batch_size
@@ -541,19 +550,23 @@ class GHLContactsHook(
         except GHLScopeError as exc:  # 401 scope / token class: its message names the scope and the fix
             return False, f"HighLevel refused the token (401): {exc.message}"
         except GHLLocationAccessError as exc:
-            return False, f"HighLevel refused the location {location!r} (403): {exc.message}"
+            where = "the hook's location_id" if self._location_override else "the connection's 'location_id' extra"
+            return False, (
+                f"HighLevel refused the location {location!r} (403): the token was issued for another "
+                f"location. Set {where} to the token's location, or use a token issued for this one."
+            )
         except GHLAuthError as exc:
             if exc.status == 403:
                 return False, (
-                    f"HighLevel refused the call (403): the token lacks the '{READ}' scope. Add the "
-                    f"scope to the Private Integration / OAuth app and re-authorise. ({exc.message})"
+                    f"HighLevel refused the call (403): the token lacks the '{READ}' scope (HighLevel: "
+                    f"{_api_said(exc)!r}). Add it to the Private Integration / OAuth app and re-authorise."
                 )
             if exc.status != 401:  # e.g. the OAuth refresh failed: its message says what to re-authorise
                 return False, str(exc)
             return False, (
-                "HighLevel rejected the token (401): it is invalid or expired. Put a valid Private "
-                "Integration token in the connection's password, or re-authorise the OAuth app and "
-                f"update the 'refresh_token' extra. ({exc.message})"
+                f"HighLevel rejected the token (401): it is invalid or expired (HighLevel: {_api_said(exc)!r}). "
+                "Put a valid Private Integration token in the connection's password, or re-authorise the "
+                "OAuth app and update the 'refresh_token' extra."
             )
         except GHLConfigError as exc:
             return False, str(exc)
@@ -616,6 +629,14 @@ class GHLContactsHook(
         return f"Could not reach {base_url}: {exc.message}. {fix}"
 
 
+def _api_said(exc: GHLAPIError) -> str:
+    """HighLevel's own words in ``exc``: its message without the explanation the transport appends
+    (``"<HighLevel's message>: the token ..."``, or ``". The token ..."`` after a full stop), which
+    the test's message gives in its own words."""
+    said = _EXPLANATION.split(exc.message, 1)[0].strip()
+    return said.rstrip(".") or "no message"
+
+
 #: The API's base URL, named in test_connection's messages about a wrong host.
 DEFAULT_TEST_BASE_URL = "https://services.leadconnectorhq.com"
 #: ``(connect, read)`` timeouts of :meth:`GHLContactsHook.test_connection` (the connection's own
@@ -625,6 +646,7 @@ TEST_TIMEOUT_S = (5.0, 8.0)
 TEST_DEADLINE_S = 12.0
 #: No retries for the test call: the user is waiting for it, and a second try only repeats the first.
 TEST_RETRY = RetryPolicy(max_retries=0, max_throttled=0, max_elapsed_s=TEST_DEADLINE_S)
+_EXPLANATION = re.compile(r"(?:[.!?]|:)\s+(?=[Tt]he token )")
 _BEARER = re.compile(r"Bearer\s+[^\s'\",;)]+", re.IGNORECASE)
 
 

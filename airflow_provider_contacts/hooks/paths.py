@@ -70,11 +70,16 @@ def check_id(value: Any, name: str, operation: str | None = None) -> str:
     if is_highlevel_id(value):
         return value
     noun = ID_NOUNS.get(name, name.removesuffix("_id").replace("_", " "))
-    raise GHLValidationError(
-        f"parameter '{name}': {_shown(value)} is not a HighLevel id (letters, digits, _ and -, 1 to "
-        f"{MAX_ID_LENGTH} characters); pass the {noun}'s id",
-        operation=operation,
-    )
+    raise GHLValidationError(f"parameter '{name}': {not_an_id(value)}; pass the {noun}'s id", operation=operation)
+
+
+def not_an_id(value: Any) -> str:
+    """What is wrong with a value that fails :func:`is_highlevel_id`, for an error message that
+    adds where the value came from and the fix: ``'..' is not a HighLevel id (letters, digits, _
+    and -, 1 to 64 characters)``. Location ids are checked with it where they enter (the
+    connection's extra, the hook's and the operators' ``location_id``), so that a bad one gets the
+    same words wherever it is given."""
+    return f"{_shown(value)} is not a HighLevel id (letters, digits, _ and -, 1 to {MAX_ID_LENGTH} characters)"
 
 
 def check_request_path(method: str, path: str, operation: str | None = None) -> None:
@@ -138,4 +143,5 @@ __all__ = [
     "check_request_path",
     "id_list",
     "is_highlevel_id",
+    "not_an_id",
 ]

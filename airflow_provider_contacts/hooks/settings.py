@@ -13,19 +13,44 @@ may be a token) is registered with Airflow's secrets masker, and one warning per
 process says they are ignored (the URL shown as ``http://user:***@host``, by
 :func:`~airflow_provider_contacts.hooks.urls.redact_url_secrets`, which also masks every error
 message quoting the host).
+
+Extras the provider does not read are not ignored silently (:func:`_read_unknown_extras`): the
+connection's ``extra`` is compared with the form's fields (:data:`~airflow_provider_contacts.CONN_FIELDS`,
+plus the former ``token_store``), and
+
+* a field spelled another way - HighLevel's own camelCase (``locationId``, ``clientId``,
+  ``refreshToken``, ``companyId``), other case, ``-`` or spaces (``Location ID``) - is read as that
+  field when the field itself is not set (nothing can be lost: no two fields spell alike). When both
+  are set to different values, :class:`GHLConfigError` names both keys;
+* any other unknown key is named with the field it is closest to (``difflib``), if any;
+* one warning per connection and process lists them all, with the fix - never a value;
+* a key close to a field the connection needs (``location_id``, but for an agency connection;
+  with OAuth ``client_id`` and ``client_secret``, and ``company_id`` for an agency) while that field
+  is not set is an error that says which key to rename: the value was surely meant for it.
+
+Keys that Airflow itself writes are not reported: the form's prefixed ``extra__ghl__<field>``, the
+fields of another connection type's form (``extra__<type>__...``, left by a type change) and
+``__dunder__`` keys such as Airflow's ``__extra__``.
+
+The ``location_id`` extra is checked where it is read: a HighLevel id (the rule of
+:func:`~airflow_provider_contacts.hooks.paths.is_highlevel_id`; surrounding spaces are dropped), else
+:class:`GHLConfigError` naming the connection, the extra and the fix - before any request.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from airflow_provider_contacts import CONN_TYPE, DEFAULT_API_VERSION, DEFAULT_BASE_URL
-from airflow_provider_contacts.auth import mask_secret, rotation_store_extra
+from airflow_provider_contacts import CONN_FIELDS, CONN_TYPE, DEFAULT_API_VERSION, DEFAULT_BASE_URL
+from airflow_provider_contacts.auth import LEGACY_STORE_EXTRAS, mask_secret, rotation_store_extra
 from airflow_provider_contacts.errors import GHLConfigError
+from airflow_provider_contacts.hooks.paths import is_highlevel_id, not_an_id
 from airflow_provider_contacts.hooks.urls import redact_url_secrets, split_url_credentials
 
 log = logging.getLogger(__name__)
@@ -33,6 +58,8 @@ log = logging.getLogger(__name__)
 #: (connection id, redacted host) pairs already warned about in this process.
 _WARNED_CREDENTIALS: set[tuple[str, str]] = set()
 _WARNED_LOCK = threading.Lock()
+#: (connection id, unknown extra keys) already warned about in this process.
+_WARNED_EXTRAS: set[tuple[str, tuple[str, ...]]] = set()
 
 #: Seconds to wait for a TCP connection / for the answer, unless the connection says otherwise.
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
@@ -149,6 +176,7 @@ class ConnectionSettings:
             extras: dict[str, Any] = dict(conn.extra_dejson or {})
         except Exception:  # noqa: BLE001 - Airflow raises various errors for broken JSON
             raise GHLConfigError(f"connection {conn_id!r}: 'extra' is not a JSON object") from None
+        extras, sources, near = _read_unknown_extras(extras, conn_id)
         auth_type = str(_extra(extras, "auth_type") or "private_token").strip()
         if auth_type not in ("private_token", "oauth"):
             raise GHLConfigError(
@@ -159,6 +187,7 @@ class ConnectionSettings:
             raise GHLConfigError(
                 f"connection {conn_id!r}: extra 'user_type' is {user_type!r}; use 'Location' or 'Company'"
             )
+        _check_near_misses(extras, near, conn_id, auth_type, user_type)
         raw_host = _with_scheme(conn.host, getattr(conn, "schema", None))
         _, url_secrets = split_url_credentials(raw_host)
         for secret in url_secrets:
@@ -166,7 +195,7 @@ class ConnectionSettings:
         settings = cls(
             conn_id=conn_id,
             base_url=normalise_base_url(conn.host, getattr(conn, "port", None), getattr(conn, "schema", None)),
-            location_id=_extra(extras, "location_id"),
+            location_id=_location_extra(extras, conn_id, sources.get("location_id")),
             auth_type=auth_type,  # type: ignore[arg-type]
             access_token=conn.password or None,
             client_id=_extra(extras, "client_id"),
@@ -188,6 +217,175 @@ class ConnectionSettings:
         for secret in (settings.access_token, settings.client_secret, settings.refresh_token):
             mask_secret(secret)
         return settings
+
+
+def _location_extra(extras: dict[str, Any], conn_id: str, source: str | None = None) -> str | None:
+    """The ``location_id`` extra, stripped; ``None`` when unset.
+
+    :param source: the key it was read from when not ``location_id`` itself (e.g. ``locationId``).
+    :raises GHLConfigError: it is not a HighLevel id (the rule of the path builder), naming the
+        connection, the key it was read from and the fix - before any request.
+    """
+    raw = _extra(extras, "location_id")
+    value = raw.strip() if isinstance(raw, str) else raw
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a JSON number: taken as the id it spells
+    if value in (None, ""):
+        return None
+    if is_highlevel_id(value):
+        return value
+    key = source or ("location_id" if extras.get("location_id") not in (None, "") else f"{_PREFIX}location_id")
+    raise GHLConfigError(
+        f"connection {conn_id!r}: the extra {key!r} is {not_an_id(value)}; set it to the id of the "
+        "location (sub-account) - in HighLevel, Settings > Business Profile, e.g. 've9EPM428h8vShlRW1KT'"
+    )
+
+
+# -- extras the provider does not read ------------------------------------------------------------
+_PREFIX = f"extra__{CONN_TYPE}__"
+#: Extras whose name says they hold a secret: their values are never shown.
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "passphrase", "apikey", "privatekey",
+                 "authorization", "credential", "keyfile", "cookie")
+#: Unknown keys that hold what belongs into the connection's password (the Private Integration token).
+_TOKEN_KEYS = {"token", "accesstoken", "privatetoken", "apitoken", "apikey", "bearertoken", "authtoken",
+               "privateintegrationtoken", "pit", "password"}
+_NOT_A_SETTING = f"it is not a setting of a {CONN_TYPE!r} connection"
+#: difflib ratio from which an unknown key is taken for a misspelt field.
+_CLOSE = 0.75
+
+
+def _known_fields() -> tuple[str, ...]:
+    return (*CONN_FIELDS, *LEGACY_STORE_EXTRAS)
+
+
+def _squash(name: str) -> str:
+    """``name`` lower case, without ``_``, ``-``, spaces ...: ``locationId``, ``Location ID`` and
+    ``location-id`` all give ``locationid``."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _snake(name: str) -> str:
+    """camelCase / kebab-case / spaced ``name`` in snake_case: ``locationId`` -> ``location_id``."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip())
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether an extra's name says it holds a secret (its value is never logged or shown)."""
+    squashed = _squash(name)
+    return any(word in squashed for word in _SECRET_WORDS)
+
+
+def _shown_key(key: str) -> str:
+    """A key as named in messages (a very long one - maybe a value pasted as a key - is cut)."""
+    return repr(key) if len(key) <= 48 else f"{key[:12]!r}... (a {len(key)}-character key)"
+
+
+def _closest(key: str) -> str | None:
+    """The field an unknown ``key`` is most likely a misspelling of (``None``: none is close)."""
+    fields = _known_fields()
+    found = difflib.get_close_matches(_snake(key), fields, n=1, cutoff=_CLOSE)
+    if found:
+        return found[0]
+    squashed = {_squash(f): f for f in fields}
+    found = difflib.get_close_matches(_squash(key), list(squashed), n=1, cutoff=_CLOSE)
+    return squashed[found[0]] if found else None
+
+
+def _needed(field: str, auth_type: str, user_type: str) -> bool:
+    """Whether the connection needs ``field`` (then a misspelt key for it is an error)."""
+    if field == "location_id":
+        return user_type == "Location"  # (an agency connection works without one: every location)
+    if auth_type == "oauth":
+        return field in ("client_id", "client_secret") or (field == "company_id" and user_type == "Company")
+    return False
+
+
+def _read_unknown_extras(extras: dict[str, Any], conn_id: str) -> tuple[dict[str, Any], dict[str, str], dict[str, list[str]]]:
+    """``(extras, sources, near)``: ``extras`` with each field spelled another way read as that
+    field (``sources``: field -> the key it was read from), and the keys close to each field
+    (``near``, for :func:`_check_near_misses`); after one warning per connection and process
+    naming every key the provider does not read, with the fix, never a value (module docstring).
+
+    :raises GHLConfigError: a field and another spelling of it hold different values.
+    """
+    fields = set(_known_fields())
+    by_squash = {_squash(f): f for f in fields}
+    aliases: dict[str, list[str]] = {}  # field -> its other spellings present
+    near: dict[str, list[str]] = {}  # field -> keys close to it
+    notes: dict[str, str] = {}  # key -> what is wrong with it, and the fix
+    for key in extras:
+        if not isinstance(key, str) or key in fields:
+            continue
+        if key.startswith(_PREFIX) and key.removeprefix(_PREFIX) in fields:
+            continue  # the form's prefixed name
+        if key.startswith("__") or (key.startswith("extra__") and not key.startswith(_PREFIX)):
+            continue  # Airflow's own (``__extra__``), or left by the form of another connection type
+        base = key.removeprefix(_PREFIX)
+        if (is_secret_key(key) or _squash(base) in _TOKEN_KEYS) and isinstance(extras[key], str):
+            mask_secret(extras[key])  # a secret kept under a name the provider does not read
+        field = by_squash.get(_squash(base))
+        if field is not None:
+            aliases.setdefault(field, []).append(key)
+            notes[key] = f"extra {_shown_key(key)} is read as {field!r}: rename it to {field!r}"
+        elif _squash(base) in _TOKEN_KEYS:
+            notes[key] = (
+                f"extra {_shown_key(key)} is not read: the Private Integration token goes into the "
+                "connection's password (the form's 'Access token' field)"
+            )
+        elif (field := _closest(base)) is not None:
+            near.setdefault(field, []).append(key)
+            notes[key] = f"extra {_shown_key(key)} is not read: did you mean {field!r}? Rename it to {field!r}"
+        else:
+            notes[key] = f"extra {_shown_key(key)} is not read: {_NOT_A_SETTING}"
+    if not notes:
+        return extras, {}, {}
+
+    resolved = dict(extras)
+    sources: dict[str, str] = {}
+    for field, keys in aliases.items():
+        own_key = field if extras.get(field) not in (None, "") else f"{_PREFIX}{field}"
+        own = _extra(extras, field)
+        given = [(own_key, own)] if own is not None else []
+        given += [(k, extras[k]) for k in keys if extras[k] not in (None, "")]
+        if len({repr(v.strip() if isinstance(v, str) else v) for _, v in given}) > 1:
+            names = " and ".join(repr(k) for k, _ in given)
+            shown = "" if is_secret_key(field) else " (" + ", ".join(f"{k!r}: {v!r}" for k, v in given) + ")"
+            raise GHLConfigError(
+                f"connection {conn_id!r}: the extras {names} both set {field!r}, to different values{shown}; "
+                f"keep the right value under {field!r} and delete the other"
+            )
+        if own is None and given:
+            resolved[field] = given[0][1]
+            sources[field] = given[0][0]
+    unknown = any(note.endswith(_NOT_A_SETTING) for note in notes.values())
+    _warn_once(
+        _WARNED_EXTRAS, (conn_id, tuple(sorted(notes))),
+        "connection %r: %s.%s",
+        conn_id, "; ".join(notes.values()),
+        f" (The extras of a {CONN_TYPE!r} connection: {', '.join(CONN_FIELDS)}.)" if unknown else "",
+    )
+    return resolved, sources, near
+
+
+def _check_near_misses(
+    extras: dict[str, Any], near: dict[str, list[str]], conn_id: str, auth_type: str, user_type: str
+) -> None:
+    """:raises GHLConfigError: a field the connection needs is not set while a key close to it is."""
+    for field, keys in near.items():
+        if _extra(extras, field) is None and _needed(field, auth_type, user_type):
+            raise GHLConfigError(
+                f"connection {conn_id!r}: the extra {field!r} is not set, but the connection has "
+                f"{' and '.join(_shown_key(k) for k in keys)}: rename it to {field!r}"
+            )
+
+
+def _warn_once(seen: set[Any], key: Any, message: str, *args: Any) -> None:
+    with _WARNED_LOCK:
+        if key in seen:
+            return
+        seen.add(key)
+    log.warning(message, *args)
 
 
 def _warn_url_credentials(conn_id: str, host: str) -> None:

@@ -331,9 +331,8 @@ class _RequestRules:
             )
         if cls is GHLLocationAccessError:
             message = (
-                f"{message}: the token belongs to another location (sub-account) than the one this call "
-                "reads or writes; check the connection's location_id (extra 'location_id', or "
-                "ContactsHook(location_id=...)) against the location the token was issued for"
+                f"{message}: the token was issued for another location (sub-account); set location_id "
+                "(the connection's extra 'location_id', or ContactsHook(location_id=...)) to the token's location"
             )
         elif status == 401:
             message = (
