@@ -373,10 +373,9 @@ class GHLContactsHook(
         # Airflow's Test button runs this hook under a throwaway connection id: an OAuth test must
         # use (and rotate in) the token store of the saved connection it stands for, or it would
         # spend the single-use refresh token into a store nobody reads again.
-        twin = self._saved_oauth_twin(settings)
         # Not saved yet (the form's Test before Save): a refresh would spend the refresh token the
         # user is about to save. Only the client id and secret are checked then.
-        unsaved = twin is None and self._unsaved_form_copy(settings)
+        twin, unsaved = self._oauth_test_identity(settings)
         probe._settings = dataclasses.replace(
             settings, conn_id=twin or settings.conn_id, connect_timeout_s=connect_s, read_timeout_s=read_s
         )
@@ -418,12 +417,24 @@ class GHLContactsHook(
         then reads and rotates that connection's tokens. Looked up outside task processes only (the
         api-server, scripts); an error in the look-up means no twin.
         """
+        return self._oauth_test_identity(settings)[0]
+
+    def _oauth_test_identity(self, settings: ConnectionSettings) -> tuple[str | None, bool]:
+        """``(twin, unsaved)`` of an OAuth connection under test, from one read of the metadata DB.
+
+        ``twin``: :meth:`_saved_oauth_twin`. ``unsaved``: the connection is not saved anywhere -
+        Airflow's *Test* pressed on a connection form before *Save* (the api-server runs the hook
+        under a throwaway id, from an environment variable) with no saved connection holding the
+        same refresh token. ``False`` wherever that cannot be told for sure (no metadata DB, a task
+        process, a connection saved under its own id, not under Airflow's API server): the full
+        test runs then.
+        """
         if settings.auth_type != "oauth" or not settings.refresh_token:
-            return None
+            return None, False
         from airflow_provider_contacts.auth import _in_task_process
 
         if _in_task_process():
-            return None
+            return None, False
         try:
             from sqlalchemy import select
 
@@ -433,7 +444,7 @@ class GHLContactsHook(
             with create_session() as session:
                 saved = list(session.scalars(select(Connection).where(Connection.conn_type == CONN_TYPE)))
                 if any(conn.conn_id == self.ghl_conn_id for conn in saved):
-                    return None  # the hook runs under the saved connection's own id
+                    return None, False  # the hook runs under the saved connection's own id
                 twins = []
                 for conn in saved:
                     try:
@@ -446,40 +457,15 @@ class GHLContactsHook(
                         twins.append(conn.conn_id)
         except Exception as exc:  # noqa: BLE001 - no metadata DB here: test under this hook's own id
             self.log.debug("No saved twin of connection %r looked up: %s", self.ghl_conn_id, type(exc).__name__)
-            return None
+            return None, False
         if len(twins) > 1:
             self.log.warning(
                 "Connections %s share one OAuth refresh token; they spend each other's single-use "
                 "tokens. Testing with the token store of %r.", sorted(twins), min(twins)
             )
-        return min(twins) if twins else None
-
-    def _unsaved_form_copy(self, settings: ConnectionSettings) -> bool:
-        """Whether this hook tests an OAuth connection that is not saved anywhere: Airflow's *Test*
-        pressed on a connection form before *Save* (``POST /api/v2/connections/test`` runs the hook
-        in the api-server under a throwaway id, from an environment variable), with no saved
-        connection holding the same refresh token (:meth:`_saved_oauth_twin` found none).
-
-        False wherever that cannot be told for sure (no metadata DB, a task process, a connection
-        of the metadata DB or of a secrets backend under its own id): the full test runs then.
-        """
-        if settings.auth_type != "oauth" or not settings.refresh_token:
-            return False
-        from airflow_provider_contacts.auth import _in_task_process
-
-        if _in_task_process() or not _called_from_airflow_api():
-            return False
-        try:
-            from sqlalchemy import select
-
-            from airflow.models import Connection
-            from airflow.utils.session import create_session
-
-            with create_session() as session:
-                saved = session.scalar(select(Connection.id).where(Connection.conn_id == self.ghl_conn_id))
-        except Exception:  # noqa: BLE001 - cannot tell: the full test
-            return False
-        return saved is None
+        if twins:
+            return min(twins), False
+        return None, _called_from_airflow_api()
 
     def _test_oauth_client(self) -> tuple[bool, str]:
         """The test of an OAuth connection that is not saved yet: the token endpoint (oauth.json

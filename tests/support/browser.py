@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -72,7 +73,20 @@ def chromium(executable: str) -> Iterator[Any]:
 
 
 def api_request(base_url: str, method: str, path: str, body: Any = None, timeout: float = 60.0) -> tuple[int, Any]:
-    """One call of the Airflow REST API the UI uses (``/api/v2/...``): ``(status, JSON body)``."""
+    """One call of the Airflow REST API the UI uses (``/api/v2/...``): ``(status, JSON body)``.
+
+    A 500 "Database error" is sent again (up to 5 times, 1 s apart): the test deployments' metadata
+    DB is SQLite, which the scheduler and dag-processor lock for moments at a time on a busy
+    machine (the failed request was rolled back)."""
+    for _ in range(5):
+        status, answer = _api_request_once(base_url, method, path, body, timeout)
+        if status != 500 or "Database error" not in json.dumps(answer):
+            break
+        time.sleep(1.0)
+    return status, answer
+
+
+def _api_request_once(base_url: str, method: str, path: str, body: Any, timeout: float) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
