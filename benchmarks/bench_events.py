@@ -116,7 +116,6 @@ def make_changes(admin: Any, k: int, rng: random.Random) -> dict[str, int]:
     for _ in range(plan["contact_delete"]):
         admin.delete_contact(take(iter(c for c in ids if c in notes or c in tasks)))
         done["contact_delete"] += 1
-    del truth
     return done
 
 
@@ -181,7 +180,6 @@ def main() -> int:
         clock = Clock()
         ev_path, poll_path = Path(tmp) / "events.sqlite", Path(tmp) / "polling.sqlite"
         print(f"--- {args.contacts} contacts (rate limit {args.rate_limit}, latency {args.latency_ms} ms)", flush=True)
-        seeded = time.monotonic()
         events_target = Target(ev_path, True, clock)
         report, wall = Target(ev_path, False, clock).run()
         print(f"full load: {report['requests']} requests, {wall:.1f} s", flush=True)
@@ -193,7 +191,6 @@ def main() -> int:
         server, url = serve_receiver(store, admin.webhook_keys())
         admin.subscribe_webhook(url, location)
         events_target.run()  # the first run with events: sets the backstop's clocks (scans once)
-        del seeded
         header = f"{'K':>6} {'mode':<8} {'requests':>9} {'run s':>8} {'diffs left':>11}  notes"
         print(header, flush=True)
         print("-" * len(header), flush=True)

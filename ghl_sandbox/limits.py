@@ -43,7 +43,6 @@ class _Usage:
     admitted: int = 0
     throttled: int = 0
     peak: int = 0
-    peak_at: float = 0.0  # monotonic time of the admission that set the peak
     first_at: float | None = None
     last_at: float | None = None
     recent: deque[float] = field(default_factory=deque)  # admissions in the last window
@@ -123,7 +122,7 @@ class RateLimiter:
         while u.recent and u.recent[0] <= now - window:
             u.recent.popleft()
         if len(u.recent) > u.peak:
-            u.peak, u.peak_at = len(u.recent), now
+            u.peak = len(u.recent)
 
     def reset_stats(self) -> None:
         """Zero the statistics of :meth:`stats` (the limits' own history is kept)."""

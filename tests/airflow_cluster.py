@@ -113,21 +113,20 @@ class AirflowCluster:
         """Migrate the DB, start the four services and wait until the api-server answers."""
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self._cli("db", "migrate", timeout=timeout)
-        for name in SERVICES:
+        self._spawn({name: [AIRFLOW_BIN, name] for name in SERVICES})
+        self._wait_for_api(timeout)
+        return self
+
+    def _spawn(self, commands: dict[str, list[str]]) -> None:
+        """Start each named command in its own session, its output in ``<home>/<name>.log``."""
+        for name, cmd in commands.items():
             log_path = self.airflow_home / f"{name}.log"
             self.service_logs[name] = log_path
             with log_path.open("wb") as log:
                 self.processes[name] = subprocess.Popen(
-                    [AIRFLOW_BIN, name],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=self.airflow_home,
-                    start_new_session=True,
+                    cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    cwd=self.airflow_home, start_new_session=True,
                 )
-        self._wait_for_api(timeout)
-        return self
 
     def stop(self) -> None:
         """Terminate every service (SIGTERM, then SIGKILL after 20 s)."""
@@ -209,7 +208,7 @@ class AirflowCluster:
         import urllib.request
 
         deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.api_port}/api/v2/monitor/health"
+        url = f"{self.api_url}/api/v2/monitor/health"
         while time.monotonic() < deadline:
             self._check_services_alive()
             try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -106,14 +105,7 @@ class CeleryCluster(AirflowCluster):
                 AIRFLOW_BIN, "celery", "worker", "--celery-hostname", f"ghl-worker-{i}@%h", "--queues", self.queue,
                 "--skip-serve-logs", "--without-gossip", "--without-mingle",
             ]
-        for name, cmd in commands.items():
-            log_path = self.airflow_home / f"{name}.log"
-            self.service_logs[name] = log_path
-            with log_path.open("wb") as log:
-                self.processes[name] = subprocess.Popen(
-                    cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    cwd=self.airflow_home, start_new_session=True,
-                )
+        self._spawn(commands)
         self._wait_for_api(timeout)
         return self
 

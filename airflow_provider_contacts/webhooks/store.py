@@ -63,13 +63,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.types import TypeDecorator
 
-from airflow_provider_contacts.webhooks.events import (
-    CONTACT_EVENT_TYPES,
-    DELETE_EVENT_TYPES,
-    NOTE_EVENT_TYPES,
-    TASK_EVENT_TYPES,
-    WebhookEvent,
-)
+from airflow_provider_contacts.webhooks.events import WebhookEvent
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -95,9 +89,9 @@ class StorageUnavailable(RuntimeError):
 
 
 def _error_message(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
-    lines = str(orig).strip().splitlines()
-    return f"{type(orig).__name__}: {lines[0] if lines else ''}"[:_MESSAGE_CHARS]
+    from airflow_provider_contacts.sync.writes import db_error_message  # (the error path only)
+
+    return db_error_message(getattr(exc, "orig", None) or exc)[:_MESSAGE_CHARS]  # SQLAlchemy wraps the driver's error
 
 
 def _utc(value: datetime) -> datetime:
@@ -178,18 +172,10 @@ class StoredEvent:
             return {}
         return value if isinstance(value, dict) else {}
 
-    @property
-    def entity(self) -> str | None:
-        """``contact``, ``task`` or ``note`` for the documented types, else ``None``."""
-        for entity, types in (("contact", CONTACT_EVENT_TYPES), ("task", TASK_EVENT_TYPES), ("note", NOTE_EVENT_TYPES)):
-            if self.event_type in types:
-                return entity
-        return None
-
-    @property
-    def is_delete(self) -> bool:
-        """``ContactDelete``, ``TaskDelete`` or ``NoteDelete``."""
-        return self.event_type in DELETE_EVENT_TYPES
+    #: ``contact``, ``task`` or ``note`` for the documented types, else ``None`` (as for a delivery).
+    entity = WebhookEvent.entity
+    #: ``ContactDelete``, ``TaskDelete`` or ``NoteDelete``.
+    is_delete = WebhookEvent.is_delete
 
 
 class WebhookEventStore:
@@ -469,15 +455,14 @@ class WebhookEventStore:
         """Execute ``stmt``: on the store's own transaction (errors -> StorageUnavailable), a
         SQLAlchemy connection, or a DB-API cursor/connection (compiled for the target's dialect).
         Returns the rows (``fetch``) or the number of rows affected."""
+        self.ensure_table()
         if connection is None:
-            self.ensure_table()
             try:
                 with self.engine.begin() as conn:
                     result = conn.execute(stmt)
                     return [tuple(r) for r in result] if fetch else result.rowcount
             except Exception as exc:  # noqa: BLE001
                 raise StorageUnavailable(_error_message(exc)) from exc
-        self.ensure_table()
         if isinstance(connection, SAConnection):
             result = connection.execute(stmt)
             return [tuple(r) for r in result] if fetch else result.rowcount
