@@ -50,6 +50,19 @@ def airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return proc
 
 
+def airflow_env(home: Path, log_level: str) -> dict[str, str]:
+    """This process's environment without its AIRFLOW* settings, plus an Airflow home of the demo's
+    own (SQLite metadata DB, the repository's dags/, no examples)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": log_level,
+    }
+
+
 def last_report(target: Path) -> dict[str, Any]:
     """The report the last run stored next to the data (table ghl_sync_state)."""
     import sqlite3
@@ -75,14 +88,7 @@ def main() -> int:
     shutil.rmtree(DEMO_HOME, ignore_errors=True)
     DEMO_HOME.mkdir(parents=True)
     os.environ["AIRFLOW_HOME"] = str(DEMO_HOME)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
-        "AIRFLOW_HOME": str(DEMO_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DEMO_HOME / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    }
+    env = airflow_env(DEMO_HOME, "WARNING")
     from ghl_sandbox.config import SandboxConfig
     from ghl_sandbox.testing import SandboxServer
 

@@ -19,34 +19,20 @@ Exit status 0 only when every run succeeds and every check holds.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sqlite3
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+from demo import airflow, airflow_env, banner  # scripts/demo.py: the same Airflow CLI runner and banner
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_HOME = REPO / ".demo-leads" / "airflow_home"
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 CONTACTS = 40
 RATE_LIMIT = "100/10"
-
-
-def banner(text: str) -> None:
-    print(f"\n=== {text} " + "=" * max(0, 74 - len(text)), flush=True)
-
-
-def airflow(env: dict[str, str], *args: str) -> str:
-    """Run the Airflow CLI; on failure print its output tail and exit. Returns its output."""
-    proc = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, cwd=REPO)
-    if proc.returncode != 0:
-        print(f"airflow {' '.join(args)} failed ({proc.returncode}):")
-        print("\n".join((proc.stdout + proc.stderr).splitlines()[-60:]))
-        sys.exit(1)
-    return proc.stdout + proc.stderr
 
 
 def report_lines(output: str) -> list[str]:
@@ -67,7 +53,8 @@ def report_lines(output: str) -> list[str]:
 def run_dag(env: dict[str, str], dag_id: str, title: str) -> list[str]:
     banner(title)
     started = time.monotonic()
-    output = airflow(env, "dags", "test", dag_id, "-f", str(REPO / "dags" / f"{dag_id}.py"))
+    proc = airflow(env, "dags", "test", dag_id, "-f", str(REPO / "dags" / f"{dag_id}.py"))
+    output = proc.stdout + proc.stderr
     lines = report_lines(output)
     print("\n".join(lines))
     print(f"(airflow dags test took {time.monotonic() - started:.1f} s including Airflow start-up)")
@@ -77,14 +64,7 @@ def run_dag(env: dict[str, str], dag_id: str, title: str) -> list[str]:
 def main() -> int:
     shutil.rmtree(DEMO_HOME.parent, ignore_errors=True)
     DEMO_HOME.mkdir(parents=True)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
-        "AIRFLOW_HOME": str(DEMO_HOME),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{DEMO_HOME / 'airflow.db'}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    }
+    env = airflow_env(DEMO_HOME, "INFO")
     from ghl_sandbox.config import SandboxConfig
     from ghl_sandbox.testing import SandboxServer
 
