@@ -239,6 +239,22 @@ def asset_extra(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], t
     }
 
 
+def resolve_dag_file(path: str | os.PathLike[str] | None, default: Path, caller: str, what: str) -> str:
+    """The absolute path of a DAG builder's file argument ``path`` (``None``: ``default``): as Python
+    opens it (``Path(__file__).with_name(...)`` is relative when ``__file__`` is), else a bare name
+    next to the DAG file ``caller``; absolute either way, for the workers.
+
+    :raises FileNotFoundError: ``"<what> '<path>' does not exist"``.
+    """
+    chosen = default if path is None else Path(path).expanduser()
+    if not chosen.is_absolute():
+        here = chosen.resolve()
+        chosen = here if here.is_file() else Path(caller).resolve().parent / chosen
+    if not chosen.is_file():
+        raise FileNotFoundError(f"{what} {str(chosen)!r} does not exist")
+    return str(chosen)
+
+
 def _doc_md(dag_id: str, mapping: Path, run_interval: timedelta, alerts: str) -> str:
     return (
         f"### {dag_id}\n\n"
@@ -309,15 +325,8 @@ def build_reconcile_dag(
     :raises ValueError: among others, a ``location_ids`` default that is not a list of HighLevel ids.
     """
     caller = sys._getframe(1).f_code.co_filename
-    mapping_path = DEFAULT_MAPPING_FILE if mapping is None else Path(mapping).expanduser()
-    if not mapping_path.is_absolute():
-        # As Python opens it (``Path(__file__).with_name(...)`` is relative when ``__file__`` is),
-        # else a bare name next to the DAG file; absolute either way, for the workers.
-        here = mapping_path.resolve()
-        mapping_path = here if here.is_file() else Path(caller).resolve().parent / mapping_path
-    if not mapping_path.is_file():
-        raise FileNotFoundError(f"build_reconcile_dag: mapping file {str(mapping_path)!r} does not exist")
-    mapping_file = str(mapping_path)
+    mapping_file = resolve_dag_file(mapping, DEFAULT_MAPPING_FILE, caller, "build_reconcile_dag: mapping file")
+    mapping_path = Path(mapping_file)
 
     dag_params = default_params(params)
     defaults = {name: param.value for name, param in dag_params.items()}

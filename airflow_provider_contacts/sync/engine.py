@@ -43,6 +43,7 @@ from airflow_provider_contacts.sync.custom_fields import plan_custom_columns
 from airflow_provider_contacts.sync.extract import Children, Extractor, iso_utc, parse_updated
 from airflow_provider_contacts.sync.mapping import TABLES, FieldMapping, MappedRecord, Quarantined
 from airflow_provider_contacts.sync.progress import ProgressReporter, limiter_rate
+from airflow_provider_contacts.sync.progress import hook_stat as _stat
 from airflow_provider_contacts.sync.report import CustomFieldsReport, RunReport
 from airflow_provider_contacts.sync.sinks import SinkTransaction, SqlSink, utcnow
 from airflow_provider_contacts.sync.state import SyncState
@@ -110,14 +111,6 @@ class SyncConfig:
     def runs_per_sweep(self) -> int:
         """How many runs share one sweep period (at least 1)."""
         return max(1, math.floor(self.sweep_period / self.schedule_interval))
-
-
-def _stat(hook: Any, name: str) -> int:
-    stats = getattr(hook, "stats", None)
-    if stats is None:
-        return 0
-    value = stats.get(name, 0) if isinstance(stats, Mapping) else getattr(stats, name, 0)
-    return int(value or 0)
 
 
 class ReconcileEngine:
@@ -419,10 +412,7 @@ class ReconcileEngine:
         stale = [cid for cid in stale_quarantine if cid in gone or cid not in parents]
         now = self.clock()
         with self.sink.transaction() as tx:
-            report.counts("contacts").add(deleted=tx.mark_deleted("contacts", missing, now))
-            for entity, count in tx.delete_children_of(missing + orphaned, now).items():
-                report.counts(entity).add(deleted=count)
-            tx.clear_quarantine("contacts", sorted(set(stale) | set(missing)))
+            self._tombstone_contacts(tx, missing, now, report, orphaned=orphaned, stale=stale)
 
     # -- 3. sweep --------------------------------------------------------------------------
     def _sweep(self, state: SyncState, report: RunReport) -> None:
@@ -555,6 +545,27 @@ class ReconcileEngine:
             log.warning("quarantined %s %s: %s", TABLES[entity], item.id or "(no id)", item.reason)
         for item in counts.rejected:
             log.warning("the target refused %s %s (quarantined): %s", TABLES[entity], item.id, item.reason)
+
+    def _tombstone_contacts(
+        self,
+        tx: SinkTransaction,
+        ids: Sequence[str],
+        now: datetime,
+        report: RunReport,
+        *,
+        orphaned: Sequence[str] = (),
+        stale: Sequence[str] = (),
+    ) -> dict[str, int]:
+        """Mark contacts ``ids`` deleted, with the tasks and notes of ``ids`` and ``orphaned``, and drop
+        the contact quarantine entries of ``ids`` and ``stale``. Returns the deleted counts per entity
+        (``contacts`` first), already added to ``report``."""
+        counts = {"contacts": tx.mark_deleted("contacts", ids, now)}
+        report.counts("contacts").add(deleted=counts["contacts"])
+        for entity, count in tx.delete_children_of([*ids, *orphaned], now).items():
+            report.counts(entity).add(deleted=count)
+            counts[entity] = count
+        tx.clear_quarantine("contacts", sorted(set(stale) | set(ids)))
+        return counts
 
     def _write_children(self, tx: SinkTransaction, children: Children, report: RunReport, now: datetime) -> None:
         """Upsert the tasks and notes read for ``children.contact_ids``; tombstone the ones gone."""

@@ -71,6 +71,7 @@ from airflow_provider_contacts.dates import parse_datetime
 from airflow_provider_contacts.errors import GHLAPIError
 from airflow_provider_contacts.failures import is_not_found
 from airflow_provider_contacts.sync.extract import Children, iso_utc, to_api_dict
+from airflow_provider_contacts.sync.progress import hook_stat
 
 if TYPE_CHECKING:
     from airflow_provider_contacts.sync.report import RunReport
@@ -304,9 +305,15 @@ class AsyncEventReader:
             self._store = None
 
 
+def _sqlite_engine(path: Any) -> Any:
+    """A SQLAlchemy engine on the SQLite file ``path`` (shared across threads, 60 s busy timeout)."""
+    import sqlalchemy as sa
+
+    return sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 60, "check_same_thread": False})
+
+
 async def async_engine_for(target_conn_id: str) -> Any:
     """A SQLAlchemy engine on ``target_conn_id``'s database, resolved with ``aget_connection``."""
-    import sqlalchemy as sa
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -318,11 +325,11 @@ async def async_engine_for(target_conn_id: str) -> Any:
         if target_conn_id != DEFAULT_TARGET_CONN_ID:
             raise
         path = embedded_sqlite_path()
-        return sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 60, "check_same_thread": False})
+        return _sqlite_engine(path)
     if conn.conn_type == "sqlite":
         host = conn.host or ""
         path = host[len("file:"):].split("?", 1)[0] if host.startswith("file:") else host
-        return sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 60, "check_same_thread": False})
+        return _sqlite_engine(path)
     hook = conn.get_hook(hook_params={"connection": conn})
     return hook.get_sqlalchemy_engine(engine_kwargs={"pool_pre_ping": True, "hide_parameters": True})
 
@@ -492,7 +499,7 @@ class EventRun:
     def apply(self) -> None:
         """Apply the location's pending events, chunk by chunk (module docstring, steps 1-3)."""
         engine = self.engine
-        requests_before = _requests(engine.hook)
+        requests_before = hook_stat(engine.hook, "requests")
         events = list(self.source.pending(engine.location_id, self.config.max_events_per_run))
         self._seen = {e.key for e in events}
         self.stats["pending"] = len(events)
@@ -503,7 +510,7 @@ class EventRun:
             self._apply_chunk(events[start : start + self.config.chunk_size])
             if progress is not None and events:
                 progress.tick(min(len(events), start + self.config.chunk_size), engine._done)
-        self.stats["requests"] = _requests(engine.hook) - requests_before
+        self.stats["requests"] = hook_stat(engine.hook, "requests") - requests_before
         if events:
             log.info(
                 "webhook events: %d applied, %d deferred (search lag), %d ignored, %d request(s)",
@@ -547,13 +554,8 @@ class EventRun:
             engine._write_children(tx, children, report, now)
             gone = sorted(folded.deleted["contacts"])
             if gone:
-                count = tx.mark_deleted("contacts", gone, now)
-                report.counts("contacts").add(deleted=count)
-                self.stats["deleted"]["contacts"] += count
-                for entity, n in tx.delete_children_of(gone, now).items():
-                    report.counts(entity).add(deleted=n)
+                for entity, n in engine._tombstone_contacts(tx, gone, now, report).items():
                     self.stats["deleted"][entity] += n
-                tx.clear_quarantine("contacts", gone)
             for entity in ("tasks", "notes"):
                 ids = sorted(folded.deleted[entity])
                 if ids:
@@ -651,19 +653,9 @@ def sqlalchemy_engine(hook: Any) -> Any:
     hook's own ``get_sqlalchemy_engine``), for the receiver's store."""
     path = getattr(hook, "path", None)
     if path is not None and str(getattr(hook, "dialect_name", "")) == "sqlite":
-        import sqlalchemy as sa
-
-        return sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 60, "check_same_thread": False})
+        return _sqlite_engine(path)
     return hook.get_sqlalchemy_engine(engine_kwargs={"pool_pre_ping": True, "hide_parameters": True})
 
 
 def engine_now(engine: Any) -> datetime:
     return engine.clock()
-
-
-def _requests(hook: Any) -> int:
-    stats = getattr(hook, "stats", None)
-    if stats is None:
-        return 0
-    value = stats.get("requests", 0) if isinstance(stats, Mapping) else getattr(stats, "requests", 0)
-    return int(value or 0)

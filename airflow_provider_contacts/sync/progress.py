@@ -33,10 +33,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["ProgressReporter", "format_duration", "limiter_rate"]
+__all__ = ["ProgressReporter", "format_duration", "hook_stat", "limiter_rate"]
 
 #: HighLevel's documented burst budget (requests per second) when the hook has no limiter.
 DEFAULT_RATE = 100 / 10.0
+
+
+def hook_stat(hook: object, name: str) -> int:
+    """The hook's ``stats`` counter ``name`` (``requests``, ``throttled``, ``retries``); 0 without stats."""
+    stats = getattr(hook, "stats", None)
+    if stats is None:
+        return 0
+    value = stats.get(name, 0) if isinstance(stats, Mapping) else getattr(stats, name, 0)
+    return int(value or 0)
 
 
 def limiter_rate(hook: object) -> float:

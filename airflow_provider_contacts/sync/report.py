@@ -23,8 +23,6 @@ __all__ = [
     "RunReport",
     "SweepReport",
     "TableCounts",
-    "merge_nested",
-    "merge_reports",
     "report_rows",
     "summarize_rows",
 ]
@@ -214,27 +212,6 @@ class RunReport:
             )
         lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
-
-
-def merge_nested(items: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
-    """Sum ``{table: {column: count}}`` maps (``column_errors``, ``cleaned``) of several reports."""
-    out: dict[str, dict[str, int]] = {}
-    for item in items:
-        for table, columns in (item or {}).items():
-            target = out.setdefault(table, {})
-            for column, count in columns.items():
-                target[column] = target.get(column, 0) + int(count)
-    return out
-
-
-def merge_reports(reports: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Sum the per-table counters of several locations' report dicts."""
-    totals: dict[str, dict[str, int]] = {t: dict.fromkeys(_COUNT_NAMES, 0) for t in TABLES.values()}
-    for report in reports:
-        for table, counts in report.get("tables", {}).items():
-            for name in _COUNT_NAMES:
-                totals.setdefault(table, dict.fromkeys(_COUNT_NAMES, 0))[name] += int(counts.get(name, 0))
-    return totals
 
 
 #: Keys of a :func:`report_rows` row, in order.

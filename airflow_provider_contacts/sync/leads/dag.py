@@ -31,6 +31,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, get_current_context, task
 
 from airflow_provider_contacts.sync.alerts import failure_alert
+from airflow_provider_contacts.sync.dag import resolve_dag_file
 
 log = logging.getLogger(__name__)
 
@@ -129,16 +130,6 @@ def lead_values(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[
     return out
 
 
-def _resolve(path: str | os.PathLike[str] | None, default: Path, caller: str, what: str) -> str:
-    chosen = default if path is None else Path(path).expanduser()
-    if not chosen.is_absolute():
-        here = chosen.resolve()
-        chosen = here if here.is_file() else Path(caller).resolve().parent / chosen
-    if not chosen.is_file():
-        raise FileNotFoundError(f"{what} {str(chosen)!r} does not exist")
-    return str(chosen)
-
-
 def _dag_kwargs(dag_kwargs: dict[str, Any], description: str, tags: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     default_args = {
         "retries": 2,
@@ -223,8 +214,8 @@ def build_leads_dag(
         :func:`~airflow_provider_contacts.failures.failing_fast`).
     """
     caller = sys._getframe(1).f_code.co_filename
-    mapping_file = _resolve(mapping, DEFAULT_LEADS_MAPPING_FILE, caller, "build_leads_dag: leads mapping file")
-    templates_file = _resolve(templates, DEFAULT_TEMPLATES_FILE, caller, "build_leads_dag: task template file")
+    mapping_file = resolve_dag_file(mapping, DEFAULT_LEADS_MAPPING_FILE, caller, "build_leads_dag: leads mapping file")
+    templates_file = resolve_dag_file(templates, DEFAULT_TEMPLATES_FILE, caller, "build_leads_dag: task template file")
     dag_params, defaults, default_args, kwargs, doc = _dag_frame(
         "leads", params, templates_file, dag_kwargs,
         "Leads of a SQL table into HighLevel contacts, tasks and notes", ["highlevel", "leads"])
@@ -284,9 +275,9 @@ def build_two_way_dag(
     Other arguments as in :func:`build_leads_dag`.
     """
     caller = sys._getframe(1).f_code.co_filename
-    mapping_file = _resolve(mapping, DEFAULT_LEADS_MAPPING_FILE, caller, "build_two_way_dag: leads mapping file")
-    templates_file = _resolve(templates, DEFAULT_TEMPLATES_FILE, caller, "build_two_way_dag: task template file")
-    reconcile_file = _resolve(reconcile_mapping, DEFAULT_RECONCILE_MAPPING_FILE, caller, "build_two_way_dag: reconcile mapping file")
+    mapping_file = resolve_dag_file(mapping, DEFAULT_LEADS_MAPPING_FILE, caller, "build_two_way_dag: leads mapping file")
+    templates_file = resolve_dag_file(templates, DEFAULT_TEMPLATES_FILE, caller, "build_two_way_dag: task template file")
+    reconcile_file = resolve_dag_file(reconcile_mapping, DEFAULT_RECONCILE_MAPPING_FILE, caller, "build_two_way_dag: reconcile mapping file")
     dag_params, defaults, default_args, kwargs, doc = _dag_frame(
         "two_way", params, templates_file, dag_kwargs,
         "Two-way sync of chosen fields between a lead table and HighLevel", ["highlevel", "leads", "two-way"])
@@ -342,8 +333,6 @@ def build_two_way_dag(
                     mapping_path=mapping_file,
                     templates_path=values["task_templates"],
                     config=_config(values),
-                    propagate_deletions=bool(values["propagate_deletions"]),
-                    max_delete_fraction=float(values["max_delete_fraction"]),
                     reconcile_report={
                         k: reconciled.get(k) for k in ("mode", "tables", "requests", "duration_s", "watermark_after")
                     },

@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -57,6 +57,7 @@ from airflow_provider_contacts.sync.custom_fields import resolve_reference
 from airflow_provider_contacts.sync.leads.mapping import UPDATABLE_FIELDS, LeadError, LeadMapping, MappedLead
 from airflow_provider_contacts.sync.leads.source import LeadLink, LeadSource, iso, utcnow
 from airflow_provider_contacts.sync.leads.templates import FollowUpTemplates
+from airflow_provider_contacts.sync.progress import hook_stat as _stat
 from airflow_provider_contacts.sync.transforms import TransformError
 
 if TYPE_CHECKING:
@@ -218,11 +219,6 @@ def diff_values(desired: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str
         elif old != value:
             out[key] = value
     return out
-
-
-def _stat(hook: Any, name: str) -> int:
-    stats = getattr(hook, "stats", None)
-    return int(getattr(stats, name, 0) or 0) if stats is not None else 0
 
 
 @dataclass
@@ -612,11 +608,12 @@ class LeadsEngine:
 
     # -- leads gone from the table -------------------------------------------------------------
     def _gone(self, seen: set[str], report: LeadsReport) -> None:
-        links = [l for l in self.source.all_links(self.location_id) if l.lead_id not in seen and l.lead_deleted_at is None]
+        all_links = list(self.source.all_links(self.location_id))
+        links = [l for l in all_links if l.lead_id not in seen and l.lead_deleted_at is None]
         if not links:
             return
         report.leads_gone += len(links)
-        total = sum(1 for _ in self.source.all_links(self.location_id))
+        total = len(all_links)
         delete = self.config.propagate_deletions
         if delete and len(links) > self.config.max_delete_fraction * total and total >= 10:
             report.warnings.append(
@@ -666,7 +663,3 @@ def contact_values(mapping: LeadMapping, data: Mapping[str, Any], custom_ids: Ma
                 out[f"cf:{by_id[item['id']]}"] = value
     return out
 
-
-def lead_ids(leads: Sequence[MappedLead]) -> list[str]:
-    """The ids of mapped leads (helper for tests and scripts)."""
-    return [lead.lead_id for lead in leads]

@@ -61,11 +61,13 @@ def run_two_way(
     mapping_path: str | Path | None = None,
     templates_path: str | Path | None = None,
     config: LeadsConfig | None = None,
-    propagate_deletions: bool = False,
-    max_delete_fraction: float = 0.5,
+    propagate_deletions: bool | None = None,
+    max_delete_fraction: float | None = None,
     reconcile_report: dict[str, Any] | None = None,
 ) -> LeadsReport:
-    """The two-way step once (after a reconcile of the location into ``target_conn_id``)."""
+    """The two-way step once (after a reconcile of the location into ``target_conn_id``).
+    ``propagate_deletions`` / ``max_delete_fraction`` left ``None`` take ``config``'s (its defaults
+    without a ``config``)."""
     from airflow_provider_contacts.hooks.contacts import ContactsHook
     from airflow_provider_contacts.sync.target import get_target_hook
     from airflow_provider_contacts.sync.leads.two_way import TwoWayConfig, TwoWaySync
@@ -73,7 +75,11 @@ def run_two_way(
     mapping = LeadMapping.load(mapping_path)
     templates = load_templates(templates_path)
     hook = ContactsHook(ghl_conn_id=ghl_conn_id, location_id=location_id)
-    two_way = TwoWayConfig(propagate_deletions=propagate_deletions, max_delete_fraction=max_delete_fraction)
+    base = config if config is not None else LeadsConfig()
+    two_way = TwoWayConfig(
+        propagate_deletions=base.propagate_deletions if propagate_deletions is None else propagate_deletions,
+        max_delete_fraction=base.max_delete_fraction if max_delete_fraction is None else max_delete_fraction,
+    )
     try:
         with _source(crm_conn_id, leads_table, crm_schema, mapping) as source:
             sync = TwoWaySync(

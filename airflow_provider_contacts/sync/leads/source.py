@@ -410,17 +410,6 @@ class LeadSource(HookConnection):
             rows = cur.fetchall()
         return (self._link(r) for r in rows)
 
-    def lead_of_contact(self, location_id: str, contact_id: str) -> str | None:
-        """The lead already linked to ``contact_id`` in this location (``None``: none)."""
-        with self.transaction() as cur:
-            cur.execute(
-                f"SELECT lead_id FROM {self.link_table()} WHERE location_id = {self.mark} AND contact_id = {self.mark} "
-                "AND lead_deleted_at IS NULL",
-                (location_id, contact_id),
-            )
-            row = cur.fetchone()
-        return None if row is None else str(row[0])
-
     def save_link(self, cur: Any, link: LeadLink) -> None:
         """Insert or replace a link row (in ``cur``'s transaction)."""
         row = [

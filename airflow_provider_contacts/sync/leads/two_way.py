@@ -196,8 +196,7 @@ class TwoWaySync:
                         if lead.errors or not rules:
                             continue
                         self._fields(cur, lead, link, record, rules, report, now)
-            linked_total = sum(1 for link in self.source.all_links(self.location_id) if link.lead_deleted_at is None)
-            self._deleted_contacts(deletions, linked_total, report)
+            self._deleted_contacts(deletions, report)
         finally:
             self._target_conn.close()
 
@@ -276,10 +275,11 @@ class TwoWaySync:
         link.synced_at = now
         self.source.save_link(cur, link)
 
-    def _deleted_contacts(self, deletions: list[tuple[LeadLink, Any]], linked_total: int, report: LeadsReport) -> None:
+    def _deleted_contacts(self, deletions: list[tuple[LeadLink, Any]], report: LeadsReport) -> None:
         """Contacts deleted in HighLevel: mark their links; with ``propagate_deletions`` delete their leads."""
         if not deletions:
             return
+        linked_total = sum(1 for link in self.source.all_links(self.location_id) if link.lead_deleted_at is None)
         delete = self.config.propagate_deletions
         if delete and len(deletions) > self.config.max_delete_fraction * linked_total and linked_total >= 10:
             report.warnings.append(
