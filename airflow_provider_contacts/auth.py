@@ -106,7 +106,6 @@ import json
 import logging
 import os
 import random
-import re
 import socket
 import tempfile
 import threading
@@ -132,6 +131,7 @@ from airflow_provider_contacts.errors import (
     is_scope_message,
 )
 from airflow_provider_contacts.hooks.pacing import DEFAULT_INTERVAL_S
+from airflow_provider_contacts.hooks.paths import is_highlevel_id
 from airflow_provider_contacts.hooks.retry import RETRYABLE_STATUSES, RetryPolicy, retry_after_s
 
 log = logging.getLogger(__name__)
@@ -968,8 +968,6 @@ def build_token_store(spec: str | None, conn_id: str) -> TokenStore:
     return store
 
 
-#: What a location id used in a store key may contain (HighLevel ids: letters and digits).
-_LOCATION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Suffix of a location token's store key: ``<agency key>__location__<location id>``.
 LOCATION_KEY_SUFFIX = "__location__"
 
@@ -988,7 +986,7 @@ def build_location_token_store(spec: str | None, conn_id: str, location_id: str)
 
     :raises GHLConfigError: the location id is not a HighLevel id, or the spec is not understood.
     """
-    if not _LOCATION_ID.match(location_id or ""):
+    if not is_highlevel_id(location_id):
         raise GHLConfigError(
             f"location id {location_id!r} is not a HighLevel id (letters, digits, '_' and '-', 1..64 characters)"
         )
@@ -996,8 +994,6 @@ def build_location_token_store(spec: str | None, conn_id: str, location_id: str)
     spec = (spec or "variable").strip()
     if _masked(spec):
         raise _masked_store_error(conn_id, ROTATION_STORE_EXTRA)
-    if spec == "variable":
-        return VariableTokenStore(default_variable_key(conn_id) + suffix)
     if spec.startswith("variable:"):
         key = spec.removeprefix("variable:").strip()
         if not key:
@@ -1008,11 +1004,8 @@ def build_location_token_store(spec: str | None, conn_id: str, location_id: str)
         if not str(path) or str(path) == ".":
             raise GHLConfigError("rotation_store: 'file:' needs a path, e.g. 'file:/var/lib/airflow/ghl.json'")
         return FileTokenStore(path.with_name(f"{path.stem}{suffix}{path.suffix}"))
-    for prefix, class_path in _BACKEND_STORES.items():
-        if spec.startswith(prefix):
-            from airflow.sdk.module_loading import import_string
-
-            return import_string(class_path)(spec.removeprefix(prefix).strip(), key=conn_id + suffix)
+    # "variable", "sql:", "redis:" and dotted paths: the connection's own kind of store, keyed by
+    # conn_id + suffix (default_variable_key only prefixes the key).
     return build_token_store(spec, conn_id + suffix)
 
 
@@ -1191,8 +1184,6 @@ class OAuthTokenSource:
         self._location_store_factory = location_store
         self._location_store_obj: TokenStore | None = None
         self.refreshes = 0
-        #: Location tokens this source minted (``POST /oauth/locationToken`` answered).
-        self.location_mints = 0
         #: Called after each refresh this source made (the hook counts them in ``stats``).
         self.on_refresh: Callable[[], None] | None = None
 
@@ -1682,7 +1673,6 @@ class OAuthTokenSource:
         )
         if not location.access_token:
             raise GHLAuthError("/oauth/locationToken answered without access_token", operation="get-location-access-token")
-        self.location_mints += 1
         log.info(
             "Minted a location token for %r, location %s (expires %s)", self.settings.conn_id, location_id,
             location.expires_at.isoformat() if location.expires_at else "unknown",

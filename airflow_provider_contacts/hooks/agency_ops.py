@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import re
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import AliasChoices, Field
 
 from airflow_provider_contacts.auth import AgencyTokenView, OAuthTokenSource, agency_private_token_error
 from airflow_provider_contacts.errors import GHLConfigError, GHLValidationError
 from airflow_provider_contacts.hooks.operations import OperationsBase
+from airflow_provider_contacts.hooks.paths import is_highlevel_id
 from airflow_provider_contacts.hooks.specs import Plan, RequestSpec, adrive, drive
 from airflow_provider_contacts.models import APIModel
 
@@ -38,7 +37,6 @@ INSTALLED_LOCATIONS_OPERATION = "get-installed-location"
 AGENCY_READ = "oauth.readonly"
 #: Locations asked for per page (the spec's default is 20; a server granting fewer is paged on).
 DEFAULT_INSTALLED_PAGE_SIZE = 100
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class InstalledLocation(APIModel):
@@ -107,7 +105,7 @@ class AgencyOperations(OperationsBase):
                 "Marketplace app's id, shown in the app's settings)"
             )
         for name, value in (("company_id", company), ("app_id", app)):
-            if not _ID.match(value):
+            if not is_highlevel_id(value):
                 raise GHLConfigError(f"connection {self.ghl_conn_id!r}: extra {name!r} is {value!r}, not a HighLevel id")
         return company, app
 
@@ -152,30 +150,19 @@ class AgencyOperations(OperationsBase):
             session=self._shared_session,  # type: ignore[attr-defined]
             base_url=self.base_url,
             timeout=self.timeout,
-            token_source=self.agency_token_source(),
-            limiter=self._agency_limiter(company_id),
-            retry=self.retry,
-            daily_reserve=self.daily_reserve,  # type: ignore[attr-defined]
-            stats=self.stats,
+            **self._request_rules(  # type: ignore[attr-defined]
+                token_source=self.agency_token_source(), limiter=self._agency_limiter(company_id)
+            ),
         )
 
     @contextlib.asynccontextmanager
     async def agency_async_transport(self, company_id: str) -> AsyncIterator[AsyncTransport]:
         """An :class:`AsyncTransport` sending with the agency token, on its own ``httpx.AsyncClient``."""
-        from airflow_provider_contacts.hooks.transport import AsyncTransport, async_tls_context
-
-        await self.aload_settings()
-        connect_s, read_s = self.timeout
-        async with httpx.AsyncClient(
-            base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s),
-            headers=self._base_headers(),  # type: ignore[attr-defined]
-            verify=await async_tls_context(),
-        ) as client:
-            yield AsyncTransport(
-                client=client, token_source=self.agency_token_source(),
-                limiter=self._agency_limiter(company_id), retry=self.retry,
-                daily_reserve=self.daily_reserve, stats=self.stats,  # type: ignore[attr-defined]
-            )
+        await self.aload_settings()  # before the agency token source reads the settings
+        async with self.async_transport(
+            token_source=self.agency_token_source(), limiter=self._agency_limiter(company_id)
+        ) as api:
+            yield api
 
     # -- the operation ---------------------------------------------------------------------------
 

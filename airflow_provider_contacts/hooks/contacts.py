@@ -206,11 +206,17 @@ class GHLContactsHook(
                     self._settings = settings
         return self._settings
 
-    def _request_rules(self) -> dict[str, Any]:
-        """What the sync and the async transports share: auth, the limiter, retries, counters."""
+    def _request_rules(
+        self, token_source: TokenSource | None = None, limiter: RateLimiter | None = None
+    ) -> dict[str, Any]:
+        """What the sync and the async transports share: auth, the limiter, retries, counters.
+
+        ``token_source`` / ``limiter`` replace the hook's own (the agency transports); the hook's
+        are only looked up when not given (an agency Private Integration token raises from
+        :attr:`token_source`)."""
         return {
-            "token_source": self.token_source,
-            "limiter": self.limiter,
+            "token_source": token_source if token_source is not None else self.token_source,
+            "limiter": limiter if limiter is not None else self.limiter,
             "retry": self.retry,
             "daily_reserve": self.daily_reserve,
             "stats": self.stats,
@@ -309,7 +315,9 @@ class GHLContactsHook(
         return session
 
     @contextlib.asynccontextmanager
-    async def async_transport(self) -> AsyncIterator[AsyncTransport]:
+    async def async_transport(
+        self, token_source: TokenSource | None = None, limiter: RateLimiter | None = None
+    ) -> AsyncIterator[AsyncTransport]:
         """An :class:`AsyncTransport` on its own ``httpx.AsyncClient``: what the async methods
         send through (each opens one).
 
@@ -317,6 +325,8 @@ class GHLContactsHook(
         as the hook's sync calls. The connection is read first with :meth:`aload_settings` (never
         a sync lookup inside the event loop). Prefer the async methods (``await
         hook.aget_contact(...)``); this is for requests the hook has no method for.
+
+        ``token_source`` / ``limiter`` replace the hook's own (see :meth:`_request_rules`).
         """
         await self.aload_settings()
         connect_s, read_s = self.timeout
@@ -324,7 +334,7 @@ class GHLContactsHook(
             base_url=self.base_url, timeout=httpx.Timeout(read_s, connect=connect_s), headers=self._base_headers(),
             verify=await async_tls_context(),
         ) as client:
-            yield AsyncTransport(client=client, **self._request_rules())
+            yield AsyncTransport(client=client, **self._request_rules(token_source=token_source, limiter=limiter))
 
     @property
     def timeout(self) -> tuple[float, float]:

@@ -34,6 +34,8 @@ from airflow_provider_contacts.hooks.specs import Plan, RequestSpec, adrive, dri
 from airflow_provider_contacts.hooks.transport import AmbiguousWrite, CallReport
 
 if TYPE_CHECKING:
+    from airflow_provider_contacts.auth import TokenSource
+    from airflow_provider_contacts.hooks.pacing import RateLimiter
     from airflow_provider_contacts.hooks.retry import RetryPolicy
     from airflow_provider_contacts.hooks.settings import ConnectionSettings
     from airflow_provider_contacts.hooks.transport import AsyncTransport, HookStats, Transport
@@ -142,7 +144,9 @@ class OperationsBase:
     async def aload_settings(self) -> ConnectionSettings:  # pragma: no cover - provided by GHLContactsHook
         raise NotImplementedError
 
-    def async_transport(self) -> contextlib.AbstractAsyncContextManager[AsyncTransport]:  # pragma: no cover
+    def async_transport(  # pragma: no cover
+        self, token_source: TokenSource | None = None, limiter: RateLimiter | None = None
+    ) -> contextlib.AbstractAsyncContextManager[AsyncTransport]:
         raise NotImplementedError
 
     def require_location_id(self) -> str:

@@ -164,18 +164,29 @@ class RateLimiter:
             now = self._clock()
             if now < self._hold_until:
                 return self._hold_until - now
-            window = self.own_window_s
-            while self._sent and self._sent[0] <= now - window:
-                self._sent.popleft()
+            window = self._prune_sent(now)
             trusted = max(2, int(self._max * REMAINING_TRUST_FRACTION))
             if len(self._sent) >= self.own_capacity and self._server_budget <= trusted:
                 return max(0.001, self._sent[0] + window - now)
-            self._sent.append(now)
-            self._server_budget -= 1
-            self._in_flight += 1
-            if self._daily_remaining is not None:
-                self._daily_remaining -= 1
+            self._record_start(now)
             return 0.0
+
+    def _prune_sent(self, now: float) -> float:
+        """Drop the own-window start times older than the window; return the window. Under the lock."""
+        window = self.own_window_s
+        while self._sent and self._sent[0] <= now - window:
+            self._sent.popleft()
+        return window
+
+    def _record_start(self, now: float) -> None:
+        """Count one request starting at ``now``: own window, server budget, in flight, daily view.
+        Under the lock."""
+        self._prune_sent(now)
+        self._sent.append(now)
+        self._server_budget -= 1
+        self._in_flight += 1
+        if self._daily_remaining is not None:
+            self._daily_remaining -= 1
 
     def acquire(self, daily_reserve: int = DEFAULT_DAILY_RESERVE) -> None:
         """Block until the next request may start. Pair every call with :meth:`release`.
@@ -196,15 +207,7 @@ class RateLimiter:
         in flight and the daily view, so a fall-back to this limiter starts from what was really
         sent. Pair every call with :meth:`release`."""
         with self._lock:
-            now = self._clock()
-            window = self.own_window_s
-            while self._sent and self._sent[0] <= now - window:
-                self._sent.popleft()
-            self._sent.append(now)
-            self._server_budget -= 1
-            self._in_flight += 1
-            if self._daily_remaining is not None:
-                self._daily_remaining -= 1
+            self._record_start(self._clock())
 
     def release(self) -> None:
         """Mark one acquired request as finished (answered or failed)."""

@@ -51,6 +51,7 @@ from airflow_provider_contacts import CONN_FIELDS, CONN_TYPE, DEFAULT_API_VERSIO
 from airflow_provider_contacts.auth import LEGACY_STORE_EXTRAS, mask_secret, rotation_store_extra
 from airflow_provider_contacts.errors import GHLConfigError
 from airflow_provider_contacts.hooks.paths import is_highlevel_id, not_an_id
+from airflow_provider_contacts.hooks.shared_limits import DEFAULT_KEY_PREFIX
 from airflow_provider_contacts.hooks.urls import redact_url_secrets, split_url_credentials
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ class ConnectionSettings:
     #: ``rate_limit_redis_conn_id``); ``None``: the in-process limiter (see ``hooks/shared_limits.py``).
     rate_limit_redis_conn_id: str | None = None
     #: Prefix of the shared limiter's Redis keys (extra ``rate_limit_key_prefix``).
-    rate_limit_key_prefix: str = "ghl:ratelimit"
+    rate_limit_key_prefix: str = DEFAULT_KEY_PREFIX
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -210,7 +211,7 @@ class ConnectionSettings:
             url_credentials_ignored=bool(url_secrets),
             app_id=_extra(extras, "app_id"),
             rate_limit_redis_conn_id=_text_extra(extras, "rate_limit_redis_conn_id"),
-            rate_limit_key_prefix=_text_extra(extras, "rate_limit_key_prefix") or "ghl:ratelimit",
+            rate_limit_key_prefix=_text_extra(extras, "rate_limit_key_prefix") or DEFAULT_KEY_PREFIX,
         )
         if url_secrets:
             _warn_url_credentials(conn_id, raw_host)
@@ -391,11 +392,8 @@ def _warn_once(seen: set[Any], key: Any, message: str, *args: Any) -> None:
 def _warn_url_credentials(conn_id: str, host: str) -> None:
     """Warn once per connection and process that the host's credentials are not used."""
     shown = redact_url_secrets(host.strip())
-    with _WARNED_LOCK:
-        if (conn_id, shown) in _WARNED_CREDENTIALS:
-            return
-        _WARNED_CREDENTIALS.add((conn_id, shown))
-    log.warning(
+    _warn_once(
+        _WARNED_CREDENTIALS, (conn_id, shown),
         "connection %r: the host %s carries credentials; they are ignored and never sent - HighLevel "
         "authenticates with the Bearer token (the connection's password, or OAuth). Remove them from "
         "the host.",
