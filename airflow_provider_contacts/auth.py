@@ -128,6 +128,7 @@ from airflow_provider_contacts.errors import (
     GHLServerError,
     GHLTransportError,
     api_error_message,
+    explain,
     is_scope_message,
 )
 from airflow_provider_contacts.hooks.pacing import DEFAULT_INTERVAL_S
@@ -1697,13 +1698,13 @@ class OAuthTokenSource:
                     "put the new refresh token into the 'refresh_token' extra: a refresh keeps the old scopes"
                 )
             return GHLScopeError(
-                f"{message}: {fix} (connection {conn!r}, location {location_id}; no token refresh was spent on it)",
+                explain(message, f"{fix} (connection {conn!r}, location {location_id}; no token refresh was spent on it)"),
                 scope="oauth.write", status=401, trace_id=exc.trace_id, operation="get-location-access-token",
             )
         if exc.status == 401:
             return GHLAuthError(
-                f"{message}: HighLevel refused the agency access token of connection {conn!r} when minting a "
-                f"location token for location {location_id}", status=401, trace_id=exc.trace_id,
+                explain(message, f"HighLevel refused the agency access token of connection {conn!r} when minting a "
+                        f"location token for location {location_id}"), status=401, trace_id=exc.trace_id,
                 operation="get-location-access-token",
             )
         return GHLAuthError(

@@ -78,7 +78,7 @@ class GHLAPIError(GHLError):
         trace_id: str | None = None,
         operation: str | None = None,
     ) -> None:
-        self.message = _joined(redact_url_secrets(message))
+        self.message = redact_url_secrets(message)
         self.status = status
         self.trace_id = trace_id
         self.operation = operation
@@ -106,15 +106,13 @@ class GHLAPIError(GHLError):
         )
 
 
-#: ``"<HighLevel's sentence>.: <our explanation>"``: the hook appends its explanation to HighLevel's
-#: message after a colon, and HighLevel's messages end with a full stop.
-_STOP_BEFORE_COLON = re.compile(r"(?<=\w)([.!?])\s*:\s+(\w)")
-
-
-def _joined(message: str) -> str:
-    """``message`` with ``"... this location.: the token ..."`` read as ``"... this location. The
-    token ..."`` (HighLevel's sentence kept as it came, the explanation as the next sentence)."""
-    return _STOP_BEFORE_COLON.sub(lambda m: f"{m.group(1)} {m.group(2).upper()}", message)
+def explain(message: str, explanation: str) -> str:
+    """HighLevel's ``message`` followed by the hook's ``explanation``: as the next sentence when the
+    message ends one (``"... this location. The token ..."``), else after a colon."""
+    message = message.rstrip()
+    if message.endswith((".", "!", "?")):
+        return f"{message} {explanation[:1].upper()}{explanation[1:]}"
+    return f"{message}: {explanation}"
 
 
 def _rebuild_api_error(

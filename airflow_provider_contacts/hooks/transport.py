@@ -85,6 +85,7 @@ from airflow_provider_contacts.errors import (
     GHLTransportError,
     api_error_message,
     error_class_for_status,
+    explain,
 )
 from airflow_provider_contacts.hooks.creates import ServerClock
 from airflow_provider_contacts.hooks.pacing import RateLimiter
@@ -326,22 +327,22 @@ class _RequestRules:
                     "keeps the old scopes"
                 )
             return GHLScopeError(
-                f"{message}: {fix} (no token refresh was spent on it)",
+                explain(message, f"{fix} (no token refresh was spent on it)"),
                 scope=scope, status=status, trace_id=trace_id, operation=operation,
             )
         if cls is GHLLocationAccessError:
-            message = (
-                f"{message}: the token was issued for another location (sub-account); set location_id "
+            message = explain(
+                message, "the token was issued for another location (sub-account); set location_id "
                 "(the connection's extra 'location_id', or ContactsHook(location_id=...)) to the token's location"
             )
         elif status == 401:
-            message = (
-                f"{message}: the token is invalid or expired; put a valid Private Integration token "
+            message = explain(
+                message, "the token is invalid or expired; put a valid Private Integration token "
                 "in the connection's password, or re-authorise the OAuth app"
             )
         elif status == 403:
             lacks = f"the {needed} scope" if scope else needed
-            message = f"{message}: the token lacks {lacks}; add it to the app/integration and re-authorise"
+            message = explain(message, f"the token lacks {lacks}; add it to the app/integration and re-authorise")
         return cls(message, status=status, trace_id=trace_id, operation=operation)
 
 
